@@ -1,0 +1,56 @@
+# shared-services-operator: `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION ?= 0.13.9
+PYTHON := .venv/bin/python
+STATE := .local
+PYTEST_ARGS ?=
+
+export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
+
+.PHONY: help install controlplane lint format typecheck test crds up down run demo clean
+
+help: ## List the targets with what each does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install uv if missing, then the locked Python dependencies into .venv
+	@command -v uv >/dev/null && [[ "$$(uv --version)" == "uv $(UV_VERSION)"* ]] || \
+		python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv sync --frozen --quiet
+
+controlplane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl (cached)
+	@bash tests/controlplane/build.sh
+
+lint: install ## Check formatting and lint with ruff
+	uv run --frozen ruff format --check operator tests
+	uv run --frozen ruff check operator tests
+
+format: install ## Format and autofix with ruff
+	uv run --frozen ruff format operator tests
+	uv run --frozen ruff check --fix operator tests
+
+typecheck: install ## Type-check the operator and the test harness with mypy --strict
+	uv run --frozen mypy operator/shared_services tests/harness
+
+test: install controlplane ## Run the whole test suite (unit, then against real local clusters)
+	uv run --frozen pytest $(PYTEST_ARGS)
+
+crds: install ## Regenerate crds/ from the pydantic models
+	uv run --frozen python -m shared_services.crdgen --out crds
+
+up: install controlplane ## Start a supervisor and a workload cluster in the background
+	$(PYTHON) -m harness up --state $(STATE)
+
+down: ## Stop the clusters that `make up` started and remove their state
+	@[[ -x $(PYTHON) ]] && $(PYTHON) -m harness down --state $(STATE) || rm -rf $(STATE)/clusters
+
+run: install ## Run the operator in the foreground against the current $$KUBECONFIG
+	uv run --frozen shared-services-operator
+
+demo: install controlplane ## Show the operator keeping a local Service on a remote VIP, end to end
+	$(PYTHON) -m demo
+
+clean: down ## Remove the virtualenv and caches inside the repository
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

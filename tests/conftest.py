@@ -1,0 +1,109 @@
+"""Fixtures shared by every test layer.
+
+Tests under ``tests/integration`` and ``tests/e2e`` get the ``cluster`` marker and two real
+control planes, ``supervisor`` (with the load-balancer allocator) and ``workload``, started
+once per session. Each test gets a fresh namespace of its own on both, so tests never see
+each other's objects and need no cleanup of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from harness.allocator import LoadBalancerAllocator
+from harness.binaries import ensure_binaries
+from harness.cluster import Cluster, start_clusters
+
+_CLUSTER_DIRS = ("integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark cluster tests, and build the control plane before any test's timeout starts."""
+    needs_cluster = False
+    for item in items:
+        if any(part in _CLUSTER_DIRS for part in Path(str(item.path)).parts):
+            item.add_marker(pytest.mark.cluster)
+            needs_cluster = True
+    if needs_cluster and not config.option.collectonly:
+        ensure_binaries()
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """The two clusters of a test session."""
+
+    supervisor: Cluster
+    workload: Cluster
+    allocator: LoadBalancerAllocator
+
+
+@pytest.fixture(scope="session")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
+    """Start a supervisor and a workload cluster for the whole session."""
+    base = tmp_path_factory.mktemp("clusters")
+    supervisor, workload = start_clusters(
+        ["supervisor", "workload"], bin_dir=ensure_binaries(), base_dir=base
+    )
+    allocator = LoadBalancerAllocator(supervisor.api_client()).start()
+    try:
+        yield Clusters(supervisor=supervisor, workload=workload, allocator=allocator)
+    finally:
+        allocator.stop()
+        keep = os.environ.get("SSO_KEEP_CLUSTERS") == "1"
+        for cluster in (supervisor, workload):
+            cluster.stop(remove=not keep)
+
+
+@pytest.fixture(scope="session")
+def supervisor(clusters: Clusters) -> Cluster:
+    """The central cluster, where shared services are LoadBalancer Services."""
+    return clusters.supervisor
+
+
+@pytest.fixture(scope="session")
+def workload(clusters: Clusters) -> Cluster:
+    """The cluster where applications, imports and the operator live."""
+    return clusters.workload
+
+
+@pytest.fixture(scope="session")
+def supervisor_api(supervisor: Cluster) -> Iterator[k8s.ApiClient]:
+    """An admin client of the supervisor."""
+    api = supervisor.api_client()
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def workload_api(workload: Cluster) -> Iterator[k8s.ApiClient]:
+    """An admin client of the workload cluster."""
+    api = workload.api_client()
+    yield api
+    api.close()
+
+
+def _fresh_namespace(api: k8s.ApiClient, prefix: str) -> str:
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    k8s.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def namespace(supervisor_api: k8s.ApiClient, workload_api: k8s.ApiClient) -> Iterator[str]:
+    """A namespace of this test's own, created under the same name on both clusters."""
+    name = _fresh_namespace(workload_api, "t")
+    k8s.CoreV1Api(supervisor_api).create_namespace({"metadata": {"name": name}})
+    yield name
+    for api in (workload_api, supervisor_api):
+        try:
+            k8s.CoreV1Api(api).delete_namespace(name)
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise

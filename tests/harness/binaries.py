@@ -1,0 +1,33 @@
+"""Where the control-plane binaries are, building them on first use.
+
+The build is delegated to ``tests/controlplane/build.sh`` so that ``make``, CI and pytest
+share one cache and one definition of the version.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "controlplane" / "build.sh"
+PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+
+
+def ensure_binaries() -> Path:
+    """Return the directory holding the four binaries, building whatever is missing.
+
+    The build's progress goes to stderr so a first run in CI shows why it is slow.
+    """
+    override = os.environ.get("SSO_K8S_BIN_DIR")
+    if override:
+        return Path(override)
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=sys.stderr,
+        text=True,
+    )
+    return Path(result.stdout.strip().splitlines()[-1])

@@ -1,0 +1,357 @@
+"""One local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
+
+Each cluster gets free loopback ports and a directory of its own, so several run side by
+side (the tests use a ``supervisor`` and a ``workload``). Child processes are started in
+their own process group, so a Ctrl-C meant for pytest reaches them only through the orderly
+teardown, and with a parent-death signal, so they cannot outlive a harness that is killed
+outright. The admin kubeconfig embeds the CA and a token and names no files: it can be stored
+in a Secret and used from the other cluster, as the operator does in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from harness.pki import Pki, write_pki
+
+SERVICE_CIDR = "10.96.0.0/16"
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when the harness process dies, however it dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class StaticUser:
+    """A user from the API server's static token file."""
+
+    name: str
+    token: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class Cluster:
+    """A running (or startable) local control plane."""
+
+    name: str
+    directory: Path
+    bin_dir: Path
+    etcd_port: int = field(default_factory=free_port)
+    etcd_peer_port: int = field(default_factory=free_port)
+    apiserver_port: int = field(default_factory=free_port)
+    users: dict[str, StaticUser] = field(default_factory=dict)
+    _pki: Pki | None = None
+    _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[TextIO] = field(default_factory=list)
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The API server's address."""
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def pki(self) -> Pki:
+        """The cluster's certificates; created by :meth:`start`."""
+        if self._pki is None:
+            msg = f"cluster {self.name} has not been started"
+            raise RuntimeError(msg)
+        return self._pki
+
+    @property
+    def admin(self) -> StaticUser:
+        """The cluster-admin identity (group system:masters)."""
+        return self.users["admin"]
+
+    def kubeconfig(
+        self, user: StaticUser | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """A self-contained kubeconfig: CA data and token inline, no file paths."""
+        who = user or self.admin
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": self.name,
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority-data": b64encode(self.pki.ca_pem).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": who.name, "user": {"token": token or who.token}}],
+            "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": who.name}}],
+            "current-context": self.name,
+        }
+
+    def kubeconfig_yaml(self, user: StaticUser | None = None, *, token: str | None = None) -> str:
+        """The kubeconfig as YAML text, as it would sit in a Secret."""
+        return yaml.safe_dump(self.kubeconfig(user, token=token), sort_keys=False)
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        """Write the admin kubeconfig to ``path`` (mode 0600) and return the path."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.kubeconfig_yaml())
+        path.chmod(0o600)
+        return path
+
+    def api_client(
+        self, user: StaticUser | None = None, *, token: str | None = None
+    ) -> k8s.ApiClient:
+        """A kubernetes client for this cluster, as the admin unless told otherwise."""
+        api: k8s.ApiClient = k8s_config.new_client_from_config_dict(
+            self.kubeconfig(user, token=token)
+        )
+        return api
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Launch etcd, kube-apiserver and kube-controller-manager; do not wait."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._pki = write_pki(self.directory / "pki", cluster_name=self.name)
+        self._write_tokens()
+        self._spawn("etcd", self._etcd_args())
+        self.start_apiserver()
+        self._spawn("kube-controller-manager", self._controller_manager_args())
+
+    def start_apiserver(self) -> None:
+        """(Re)launch the API server on the same port, e.g. after :meth:`stop_apiserver`."""
+        self._spawn("kube-apiserver", self._apiserver_args())
+
+    def stop_apiserver(self) -> None:
+        """Stop only the API server, to simulate an outage of the cluster's API."""
+        self._terminate("kube-apiserver")
+
+    def signal_apiserver(self, sig: signal.Signals) -> None:
+        """Send a signal to the API server (SIGSTOP/SIGCONT freeze and thaw it)."""
+        self._processes["kube-apiserver"].send_signal(sig)
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Block until /readyz answers ok and the controller manager works; return seconds."""
+        started = time.monotonic()
+        deadline = started + timeout
+        context = ssl.create_default_context(cadata=self.pki.ca_pem.decode())
+        while True:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(
+                    f"{self.url}/readyz", context=context, timeout=2
+                ) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(self._timeout_message("/readyz"))
+            time.sleep(0.1)
+        # The serviceaccount controller creating "default" proves the controller manager is up.
+        api = k8s.CoreV1Api(self.api_client())
+        while True:
+            self._check_alive()
+            with contextlib.suppress(k8s.ApiException):
+                api.read_namespaced_service_account("default", "default")
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(self._timeout_message("the default ServiceAccount"))
+            time.sleep(0.1)
+        api.api_client.close()
+        return time.monotonic() - started
+
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop every process (controller manager first, etcd last) and remove the state."""
+        for component in ("kube-controller-manager", "kube-apiserver", "etcd"):
+            self._terminate(component)
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def pids(self) -> dict[str, int]:
+        """The process ids of the running components."""
+        return {name: p.pid for name, p in self._processes.items() if p.poll() is None}
+
+    def log_tail(self, component: str, lines: int = 30) -> str:
+        """The last lines a component wrote, for error messages."""
+        path = self.directory / f"{component}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _write_tokens(self) -> None:
+        # A static token file lets a test act as a plain user without certificates;
+        # ServiceAccounts get real tokens through TokenRequest instead.
+        for user in (
+            StaticUser("admin", secrets.token_hex(16), ("system:masters",)),
+            StaticUser(
+                "system:kube-controller-manager", secrets.token_hex(16), ("system:masters",)
+            ),
+            StaticUser("alice", secrets.token_hex(16)),
+            StaticUser("bob", secrets.token_hex(16)),
+        ):
+            self.users[user.name] = user
+        lines = [f'{u.token},{u.name},{u.name},"{",".join(u.groups)}"' for u in self.users.values()]
+        path = self.directory / "tokens.csv"
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        controller_manager = self.users["system:kube-controller-manager"]
+        kubeconfig = self.directory / "controller-manager.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(self.kubeconfig(controller_manager)))
+        kubeconfig.chmod(0o600)
+
+    def _etcd_args(self) -> list[str]:
+        return [
+            f"--data-dir={self.directory / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
+            f"--listen-peer-urls=http://127.0.0.1:{self.etcd_peer_port}",
+        ]
+
+    def _apiserver_args(self) -> list[str]:
+        pki = self.pki
+        return [
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            f"--token-auth-file={self.directory / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer=https://kubernetes.default.svc.{self.name}",
+            f"--service-account-key-file={pki.service_account_pub}",
+            f"--service-account-signing-key-file={pki.service_account_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # The "kubernetes" Service would point at 127.0.0.1, which Endpoints reject.
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+        ]
+
+    def _controller_manager_args(self) -> list[str]:
+        kubeconfig = self.directory / "controller-manager.kubeconfig"
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            f"--root-ca-file={self.pki.ca_cert}",
+            f"--service-account-private-key-file={self.pki.service_account_key}",
+            # What a workload cluster runs that matters to Services and their endpoints, plus
+            # garbage collection and namespace deletion; nothing that schedules pods.
+            "--controllers=garbage-collector-controller,namespace-controller,"
+            "serviceaccount-controller,serviceaccount-token-controller,"
+            "root-ca-certificate-publisher-controller,endpoints-controller,"
+            "endpointslice-controller,endpointslice-mirroring-controller",
+            "--profiling=false",
+        ]
+
+    def _spawn(self, component: str, args: list[str]) -> None:
+        log = (self.directory / f"{component}.log").open("a")
+        self._logs.append(log)
+        self._processes[component] = subprocess.Popen(
+            [str(self.bin_dir / component), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )
+
+    def _terminate(self, component: str) -> None:
+        process = self._processes.pop(component, None)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _check_alive(self) -> None:
+        for component, process in self._processes.items():
+            if process.poll() is not None:
+                msg = (
+                    f"{self.name}: {component} exited with {process.returncode}:\n"
+                    f"{self.log_tail(component)}"
+                )
+                raise RuntimeError(msg)
+
+    def _timeout_message(self, what: str) -> str:
+        tails = "\n".join(f"--- {c}\n{self.log_tail(c, 10)}" for c in ("etcd", "kube-apiserver"))
+        return f"{self.name}: timed out waiting for {what}\n{tails}"
+
+    def describe(self) -> dict[str, Any]:
+        """What ``make up`` records about a running cluster."""
+        return {
+            "name": self.name,
+            "url": self.url,
+            "directory": str(self.directory),
+            "pids": self.pids(),
+        }
+
+
+def start_clusters(
+    names: list[str], *, bin_dir: Path, base_dir: Path, timeout: float = 90.0
+) -> list[Cluster]:
+    """Start clusters side by side and wait until all are ready.
+
+    All processes are launched before any wait, so the clusters boot in parallel; a failure
+    stops the ones already started.
+    """
+    clusters = [Cluster(name=n, directory=base_dir / n, bin_dir=bin_dir) for n in names]
+    try:
+        for cluster in clusters:
+            cluster.start()
+        for cluster in clusters:
+            cluster.wait_ready(timeout)
+    except BaseException:
+        for cluster in clusters:
+            cluster.stop(remove=False)
+        raise
+    return clusters
+
+
+def dump_state(clusters: list[Cluster], path: Path) -> None:
+    """Record running clusters so ``make down`` can find them."""
+    path.write_text(json.dumps([c.describe() for c in clusters], indent=2))
