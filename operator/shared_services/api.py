@@ -1,0 +1,888 @@
+"""The custom resources' models: the one source of truth for what a valid spec is.
+
+The CRDs in ``crds/`` are generated from these models (see ``crdgen``), and every rule the
+API server enforces through those CRDs is enforced here as well. The duplication is on
+purpose: an old CRD, a CRD installed by hand, or a cluster that skips CEL may let a bad spec
+through, and the operator must still refuse it with a message a person can act on instead of
+writing broken Services and EndpointSlices. Each CEL rule is declared next to the Python
+check that mirrors it and uses the same message, so the two read the same to a user.
+
+Nothing here rewrites what the user wrote. Defaults that Kubernetes does not apply (the local
+Service name, a port's target port, canonical address text) are exposed as derived helpers so
+that the stored object and the model always agree.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal, Self
+
+import pydantic
+import pydantic.alias_generators
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+JsonDict = dict[str, pydantic.JsonValue]
+
+GROUP = "sharedservices.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+IMPORT_KIND = "SharedServiceImport"
+IMPORT_PLURAL = "sharedserviceimports"
+IMPORT_SINGULAR = "sharedserviceimport"
+
+REMOTE_CLUSTER_KIND = "RemoteCluster"
+REMOTE_CLUSTER_PLURAL = "remoteclusters"
+REMOTE_CLUSTER_SINGULAR = "remotecluster"
+
+# An EndpointSlice holds at most 100 ports; the import's ports all go into each slice.
+MAX_PORTS = 100
+MAX_ADDRESSES = 64
+MAX_NAMESPACES = 256
+# One EndpointSlice holds at most 1000 endpoints, so more resolved addresses cannot be served.
+MAX_STATUS_ADDRESSES = 1000
+MAX_CONDITIONS = 32
+# The longest textual IPv6 address (with an embedded IPv4 tail) has 45 characters.
+MAX_IP_LENGTH = 45
+
+# Kubernetes' own name rules (k8s.io/apimachinery/pkg/util/validation), as RE2-compatible
+# patterns so that the API server and pydantic run the very same expression.
+DNS1123_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# A resolvable name: DNS-1123 subdomain whose labels also fit DNS's 63-octet limit, with the
+# fully-qualified trailing dot allowed.
+HOSTNAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?$"
+# IANA_SVC_NAME as Kubernetes checks port names: lowercase letters, digits and single inner
+# hyphens, with at least one letter. RE2 has no look-ahead, so "at least one letter" is
+# spelled as "digit groups, then a letter, then anything allowed".
+PORT_NAME_PATTERN = r"^([0-9]+-?)*[a-z]([a-z0-9]|-[a-z0-9])*$"
+# Kubernetes' rule for keys of a Secret's or ConfigMap's data.
+DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+SourceKind = Literal["remoteService", "hostname", "addresses"]
+Protocol = Literal["TCP", "UDP", "SCTP"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class InvalidSpecError(ValueError):
+    """A spec the operator refuses; ``message`` is short enough for a status condition."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- helpers that keep a rule, its CEL twin and its message in one place ------------------
+
+
+def cel_rule(
+    rule: str,
+    message: str,
+    *,
+    message_expression: str | None = None,
+    field_path: str | None = None,
+    reason: str | None = None,
+) -> JsonDict:
+    """Build one ``x-kubernetes-validations`` entry, so rules read the same everywhere."""
+    entry: JsonDict = {"rule": rule, "message": message}
+    if message_expression is not None:
+        entry["messageExpression"] = message_expression
+    if field_path is not None:
+        entry["fieldPath"] = field_path
+    if reason is not None:
+        entry["reason"] = reason
+    return entry
+
+
+def _k8s(
+    *rules: JsonDict,
+    list_type: str | None = None,
+    map_keys: Sequence[str] = (),
+    **extra: pydantic.JsonValue,
+) -> JsonDict:
+    """Collect one node's schema extensions: CEL rules, list semantics, plain keywords."""
+    schema: JsonDict = dict(extra)
+    if rules:
+        schema["x-kubernetes-validations"] = list(rules)
+    if list_type is not None:
+        schema["x-kubernetes-list-type"] = list_type
+    if map_keys:
+        schema["x-kubernetes-list-map-keys"] = list(map_keys)
+    return schema
+
+
+def _explained(message: str) -> WrapValidator:
+    """Replace pydantic's generic complaint about a constrained value by one that says what fits.
+
+    "String should match pattern '^[a-z0-9]...'" is correct but useless to a person editing
+    YAML; the message given here names the rule in words.
+    """
+
+    def validate(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except pydantic.ValidationError as error:
+            raise PydanticCustomError("invalid_value", message) from error
+
+    return WrapValidator(validate)
+
+
+def _fail(message: str) -> PydanticCustomError:
+    # Custom errors keep the message as written; a ValueError would be prefixed "Value error,".
+    return PydanticCustomError("invalid_value", message)
+
+
+def _unique(*, what: str, key: Callable[[str], str] = str) -> AfterValidator:
+    """Reject a list that names the same thing twice, as ``x-kubernetes-list-type: set`` does."""
+
+    def validate(items: tuple[str, ...]) -> tuple[str, ...]:
+        counts = Counter(key(item) for item in items)
+        repeated = [item for item, count in counts.items() if count > 1]
+        if repeated:
+            raise _fail(f"must not list the same {what} twice; {repeated[0]} is listed twice")
+        return items
+
+    return AfterValidator(validate)
+
+
+# --- constrained scalar types --------------------------------------------------------------
+
+DNS1123Label = Annotated[
+    str,
+    Strict(),
+    Field(min_length=1, max_length=63, pattern=DNS1123_LABEL_PATTERN),
+    _explained(
+        "must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', "
+        "starting and ending with a letter or digit"
+    ),
+]
+DNS1123Subdomain = Annotated[
+    str,
+    Strict(),
+    Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN),
+    _explained(
+        "must be a DNS-1123 subdomain: at most 253 lowercase letters, digits, '-' or '.', "
+        "each dot-separated part starting and ending with a letter or digit"
+    ),
+]
+DNS1035Label = Annotated[
+    str,
+    Strict(),
+    Field(min_length=1, max_length=63, pattern=DNS1035_LABEL_PATTERN),
+    _explained(
+        "must be a DNS-1035 label: at most 63 lowercase letters, digits or '-', "
+        "starting with a letter and ending with a letter or digit"
+    ),
+]
+PortNumber = Annotated[
+    int,
+    Strict(),
+    Field(ge=1, le=65535),
+    _explained("must be an integer between 1 and 65535"),
+]
+PortName = Annotated[
+    str,
+    Strict(),
+    Field(min_length=1, max_length=15, pattern=PORT_NAME_PATTERN),
+    _explained(
+        "must be a port name: at most 15 lowercase letters, digits or '-', with at least "
+        "one letter, no '-' at either end and no '--'"
+    ),
+]
+
+HOSTNAME_IS_IP_MESSAGE = "is an IP address; list IP addresses under source.addresses instead"
+
+
+def _hostname_not_ip(value: str) -> str:
+    # Such a name would be looked up in DNS and never found; say where it belongs instead.
+    if _parse_kubernetes_ip(value) is not None:
+        raise _fail(HOSTNAME_IS_IP_MESSAGE)
+    return value
+
+
+Hostname = Annotated[
+    str,
+    Strict(),
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=HOSTNAME_PATTERN,
+        json_schema_extra=_k8s(cel_rule("!isIP(self)", HOSTNAME_IS_IP_MESSAGE)),
+    ),
+    _explained(
+        "must be a DNS name such as db.example.internal: at most 253 lowercase letters, "
+        "digits, '-' or '.', each label at most 63 characters starting and ending with a "
+        "letter or digit, optionally ending in '.'"
+    ),
+    AfterValidator(_hostname_not_ip),
+]
+
+# --- endpoint addresses --------------------------------------------------------------------
+
+NOT_AN_IP_MESSAGE = (
+    "must be an IPv4 or IPv6 address such as 192.0.2.10 or 2001:db8::10 "
+    "(no zone, no IPv4-mapped IPv6 form, no leading zeros)"
+)
+UNSPECIFIED_MESSAGE = "must not be the unspecified address (0.0.0.0 or ::)"
+LOOPBACK_MESSAGE = "must not be a loopback address (127.0.0.0/8 or ::1)"
+LINK_LOCAL_MESSAGE = "must not be a link-local address (169.254.0.0/16 or fe80::/10)"
+LINK_LOCAL_MULTICAST_MESSAGE = (
+    "must not be a link-local multicast address (224.0.0.0/24 or ff02::/16)"
+)
+NOT_UNICAST_MESSAGE = (
+    "must be a unicast address, not multicast (224.0.0.0/4, ff00::/8) "
+    "or broadcast (255.255.255.255)"
+)
+DUPLICATE_ADDRESS_MESSAGE = "must not list the same address twice, in any spelling"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _parse_kubernetes_ip(text: str) -> IPAddress | None:
+    """Parse ``text`` as the Kubernetes CEL ``ip()`` function does, or return None.
+
+    Python accepts zones ("fe80::1%eth0") and IPv4-mapped IPv6 addresses, which Kubernetes
+    refuses; both are refused here too so the operator and the API server agree.
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and (
+        address.scope_id is not None or address.ipv4_mapped is not None
+    ):
+        return None
+    return address
+
+
+_LINK_LOCAL_MULTICAST_V4 = ipaddress.IPv4Network("224.0.0.0/24")
+
+
+def _is_link_local_multicast(address: IPAddress) -> bool:
+    # Go's net/netip definition, which the API server uses: 224.0.0.0/24 and ffX2::/16.
+    if isinstance(address, ipaddress.IPv4Address):
+        return address in _LINK_LOCAL_MULTICAST_V4
+    packed = address.packed
+    return packed[0] == 0xFF and packed[1] & 0x0F == 0x02
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+# Why an address cannot be an endpoint, checked in this order by both the Python check and
+# the CEL message expression, so both name the same reason: (CEL test, Python test, message).
+# Whatever is left, when Kubernetes' isGlobalUnicast() is false, is multicast or broadcast.
+_ADDRESS_PROBLEMS: tuple[tuple[str, Callable[[IPAddress], bool], str], ...] = (
+    ("ip(self).isUnspecified()", lambda a: a.is_unspecified, UNSPECIFIED_MESSAGE),
+    ("ip(self).isLoopback()", lambda a: a.is_loopback, LOOPBACK_MESSAGE),
+    ("ip(self).isLinkLocalUnicast()", lambda a: a.is_link_local, LINK_LOCAL_MESSAGE),
+    ("ip(self).isLinkLocalMulticast()", _is_link_local_multicast, LINK_LOCAL_MULTICAST_MESSAGE),
+    (
+        "!ip(self).isGlobalUnicast()",
+        lambda a: a.is_multicast or a == _BROADCAST,
+        NOT_UNICAST_MESSAGE,
+    ),
+)
+
+
+def _address_message_expression() -> str:
+    # The last entry is what remains when the rule fails, so it needs no test of its own.
+    *tested, (_, _, fallback) = _ADDRESS_PROBLEMS
+    expression = f"'{fallback}'"
+    for cel_test, _, message in reversed(tested):
+        expression = f"{cel_test} ? '{message}' : {expression}"
+    return expression
+
+
+def endpoint_address_problem(text: str) -> str | None:
+    """Say why ``text`` cannot be an endpoint address, or return None when it can.
+
+    The API server refuses unspecified, loopback and link-local addresses in Endpoints and
+    EndpointSlices; multicast and broadcast cannot back a Service. The resolver of hostname
+    sources uses this too, so that a DNS answer of 127.0.0.1 is dropped, not written.
+    """
+    address = _parse_kubernetes_ip(text)
+    if address is None:
+        return NOT_AN_IP_MESSAGE
+    for _, is_problem, message in _ADDRESS_PROBLEMS:
+        if is_problem(address):
+            return message
+    return None
+
+
+def canonical_address(text: str) -> str:
+    """Return the canonical text of an IP address (RFC 5952 for IPv6), as Go prints it.
+
+    The spec keeps what the user wrote; objects the operator builds use this form so that
+    "2001:DB8::1" and "2001:db8:0::1" are recognised as the same endpoint.
+    """
+    address = _parse_kubernetes_ip(text)
+    if address is None:
+        raise ValueError(f"{text!r}: {NOT_AN_IP_MESSAGE}")
+    return str(address)
+
+
+def _check_endpoint_address(value: str) -> str:
+    problem = endpoint_address_problem(value)
+    if problem is not None:
+        raise _fail(problem)
+    return value
+
+
+def _canonical_or_self(text: str) -> str:
+    address = _parse_kubernetes_ip(text)
+    return text if address is None else str(address)
+
+
+EndpointAddress = Annotated[
+    str,
+    Strict(),
+    Field(
+        min_length=1,
+        max_length=MAX_IP_LENGTH,
+        json_schema_extra=_k8s(
+            cel_rule("isIP(self)", NOT_AN_IP_MESSAGE),
+            cel_rule(
+                "!isIP(self) || ip(self).isGlobalUnicast()",
+                NOT_UNICAST_MESSAGE,
+                message_expression=_address_message_expression(),
+            ),
+        ),
+    ),
+    _explained(NOT_AN_IP_MESSAGE),
+    AfterValidator(_check_endpoint_address),
+]
+
+Addresses = Annotated[
+    tuple[EndpointAddress, ...],
+    Field(
+        min_length=1,
+        max_length=MAX_ADDRESSES,
+        json_schema_extra=_k8s(
+            # list-type "set" rejects the same string twice; this also catches the same
+            # address spelled two ways, which would otherwise become two identical endpoints.
+            # IP values are compared directly: the cost estimator prices that at 1, whereas
+            # string(ip(...)) has no size bound and would push the rule over its budget.
+            cel_rule(
+                "self.all(a, !isIP(a) || self.exists_one(b, isIP(b) && ip(b) == ip(a)))",
+                DUPLICATE_ADDRESS_MESSAGE,
+            ),
+            list_type="set",
+        ),
+    ),
+    _unique(what="address", key=_canonical_or_self),
+]
+
+# --- SharedServiceImport -------------------------------------------------------------------
+
+
+class _Spec(pydantic.BaseModel):
+    """Base of the specs: immutable, camelCase on the wire, and strict about unknown fields."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=pydantic.alias_generators.to_camel,
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+
+class _Status(pydantic.BaseModel):
+    """Base of the statuses: what older or newer operators wrote is ignored, not an error."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=pydantic.alias_generators.to_camel,
+        populate_by_name=True,
+        extra="ignore",
+    )
+
+
+class RemoteServiceRef(_Spec):
+    """A LoadBalancer Service on a central cluster whose ingress addresses are imported."""
+
+    cluster: DNS1123Subdomain = Field(
+        description="Name of the RemoteCluster that holds the Service."
+    )
+    namespace: DNS1123Label = Field(description="Namespace of the Service on that cluster.")
+    name: DNS1035Label = Field(description="Name of the Service on that cluster.")
+
+
+ONE_SOURCE_MESSAGE = "set exactly one of remoteService, hostname or addresses"
+_SOURCE_FIELDS: tuple[tuple[str, SourceKind], ...] = (
+    ("remote_service", "remoteService"),
+    ("hostname", "hostname"),
+    ("addresses", "addresses"),
+)
+
+
+class Source(_Spec):
+    """Where the shared service's addresses come from; exactly one way must be chosen."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            cel_rule(
+                "[has(self.remoteService), has(self.hostname), has(self.addresses)]"
+                ".exists_one(x, x)",
+                ONE_SOURCE_MESSAGE,
+            )
+        )
+    )
+
+    remote_service: RemoteServiceRef | None = Field(
+        default=None,
+        description=(
+            "A LoadBalancer Service on a RemoteCluster; its status.loadBalancer.ingress "
+            "addresses are watched and kept in sync."
+        ),
+    )
+    hostname: Hostname | None = Field(
+        default=None,
+        description="A DNS name, resolved and re-resolved when the answer's TTL runs out.",
+    )
+    addresses: Addresses | None = Field(
+        default=None,
+        description=(
+            "Fixed IPv4 or IPv6 addresses (1 to 64). Loopback, link-local, multicast, "
+            "unspecified and broadcast addresses cannot be endpoints and are refused."
+        ),
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        chosen = [wire for field, wire in _SOURCE_FIELDS if getattr(self, field) is not None]
+        if len(chosen) != 1:
+            found = ", ".join(chosen) if chosen else "none"
+            raise _fail(f"{ONE_SOURCE_MESSAGE} (found: {found})")
+        return self
+
+    @property
+    def kind(self) -> SourceKind:
+        """Which of the three sources is set; handy for labels, metrics and dispatch."""
+        for field, wire in _SOURCE_FIELDS:
+            if getattr(self, field) is not None:
+                return wire
+        # The model validator guarantees one source; a model built with model_construct()
+        # that skips it is a programming error.
+        raise AssertionError("source has no kind")
+
+    @property
+    def canonical_addresses(self) -> tuple[str, ...]:
+        """The fixed addresses in canonical form, first spelling first; empty for others."""
+        seen: dict[str, None] = {}
+        for text in self.addresses or ():
+            seen.setdefault(canonical_address(text), None)
+        return tuple(seen)
+
+
+class ImportPort(_Spec):
+    """One port of the local Service and where it leads on the remote address."""
+
+    name: PortName | None = Field(
+        default=None,
+        description="Port name; required when there is more than one port.",
+    )
+    port: PortNumber = Field(description="Port of the local Service.")
+    target_port: PortNumber | None = Field(
+        default=None,
+        description="Port on the remote address; defaults to port.",
+    )
+    protocol: Protocol = Field(default="TCP", description="TCP, UDP or SCTP.")
+
+    @property
+    def effective_target_port(self) -> int:
+        """The port on the remote address, with the documented default applied."""
+        return self.port if self.target_port is None else self.target_port
+
+
+NAMES_REQUIRED_MESSAGE = "every port needs a name when there is more than one port"
+UNIQUE_NAMES_MESSAGE = "port names must be unique"
+UNIQUE_PORTS_MESSAGE = "each port and protocol pair may appear only once"
+PORTS_REQUIRED_MESSAGE = (
+    "ports are required unless the source is remoteService, whose Service's ports are used"
+)
+
+
+def _check_ports(ports: tuple[ImportPort, ...]) -> tuple[ImportPort, ...]:
+    if len(ports) > 1:
+        for index, port in enumerate(ports):
+            if port.name is None:
+                raise _fail(
+                    f"{NAMES_REQUIRED_MESSAGE}; ports[{index}] "
+                    f"({port.port}/{port.protocol}) has none"
+                )
+    names = Counter(port.name for port in ports if port.name is not None)
+    for name, count in names.items():
+        if count > 1:
+            raise _fail(f"{UNIQUE_NAMES_MESSAGE}; {name!r} is used {count} times")
+    pairs = Counter((port.port, port.protocol) for port in ports)
+    for (number, protocol), count in pairs.items():
+        if count > 1:
+            raise _fail(f"{UNIQUE_PORTS_MESSAGE}; {number}/{protocol} is listed {count} times")
+    return ports
+
+
+Ports = Annotated[
+    tuple[ImportPort, ...],
+    Field(
+        min_length=1,
+        max_length=MAX_PORTS,
+        json_schema_extra=_k8s(
+            cel_rule("self.size() <= 1 || self.all(p, has(p.name))", NAMES_REQUIRED_MESSAGE),
+            cel_rule(
+                "self.all(p, !has(p.name) || self.exists_one(q, has(q.name) && q.name == p.name))",
+                UNIQUE_NAMES_MESSAGE,
+            ),
+            # A map keyed like Service.spec.ports: the API server then rejects a repeated
+            # (port, protocol) itself, and server-side apply merges ports one by one, so a
+            # GitOps tool and a person editing different ports do not overwrite each other.
+            list_type="map",
+            map_keys=("port", "protocol"),
+        ),
+    ),
+    AfterValidator(_check_ports),
+]
+
+
+class ImportSpec(_Spec):
+    """What to import and under which local Service, so applications keep their DNS name."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            cel_rule(
+                "!has(self.source) || has(self.source.remoteService) || has(self.ports)",
+                PORTS_REQUIRED_MESSAGE,
+                field_path=".ports",
+                reason="FieldValueRequired",
+            )
+        )
+    )
+
+    source: Source = Field(description="Exactly one of remoteService, hostname or addresses.")
+    service_name: DNS1035Label | None = Field(
+        default=None,
+        description="Name of the local Service; defaults to the import's metadata.name.",
+    )
+    ports: Ports | None = Field(
+        default=None,
+        validate_default=True,
+        description=(
+            "Ports of the local Service (at most 100). Required unless the source is "
+            "remoteService, whose Service's ports are used when this is left out."
+        ),
+    )
+
+    @pydantic.field_validator("ports", mode="after")
+    @classmethod
+    def _ports_required(
+        cls, ports: tuple[ImportPort, ...] | None, info: ValidationInfo
+    ) -> tuple[ImportPort, ...] | None:
+        source = info.data.get("source")
+        # Without a valid source the source's own error is the one worth reading.
+        if ports is None and isinstance(source, Source) and source.remote_service is None:
+            raise _fail(PORTS_REQUIRED_MESSAGE)
+        return ports
+
+    def effective_service_name(self, import_name: str) -> str:
+        """Name of the local Service: serviceName, or else the import's own name."""
+        return import_name if self.service_name is None else self.service_name
+
+
+class ResolvedPort(_Status):
+    """A port as the operator applied it, with every default filled in."""
+
+    name: PortName | None = None
+    port: PortNumber
+    target_port: PortNumber
+    protocol: Protocol
+
+
+def _check_rfc3339(value: str) -> str:
+    if _RFC3339.match(value) is None:
+        raise _fail("must be an RFC 3339 timestamp such as 2024-05-01T12:00:00Z")
+    try:
+        datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise _fail(f"is not a real date and time: {error}") from error
+    return value
+
+
+Timestamp = Annotated[
+    str,
+    Strict(),
+    Field(max_length=64, json_schema_extra={"format": "date-time"}),
+    AfterValidator(_check_rfc3339),
+]
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    """Format a timestamp the way Kubernetes writes metav1.Time: UTC, whole seconds, "Z"."""
+    if moment.tzinfo is None:
+        raise ValueError("a timestamp needs a time zone; pass an aware datetime")
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Condition(_Status):
+    """One observation about the object, shaped like metav1.Condition so tools understand it."""
+
+    type: Annotated[str, Strict(), Field(max_length=316, pattern=CONDITION_TYPE_PATTERN)]
+    status: ConditionStatus
+    reason: Annotated[
+        str, Strict(), Field(min_length=1, max_length=1024, pattern=CONDITION_REASON_PATTERN)
+    ]
+    message: Annotated[str, Strict(), Field(max_length=32768)]
+    last_transition_time: Timestamp
+    observed_generation: Annotated[int, Strict(), Field(ge=0)] | None = None
+
+
+def _unique_condition_types(conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:
+    counts = Counter(condition.type for condition in conditions)
+    repeated = [kind for kind, count in counts.items() if count > 1]
+    if repeated:
+        raise _fail(f"condition types must be unique; {repeated[0]!r} appears twice")
+    return conditions
+
+
+Conditions = Annotated[
+    tuple[Condition, ...],
+    Field(
+        max_length=MAX_CONDITIONS,
+        json_schema_extra=_k8s(list_type="map", map_keys=("type",)),
+    ),
+    AfterValidator(_unique_condition_types),
+]
+
+
+def _check_ports_unique(ports: tuple[ResolvedPort, ...]) -> tuple[ResolvedPort, ...]:
+    pairs = Counter((port.port, port.protocol) for port in ports)
+    for (number, protocol), count in pairs.items():
+        if count > 1:
+            raise _fail(f"{UNIQUE_PORTS_MESSAGE}; {number}/{protocol} is listed {count} times")
+    return ports
+
+
+class ImportStatus(_Status):
+    """What the operator last applied for an import, and whether it is healthy."""
+
+    observed_generation: Annotated[int, Strict(), Field(ge=0)] | None = Field(
+        default=None, description="The spec generation this status describes."
+    )
+    addresses: (
+        Annotated[
+            tuple[Annotated[str, Strict(), Field(max_length=MAX_IP_LENGTH)], ...],
+            Field(max_length=MAX_STATUS_ADDRESSES, json_schema_extra=_k8s(list_type="set")),
+            _unique(what="address"),
+        ]
+        | None
+    ) = Field(default=None, description="Addresses currently written to the endpoints.")
+    ports: (
+        Annotated[
+            tuple[ResolvedPort, ...],
+            Field(
+                max_length=MAX_PORTS,
+                json_schema_extra=_k8s(list_type="map", map_keys=("port", "protocol")),
+            ),
+            AfterValidator(_check_ports_unique),
+        ]
+        | None
+    ) = Field(default=None, description="Ports of the local Service, defaults applied.")
+    last_change_time: Timestamp | None = Field(
+        default=None, description="When the addresses last changed."
+    )
+    conditions: Conditions | None = Field(
+        default=None, description="Ready, SourceResolved and other observations."
+    )
+
+
+# --- RemoteCluster -------------------------------------------------------------------------
+
+
+class SecretKeyRef(_Spec):
+    """A key of a Secret in the operator's own namespace; Secrets elsewhere are never read."""
+
+    name: DNS1123Subdomain = Field(description="Name of the Secret.")
+    key: Annotated[
+        str,
+        Strict(),
+        Field(min_length=1, max_length=253, pattern=DATA_KEY_PATTERN),
+        _explained("must be a Secret data key: at most 253 letters, digits, '-', '_' or '.'"),
+    ] = Field(default="kubeconfig", description="Key holding the kubeconfig.")
+
+
+Namespaces = Annotated[
+    tuple[DNS1123Label, ...],
+    Field(max_length=MAX_NAMESPACES, json_schema_extra=_k8s(list_type="set")),
+    _unique(what="namespace"),
+]
+
+
+class RemoteClusterSpec(_Spec):
+    """How to reach one central cluster, and which namespaces may use it on either side."""
+
+    kubeconfig_secret_ref: SecretKeyRef = Field(
+        description="Secret with the kubeconfig, in the operator's namespace."
+    )
+    context: Annotated[str, Strict(), Field(max_length=253)] | None = Field(
+        default=None,
+        description="Kubeconfig context to use; empty or absent means the current context.",
+    )
+    allowed_namespaces: Namespaces = Field(
+        default=(),
+        description="Local namespaces whose imports may use this cluster; empty means all.",
+    )
+    allowed_remote_namespaces: Namespaces = Field(
+        default=(),
+        description="Remote namespaces that may be imported from; empty means all.",
+    )
+
+    def allows_namespace(self, namespace: str) -> bool:
+        """Whether an import in this local namespace may read from this cluster."""
+        return not self.allowed_namespaces or namespace in self.allowed_namespaces
+
+    def allows_remote_namespace(self, namespace: str) -> bool:
+        """Whether a Service in this remote namespace may be imported."""
+        return not self.allowed_remote_namespaces or namespace in self.allowed_remote_namespaces
+
+
+class RemoteClusterStatus(_Status):
+    """Whether the central cluster answered, and what it runs."""
+
+    conditions: Conditions | None = Field(
+        default=None, description="Connected and other observations."
+    )
+    server_version: Annotated[str, Strict(), Field(max_length=256)] | None = Field(
+        default=None, description="The central cluster's Kubernetes version."
+    )
+    last_contact_time: Timestamp | None = Field(
+        default=None, description="When the central cluster last answered."
+    )
+
+
+# --- turning errors into one line a person can act on ---------------------------------------
+
+_MESSAGE_TEMPLATES: Mapping[str, str] = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "bool_type": "must be true or false",
+    "literal_error": "must be one of {expected}",
+    "too_short": "must have at least {min_length} items",
+    "too_long": "must have at most {max_length} items",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+}
+
+
+def _field_path(root: str, location: Iterable[int | str]) -> str:
+    path = root
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path or "(root)"
+
+
+def _describe(error: ErrorDetails) -> str:
+    kind = error["type"]
+    context: Mapping[str, Any] = error.get("ctx") or {}
+    if kind == "too_short" and context.get("min_length") == 1:
+        return "must have at least 1 item"
+    template = _MESSAGE_TEMPLATES.get(kind)
+    if template is None:
+        return error["msg"]
+    try:
+        return template.format_map(context)
+    except (KeyError, IndexError, ValueError):
+        # A pydantic release that renames a context key must not turn a refusal into a crash.
+        return error["msg"]
+
+
+def explain_validation_error(
+    error: pydantic.ValidationError, *, root: str = "spec", limit: int = 3
+) -> str:
+    """Turn a ValidationError into one short line, like "spec.ports[1].port: must be ...".
+
+    The line goes into a status condition and an Event, so it names each field by its path
+    in the YAML the user wrote and says what is allowed. Only the first few problems are
+    listed; fixing them and applying again shows the rest.
+    """
+    errors = error.errors(include_url=False)
+    # pydantic reports a list whose items failed as "too short, 0 items after validation" on
+    # top of the items' own errors; the item errors are the ones that help.
+    item_failures = {tuple(item["loc"][:-1]) for item in errors if item["loc"]}
+    lines: list[str] = []
+    for item in errors:
+        location = tuple(item["loc"])
+        if item["type"] in {"too_short", "too_long"} and any(
+            failed[: len(location)] == location and len(failed) >= len(location)
+            for failed in item_failures
+        ):
+            continue
+        line = f"{_field_path(root, location)}: {_describe(item)}"
+        if line not in lines:
+            lines.append(line)
+    shown = "; ".join(lines[:limit])
+    hidden = len(lines) - limit
+    return f"{shown} (and {hidden} more)" if hidden > 0 else shown
+
+
+def parse_import_spec(raw: object, *, import_name: str) -> ImportSpec:
+    """Validate a SharedServiceImport's spec, or raise InvalidSpecError with a readable line.
+
+    Besides the spec itself this checks the one rule the CRD cannot: with no serviceName the
+    import's own name becomes the Service's name, so it must be a valid Service name. (A CEL
+    rule on metadata.name is too costly for the API server to accept, since it does not bound
+    the name's length for the cost estimate.)
+    """
+    try:
+        spec = ImportSpec.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise InvalidSpecError(explain_validation_error(error, root="spec")) from error
+    if spec.service_name is None and not (
+        len(import_name) <= 63 and re.match(DNS1035_LABEL_PATTERN, import_name)
+    ):
+        raise InvalidSpecError(
+            f"metadata.name: {import_name!r} cannot be a Service name (it must be a DNS-1035 "
+            "label: at most 63 lowercase letters, digits or '-', starting with a letter); "
+            "set spec.serviceName"
+        )
+    return spec
+
+
+def parse_remote_cluster_spec(raw: object) -> RemoteClusterSpec:
+    """Validate a RemoteCluster's spec, or raise InvalidSpecError with a readable line."""
+    try:
+        return RemoteClusterSpec.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise InvalidSpecError(explain_validation_error(error, root="spec")) from error

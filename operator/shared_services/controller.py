@@ -1,0 +1,811 @@
+"""The reconcile loop: events in, "import X needs a sync" out, one sync at a time per import.
+
+Three parts, one direction. Watchers (kopf for the custom resources, informers for local
+objects, remote Services and Secrets, a timer per hostname) only put keys on the queue. A
+sync reads the caches, asks :mod:`shared_services.builders` for the desired objects, lets the
+:class:`~shared_services.writer.Writer` apply the difference, and writes the status when, and
+only when, it changed. A key that is queued again while it syncs is synced once more
+afterwards, never twice at once, so no two writers race over one import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared_services import api, builders, conditions, dns, metrics
+from shared_services.informer import Informer
+from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.remote import ClusterSpec, RemoteRegistry
+from shared_services.settings import Settings
+from shared_services.writer import MANAGED_KINDS, Kind, Outcome, Writer
+
+log = logging.getLogger(__name__)
+
+ImportKey = tuple[str, str]
+_CONFLICT_RETRY = 30.0
+_ERROR_RETRY_MAX = 300.0
+
+
+class WorkQueue:
+    """Keys to sync, each at most once in the queue and at most once in flight."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[ImportKey] = asyncio.Queue()
+        self._queued: set[ImportKey] = set()
+        self._active: set[ImportKey] = set()
+        self._dirty: set[ImportKey] = set()
+
+    def add(self, key: ImportKey) -> None:
+        """Ask for a sync of ``key``; repeated asks before it runs collapse into one."""
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: ImportKey, delay: float) -> None:
+        """Ask for a sync of ``key`` in ``delay`` seconds."""
+        asyncio.get_running_loop().call_later(delay, self.add, key)
+
+    async def get(self) -> ImportKey:
+        """The next key; the caller must call :meth:`done` with it."""
+        key = await self._queue.get()
+        self._queued.discard(key)
+        self._active.add(key)
+        return key
+
+    def done(self, key: ImportKey) -> None:
+        """The sync of ``key`` finished; run it again if it was asked for meanwhile."""
+        self._active.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._active)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What an import's source resolved to.
+
+    ``addresses`` and ``ports`` are None when the truth is not known right now (cluster
+    unreachable, DNS not answering): the last known addresses are then kept.
+    """
+
+    ok: bool
+    reason: str
+    message: str
+    addresses: tuple[str, ...] | None = None
+    ports: tuple[builders.ResolvedPort, ...] | None = None
+
+
+@dataclass
+class Dependencies:
+    """What an import's sync read, so that a change of any of it queues the import."""
+
+    cluster: str | None = None
+    remote: tuple[str, str, str] | None = None
+    hostnames: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Hostname:
+    resolution: dns.Resolution | None = None
+    task: asyncio.Task[None] | None = None
+    users: set[ImportKey] = field(default_factory=set)
+
+
+class Controller:
+    """Holds the caches and runs the workers; kopf's handlers feed it events."""
+
+    def __init__(self, *, settings: Settings, kube: Kube) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.queue = WorkQueue()
+        self.imports: dict[ImportKey, JSON] = {}
+        self.clusters: dict[str, JSON] = {}
+        self.ready: dict[ImportKey, tuple[str, str]] = {}
+        self._deps: dict[ImportKey, Dependencies] = {}
+        self._hostnames: dict[str, _Hostname] = {}
+        self._pending_since: dict[ImportKey, float] = {}
+        self._errors: dict[ImportKey, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop = asyncio.get_running_loop()
+        self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
+        self.caches: dict[Kind, Informer] = {}
+        self.secrets = Informer(
+            kube,
+            collection_path(
+                group="", version="v1", plural="secrets", namespace=settings.operator_namespace
+            ),
+            name="secrets",
+            on_event=lambda _t, obj: self._threadsafe(self._secret_event, obj),
+        )
+        self.remote = RemoteRegistry(
+            loop=self._loop,
+            secrets=self.secrets,
+            on_service=self._remote_event,
+            on_cluster=self._cluster_changed,
+        )
+        self.writer = Writer(kube, self.caches)
+
+    # -- start and stop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Fill the caches, learn every import, then start the workers.
+
+        The imports are listed before any sync runs, so an object whose import exists is
+        never mistaken for an orphan of a crash, and orphans really are cleaned up.
+        """
+        namespaces: tuple[str | None, ...] = self.settings.namespaces or (None,)
+        for kind in MANAGED_KINDS:
+            # One informer per kind suffices with a cluster-wide view; with listed namespaces
+            # the operator has no cluster-wide permission, so it watches each one.
+            for namespace in namespaces:
+                informer = Informer(
+                    self.kube,
+                    kind.collection(namespace),
+                    name=f"local {kind.plural} {namespace or '*'}",
+                    params={"labelSelector": builders.managed_selector()},
+                    on_event=lambda _t, obj: self._threadsafe(self._local_event, obj),
+                )
+                self.caches.setdefault(kind, informer).start()
+                if self.caches[kind] is not informer:
+                    _merge(self.caches[kind], informer)
+        self.secrets.start()
+        waiters = [*self.caches.values(), self.secrets, *_merged(self.caches.values())]
+        await asyncio.gather(*(asyncio.to_thread(i.synced.wait) for i in waiters))
+        for namespace in namespaces:
+            path = collection_path(
+                group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
+            )
+            listing = await asyncio.to_thread(self.kube.request, "GET", path)
+            for item in listing.get("items", []):
+                self.imports[(item["metadata"]["namespace"], item["metadata"]["name"])] = item
+        for informer in [*self.caches.values(), *_merged(self.caches.values())]:
+            for obj in list(informer.cache.values()):
+                self._local_event(obj)
+        for key in self.imports:
+            self.queue.add(key)
+        self._tasks = [
+            self._loop.create_task(self._worker(), name=f"worker-{i}")
+            for i in range(self.settings.workers)
+        ]
+        self._tasks.append(self._loop.create_task(self._resync(), name="resync"))
+
+    async def stop(self) -> None:
+        """Stop workers, timers and every watch."""
+        for task in self._tasks:
+            task.cancel()
+        for entry in self._hostnames.values():
+            if entry.task:
+                entry.task.cancel()
+        self.remote.close()
+        informers = [*self.caches.values(), *_merged(self.caches.values()), self.secrets]
+        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in informers))
+
+    # -- events in -----------------------------------------------------------------------
+
+    def import_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A SharedServiceImport was listed, added, changed or deleted."""
+        metadata = body.get("metadata", {})
+        key = (str(metadata.get("namespace")), str(metadata.get("name")))
+        if self.settings.namespaces and key[0] not in self.settings.namespaces:
+            return
+        if event_type == "DELETED":
+            self.imports.pop(key, None)
+        else:
+            self.imports[key] = _plain(body)
+        self.queue.add(key)
+
+    def cluster_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A RemoteCluster was listed, added, changed or deleted."""
+        name = str(body.get("metadata", {}).get("name"))
+        if event_type == "DELETED":
+            self.clusters.pop(name, None)
+            self.remote.remove(name)
+            return
+        self.clusters[name] = _plain(body)
+        try:
+            spec = api.parse_remote_cluster_spec(body.get("spec") or {})
+        except api.InvalidSpecError as error:
+            self.remote.remove(name)
+            self._loop.create_task(
+                self._write_cluster_status(
+                    name,
+                    connected=False,
+                    reason="InvalidSpec",
+                    message=str(error),
+                    version=None,
+                    connected_at=None,
+                )
+            )
+            return
+        self.remote.upsert(
+            name,
+            ClusterSpec(
+                secret_name=spec.kubeconfig_secret_ref.name,
+                secret_key=spec.kubeconfig_secret_ref.key,
+                context=spec.context or None,
+                allowed_namespaces=frozenset(spec.allowed_namespaces or ()),
+                allowed_remote_namespaces=frozenset(spec.allowed_remote_namespaces or ()),
+            ),
+        )
+        self._cluster_changed(name)
+
+    def _threadsafe(self, callback: Any, *args: Any) -> None:
+        self._loop.call_soon_threadsafe(callback, *args)
+
+    def _secret_event(self, obj: JSON) -> None:
+        self.remote.secret_changed(str(obj.get("metadata", {}).get("name")))
+
+    def _local_event(self, obj: JSON) -> None:
+        metadata = obj.get("metadata", {})
+        owner = (metadata.get("labels") or {}).get(builders.IMPORT_LABEL)
+        if owner:
+            self.queue.add((str(metadata.get("namespace")), str(owner)))
+
+    def _remote_event(self, cluster: str, namespace: str, name: str, received: float) -> None:
+        for key, deps in self._deps.items():
+            if deps.remote is None or deps.remote[:2] != (cluster, namespace):
+                continue
+            if name and deps.remote[2] != name:
+                continue
+            self._pending_since.setdefault(key, received)
+            self.queue.add(key)
+        self._update_watch_metrics()
+
+    def _cluster_changed(self, name: str) -> None:
+        connection = self.remote.clusters.get(name)
+        if connection is not None:
+            metrics.REMOTE_CONNECTED.labels(name).set(1 if connection.state == "Connected" else 0)
+            self._loop.create_task(
+                self._write_cluster_status(
+                    name,
+                    connected=connection.state == "Connected",
+                    reason=connection.reason,
+                    message=connection.message,
+                    version=connection.server_version,
+                    connected_at=connection.connected_at,
+                )
+            )
+        for key, deps in self._deps.items():
+            if deps.cluster == name:
+                self.queue.add(key)
+        self._update_watch_metrics()
+
+    def _update_watch_metrics(self) -> None:
+        for cluster, (up, down) in self.remote.watch_counts().items():
+            metrics.REMOTE_WATCHES.labels(cluster, "up").set(up)
+            metrics.REMOTE_WATCHES.labels(cluster, "down").set(down)
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.sync(key)
+            except Exception as error:  # one import's failure must not stop the others
+                failures = self._errors.get(key, 0) + 1
+                self._errors[key] = failures
+                delay = min(2.0**failures, _ERROR_RETRY_MAX)
+                metrics.SYNCS.labels("error").inc()
+                metrics.SYNC_ERRORS.inc()
+                if isinstance(error, KubeError):
+                    log.warning("sync of %s/%s failed, retrying in %.0f s: %s", *key, delay, error)
+                else:
+                    log.exception("sync of %s/%s failed, retrying in %.0f s", *key, delay)
+                self.queue.add_after(key, delay)
+            else:
+                self._errors.pop(key, None)
+            finally:
+                self.queue.done(key)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            for key in list(self.imports):
+                self.queue.add(key)
+
+    # -- the sync ------------------------------------------------------------------------
+
+    async def sync(self, key: ImportKey) -> None:
+        """Bring one import's local objects and status in line with its source."""
+        namespace, name = key
+        body = self.imports.get(key)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            self._forget(key)
+            outcome = await asyncio.to_thread(
+                self.writer.remove, owner=builders.Owner(namespace, name, "")
+            )
+            _count_writes(outcome)
+            return
+        metadata = body["metadata"]
+        owner = builders.Owner(namespace, name, str(metadata.get("uid")))
+        generation = metadata.get("generation")
+        old_status: dict[str, Any] = body.get("status") or {}
+        try:
+            spec = api.parse_import_spec(body.get("spec") or {}, import_name=name)
+        except api.InvalidSpecError as error:
+            # Nothing is removed: a spec that an older CRD let through must not take away
+            # endpoints that applications use. The condition says what to fix.
+            self._forget(key)
+            message = str(error)
+            status = self._import_status(
+                old_status,
+                generation=generation,
+                ready=("False", "InvalidSpec", message),
+                source=("False", "InvalidSpec", message),
+                addresses=old_status.get("addresses") or [],
+                ports=old_status.get("ports") or [],
+            )
+            await self._write_import_status(key, body, status)
+            return
+
+        source = await self._resolve(key, namespace, spec)
+        addresses = (
+            source.addresses
+            if source.addresses is not None
+            else tuple(str(a) for a in old_status.get("addresses") or ())
+        )
+        ports = _spec_ports(spec) or source.ports or _status_ports(old_status)
+        service_name = spec.effective_service_name(name)
+        if not ports:
+            status = self._import_status(
+                old_status,
+                generation=generation,
+                ready=("False", source.reason if not source.ok else "NoPorts", source.message),
+                source=_source_condition(source),
+                addresses=[],
+                ports=[],
+            )
+            await self._write_import_status(key, body, status)
+            return
+        desired = builders.build(
+            owner=owner, service_name=service_name, ports=ports, addresses=addresses
+        )
+        outcome = await asyncio.to_thread(self.writer.apply, owner=owner, desired=desired)
+        _count_writes(outcome)
+        received = self._pending_since.pop(key, None)
+        if received is not None and outcome.endpoints_written:
+            metrics.PROPAGATION.observe(self._loop.time() - received)
+        written = _desired_addresses(desired)
+        if outcome.conflicts:
+            message = "; ".join(outcome.conflicts)
+            ready = ("False", "Conflict", message)
+            written = [str(a) for a in old_status.get("addresses") or []]
+            if self.ready.get(key, ("", ""))[1] != "Conflict":
+                await self._event(body, "Warning", "Conflict", message)
+            self.queue.add_after(key, _CONFLICT_RETRY)
+            metrics.SYNCS.labels("conflict").inc()
+        else:
+            metrics.SYNCS.labels("ok").inc()
+            ready = _ready(source, written, service_name)
+        status = self._import_status(
+            old_status,
+            generation=generation,
+            ready=ready,
+            source=_source_condition(source),
+            addresses=written,
+            ports=[_port_status(p) for p in ports],
+        )
+        old_addresses = list(old_status.get("addresses") or [])
+        if written != old_addresses and not outcome.conflicts:
+            metrics.ADDRESS_CHANGES.inc()
+            await self._event(
+                body,
+                "Normal",
+                "AddressesChanged",
+                f"{', '.join(old_addresses) or '(none)'} -> {', '.join(written) or '(none)'}",
+            )
+        await self._write_import_status(key, body, status)
+
+    async def _resolve(self, key: ImportKey, namespace: str, spec: api.ImportSpec) -> Source:
+        deps = Dependencies()
+        try:
+            source = spec.source
+            if source.addresses is not None:
+                addresses = tuple(builders.canonical_address(a) for a in source.addresses)
+                return Source(True, "Resolved", "fixed addresses", addresses=addresses)
+            if source.hostname is not None:
+                deps.hostnames = frozenset({source.hostname})
+                return self._from_hostname(key, source.hostname)
+            remote = source.remote_service
+            assert remote is not None
+            deps.cluster = remote.cluster
+            return self._from_remote(key, namespace, remote, deps)
+        finally:
+            self._set_deps(key, deps)
+
+    def _from_remote(
+        self, key: ImportKey, namespace: str, remote: api.RemoteServiceRef, deps: Dependencies
+    ) -> Source:
+        cluster = self.clusters.get(remote.cluster)
+        if cluster is None:
+            return Source(
+                False,
+                "RemoteClusterNotFound",
+                f"RemoteCluster {remote.cluster!r} does not exist",
+            )
+        connection = self.remote.clusters.get(remote.cluster)
+        if connection is None:
+            return Source(
+                False, "InvalidRemoteCluster", f"RemoteCluster {remote.cluster!r} is invalid"
+            )
+        allowed = connection.spec.allowed_namespaces
+        if allowed and namespace not in allowed:
+            return Source(
+                False,
+                "NamespaceDenied",
+                f"RemoteCluster {remote.cluster!r} does not allow imports from namespace "
+                f"{namespace!r} (spec.allowedNamespaces)",
+                addresses=(),
+            )
+        allowed_remote = connection.spec.allowed_remote_namespaces
+        if allowed_remote and remote.namespace not in allowed_remote:
+            return Source(
+                False,
+                "RemoteNamespaceDenied",
+                f"RemoteCluster {remote.cluster!r} does not allow importing from remote "
+                f"namespace {remote.namespace!r} (spec.allowedRemoteNamespaces)",
+                addresses=(),
+            )
+        deps.remote = (remote.cluster, remote.namespace, remote.name)
+        self.remote.use(key, remote.cluster, remote.namespace)
+        lookup = self.remote.lookup(remote.cluster, remote.namespace, remote.name)
+        if not lookup.known:
+            return Source(False, lookup.reason, lookup.message)
+        where = f"Service {remote.namespace}/{remote.name} on {remote.cluster}"
+        if lookup.service is None:
+            return Source(False, lookup.reason, lookup.message, addresses=())
+        service = lookup.service
+        ports = builders.ports_from_service(service)
+        if (service.get("spec") or {}).get("type") != "LoadBalancer":
+            return Source(
+                False,
+                "NotLoadBalancer",
+                f"{where} is of type {(service.get('spec') or {}).get('type')!r}, "
+                "not LoadBalancer: it has no address reachable from here",
+                addresses=(),
+                ports=ports,
+            )
+        return self._from_ingress(key, service, where=where, ports=ports, deps=deps)
+
+    def _from_ingress(
+        self,
+        key: ImportKey,
+        service: JSON,
+        *,
+        where: str,
+        ports: tuple[builders.ResolvedPort, ...],
+        deps: Dependencies,
+    ) -> Source:
+        """Addresses from a LoadBalancer's ingress: its IPs, and its hostnames resolved."""
+        ingress = builders.ingress_addresses(service)
+        addresses = list(ingress.ips)
+        problems = [f"ignored ingress {r}" for r in ingress.rejected]
+        unknown = False
+        for hostname in ingress.hostnames:
+            deps.hostnames = deps.hostnames | {hostname}
+            resolved = self._from_hostname(key, hostname)
+            if resolved.addresses is None:
+                unknown = True
+            else:
+                addresses.extend(resolved.addresses)
+            if not resolved.ok:
+                problems.append(resolved.message)
+        if not addresses:
+            if unknown:
+                return Source(False, "HostnameUnresolved", "; ".join(problems), ports=ports)
+            reason = "IngressInvalid" if ingress.rejected else "NoIngress"
+            message = "; ".join(problems) or f"{where} has no load-balancer ingress address yet"
+            return Source(False, reason, message, addresses=(), ports=ports)
+        message = f"{where}: {', '.join(addresses)}"
+        if problems:
+            message += f" ({'; '.join(problems)})"
+        return Source(True, "Resolved", message, addresses=tuple(addresses), ports=ports)
+
+    def _from_hostname(self, key: ImportKey, hostname: str) -> Source:
+        entry = self._hostnames.get(hostname)
+        if entry is None:
+            entry = self._hostnames[hostname] = _Hostname()
+            entry.task = self._loop.create_task(self._keep_resolving(hostname, entry))
+        entry.users.add(key)
+        resolution = entry.resolution
+        if resolution is None:
+            return Source(False, "Resolving", f"resolving {hostname}")
+        if resolution.error is not None:
+            return Source(False, "HostnameUnresolved", resolution.error)
+        return Source(
+            True,
+            "Resolved",
+            f"{hostname}: {', '.join(resolution.addresses)}",
+            addresses=resolution.addresses,
+        )
+
+    async def _keep_resolving(self, hostname: str, entry: _Hostname) -> None:
+        """Resolve again when the answer's TTL runs out; queue the users when it changes."""
+        while entry.users or entry.resolution is None:
+            resolution = await self.resolver.resolve(hostname)
+            changed = entry.resolution is None or (
+                (entry.resolution.addresses, entry.resolution.error)
+                != (resolution.addresses, resolution.error)
+            )
+            entry.resolution = resolution
+            if changed:
+                for key in entry.users:
+                    self.queue.add(key)
+            await asyncio.sleep(resolution.ttl)
+        self._hostnames.pop(hostname, None)
+
+    def _set_deps(self, key: ImportKey, deps: Dependencies) -> None:
+        old = self._deps.get(key)
+        self._deps[key] = deps
+        if old is None:
+            return
+        for hostname in old.hostnames - deps.hostnames:
+            entry = self._hostnames.get(hostname)
+            if entry is not None:
+                entry.users.discard(key)
+        if (
+            old.remote
+            and (deps.remote is None or old.remote[:2] != deps.remote[:2])
+            and (deps.remote is None)
+        ):
+            self.remote.release(key)
+
+    def _forget(self, key: ImportKey) -> None:
+        self._set_deps(key, Dependencies())
+        self.remote.release(key)
+        self._pending_since.pop(key, None)
+        if key not in self.imports:
+            self.ready.pop(key, None)
+            self._update_import_metrics()
+
+    # -- status and events ---------------------------------------------------------------
+
+    def _import_status(
+        self,
+        old: Mapping[str, Any],
+        *,
+        generation: int | None,
+        ready: tuple[str, str, str],
+        source: tuple[str, str, str],
+        addresses: list[str],
+        ports: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        previous = list(old.get("conditions") or [])
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "addresses": addresses,
+            "ports": ports,
+            "conditions": [
+                conditions.condition(
+                    type_="Ready",
+                    status=ready[0],  # type: ignore[arg-type]
+                    reason=ready[1],
+                    message=ready[2],
+                    previous=previous,
+                    generation=generation,
+                ),
+                conditions.condition(
+                    type_="SourceResolved",
+                    status=source[0],  # type: ignore[arg-type]
+                    reason=source[1],
+                    message=source[2],
+                    previous=previous,
+                    generation=generation,
+                ),
+            ],
+        }
+        changed = list(old.get("addresses") or []) != addresses
+        status["lastChangeTime"] = (
+            conditions.now() if changed or not old.get("lastChangeTime") else old["lastChangeTime"]
+        )
+        return status
+
+    async def _write_import_status(
+        self, key: ImportKey, body: JSON, status: dict[str, Any]
+    ) -> None:
+        ready = status["conditions"][0]
+        self.ready[key] = (ready["status"], ready["reason"])
+        self._update_import_metrics()
+        if _same_status(body.get("status") or {}, status):
+            return
+        namespace, name = key
+        path = collection_path(
+            group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
+        )
+        try:
+            updated = await asyncio.to_thread(
+                self.kube.patch, f"{path}/{name}/status", {"status": status}
+            )
+        except KubeError as error:
+            if error.status == 404:
+                return  # deleted meanwhile
+            raise
+        metrics.STATUS_WRITES.labels("SharedServiceImport").inc()
+        if key in self.imports:
+            self.imports[key] = updated
+
+    async def _write_cluster_status(
+        self,
+        name: str,
+        *,
+        connected: bool,
+        reason: str,
+        message: str,
+        version: str | None,
+        connected_at: str | None,
+    ) -> None:
+        body = self.clusters.get(name)
+        if body is None:
+            return
+        old = body.get("status") or {}
+        status: dict[str, Any] = {
+            "conditions": [
+                conditions.condition(
+                    type_="Connected",
+                    status="True" if connected else "False",
+                    reason=reason,
+                    message=message,
+                    previous=old.get("conditions") or [],
+                    generation=body.get("metadata", {}).get("generation"),
+                )
+            ]
+        }
+        if version:
+            status["serverVersion"] = version
+        if connected_at:
+            status["lastContactTime"] = connected_at
+        elif old.get("lastContactTime"):
+            status["lastContactTime"] = old["lastContactTime"]
+        if _same_status(old, status):
+            return
+        path = collection_path(
+            group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
+        )
+        with contextlib.suppress(KubeError):
+            updated = await asyncio.to_thread(
+                self.kube.patch, f"{path}/{name}/status", {"status": status}
+            )
+            metrics.STATUS_WRITES.labels("RemoteCluster").inc()
+            self.clusters[name] = updated
+
+    def _update_import_metrics(self) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for state in self.ready.values():
+            counts[state] = counts.get(state, 0) + 1
+        metrics.IMPORTS.clear()
+        for (ready, reason), count in counts.items():
+            metrics.IMPORTS.labels(ready, reason).set(count)
+
+    async def _event(self, body: JSON, kind: str, reason: str, message: str) -> None:
+        """Record a Kubernetes Event on the import; failing to is not worth a retry."""
+        metadata = body["metadata"]
+        stamp = conditions.now()
+        event = {
+            "metadata": {
+                "generateName": f"{metadata['name']}.",
+                "namespace": metadata["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": f"{api.GROUP}/{api.VERSION}",
+                "kind": "SharedServiceImport",
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata.get("uid"),
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "shared-services-operator"},
+            "reportingComponent": "shared-services-operator",
+            "reportingInstance": "shared-services-operator",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        path = collection_path(
+            group="", version="v1", plural="events", namespace=metadata["namespace"]
+        )
+        try:
+            await asyncio.to_thread(self.kube.create, path, event)
+        except KubeError as error:
+            log.warning("could not record event %s on %s: %s", reason, metadata["name"], error)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _plain(body: Mapping[str, Any]) -> JSON:
+    """A plain dict of kopf's body view (nested values are already plain)."""
+    return dict(body.items())
+
+
+def _merge(primary: Informer, extra: Informer) -> None:
+    primary.__dict__.setdefault("_extra", []).append(extra)
+
+
+def _merged(informers: Any) -> list[Informer]:
+    return [e for i in informers for e in i.__dict__.get("_extra", [])]
+
+
+def _spec_ports(spec: api.ImportSpec) -> tuple[builders.ResolvedPort, ...]:
+    return tuple(
+        builders.ResolvedPort(
+            name=p.name, port=p.port, target_port=p.effective_target_port, protocol=p.protocol
+        )
+        for p in spec.ports or ()
+    )
+
+
+def _status_ports(status: Mapping[str, Any]) -> tuple[builders.ResolvedPort, ...]:
+    ports = []
+    for p in status.get("ports") or []:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            ports.append(
+                builders.ResolvedPort(
+                    name=p.get("name"),
+                    port=int(p["port"]),
+                    target_port=int(p.get("targetPort") or p["port"]),
+                    protocol=str(p.get("protocol") or "TCP"),
+                )
+            )
+    return tuple(ports)
+
+
+def _port_status(port: builders.ResolvedPort) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "port": port.port,
+        "targetPort": port.target_port,
+        "protocol": port.protocol,
+    }
+    if port.name:
+        result["name"] = port.name
+    return result
+
+
+def _desired_addresses(desired: builders.Desired) -> list[str]:
+    return [a for s in desired.endpoint_slices for e in s["endpoints"] for a in e["addresses"]]
+
+
+def _ready(source: Source, written: list[str], service_name: str) -> tuple[str, str, str]:
+    """The Ready condition after a write without conflicts."""
+    if not written:
+        reason = source.reason if not source.ok else "NoAddresses"
+        return ("False", reason, source.message or "the source has no addresses")
+    if not source.ok and source.addresses is None:
+        return ("True", "LastKnownAddresses", f"serving the last known addresses; {source.message}")
+    return ("True", "Synced", f"Service {service_name} points at {', '.join(written)}")
+
+
+def _source_condition(source: Source) -> tuple[str, str, str]:
+    if source.ok:
+        return ("True", source.reason, source.message)
+    if source.reason in ("Resolving", "Connecting"):
+        return ("Unknown", source.reason, source.message)
+    return ("False", source.reason, source.message)
+
+
+def _same_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return bool(clean(old) == clean(new))
+
+
+def _count_writes(outcome: Outcome) -> None:
+    for kind, verb in outcome.writes:
+        metrics.WRITES.labels(kind, verb).inc()

@@ -1,0 +1,92 @@
+"""kopf's side: start the controller, and hand it every custom-resource event.
+
+The handlers hold no logic. They are event handlers only (no create/update/delete
+handlers), so kopf keeps no per-object state: it writes no progress annotations and adds
+no finalizers to imports, and deleting an import or its namespace never waits for the
+operator to be running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from typing import Any
+
+import kopf
+import prometheus_client
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from shared_services import api
+from shared_services.controller import Controller
+from shared_services.kube import Kube
+from shared_services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Set by the entry point before kopf starts; the handlers below read it.
+SETTINGS = Settings()
+
+
+def local_client() -> Kube:
+    """A client of the cluster the operator runs in: in-cluster config, else $KUBECONFIG."""
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(client_configuration=configuration)
+    # Enough pooled connections for every worker plus the watches, so none waits for one.
+    configuration.connection_pool_maxsize = 64
+    return Kube(k8s.ApiClient(configuration))
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Tune kopf, start the metrics server and the controller."""
+    # Events about handler progress would be writes on every import: the controller
+    # records only the Events a person needs (address changes, conflicts).
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="sync")
+    )
+    if SETTINGS.metrics_port:
+        prometheus_client.start_http_server(SETTINGS.metrics_port)
+    controller = Controller(settings=SETTINGS, kube=local_client())
+    await controller.start()
+    memo.controller = controller
+    log.info(
+        "started: namespaces %s, operator namespace %s",
+        ", ".join(SETTINGS.namespaces) or "all",
+        SETTINGS.operator_namespace,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Close the watches."""
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        await controller.stop()
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.IMPORT_PLURAL)
+async def import_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Any change of a SharedServiceImport."""
+    memo.controller.import_event(type, body)
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.REMOTE_CLUSTER_PLURAL)
+async def cluster_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Any change of a RemoteCluster."""
+    memo.controller.cluster_event(type, body)
+
+
+@kopf.on.probe(id="imports")
+def imports_probe(memo: kopf.Memo, **_: Any) -> int:
+    """The liveness endpoint reports how many imports the operator knows."""
+    controller: Controller | None = memo.get("controller")
+    return len(controller.imports) if controller else 0

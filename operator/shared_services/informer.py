@@ -1,0 +1,179 @@
+"""List, then watch, one collection; keep its objects in memory; report every change.
+
+The operator reads nothing on its hot path: the remote Services of a namespace, the local
+objects it manages and its own Secrets all arrive through informers like this one, and a
+sync compares against their caches. One informer is one watch connection, which is how
+"one remote watch per (RemoteCluster, remote namespace)" is kept: imports share informers,
+they never open their own.
+
+Each informer runs in a thread of its own because the kubernetes client blocks; callbacks
+are made from that thread and must hand work over to the event loop themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared_services.kube import JSON, Gone, Kube, KubeError
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[str, JSON], None]
+StateCallback = Callable[[bool, str | None], None]
+
+_BACKOFF_START = 0.5
+_BACKOFF_MAX = 30.0
+
+
+def object_key(obj: Mapping[str, Any]) -> str:
+    """``namespace/name`` (or ``name`` for cluster-scoped objects)."""
+    metadata = obj.get("metadata", {})
+    namespace = metadata.get("namespace")
+    name = str(metadata.get("name", ""))
+    return f"{namespace}/{name}" if namespace else name
+
+
+class Informer:
+    """A cache of one collection, kept current by a watch, with callbacks on change.
+
+    ``on_event(type, obj)`` gets ADDED, MODIFIED and DELETED, also for differences found when
+    a list replaces the cache after a broken watch, so nothing that changed during an
+    outage is missed. ``on_state(synced, error)`` says when the cache became trustworthy and
+    when it stopped being so; the cache keeps its last contents meanwhile (last known good).
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        path: str,
+        *,
+        name: str,
+        params: Mapping[str, str] | None = None,
+        on_event: EventCallback | None = None,
+        on_state: StateCallback | None = None,
+        timeout_seconds: int = 300,
+    ) -> None:
+        self.kube = kube
+        self.path = path
+        self.name = name
+        self.params = dict(params or {})
+        self.cache: dict[str, JSON] = {}
+        self.synced = threading.Event()
+        self.error: str | None = None
+        self.requests = 0
+        self._on_event = on_event or (lambda _type, _obj: None)
+        self._on_state = on_state or (lambda _synced, _error: None)
+        self._timeout_seconds = timeout_seconds
+        self._stopped = threading.Event()
+        self._response: list[Any] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"informer {name}", daemon=True)
+
+    def start(self) -> Informer:
+        """Start listing and watching in the background."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop now: the open watch connection is shut, not left to time out."""
+        self._stopped.set()
+        with self._lock:
+            for response in self._response:
+                response.shutdown()
+        self._thread.join(timeout=10)
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive."""
+        return self._thread.is_alive()
+
+    def get(self, key: str) -> JSON | None:
+        """The cached object under ``namespace/name``, if any."""
+        return self.cache.get(key)
+
+    def _run(self) -> None:
+        backoff = _BACKOFF_START
+        while not self._stopped.is_set():
+            try:
+                version = self._list()
+                backoff = _BACKOFF_START
+                self._watch(version)
+            except Gone:
+                continue  # the watch fell too far behind: list again, at once
+            except KubeError as error:
+                if self._stopped.is_set():
+                    return
+                self._lost(str(error))
+                self._stopped.wait(backoff * random.uniform(0.8, 1.2))  # noqa: S311
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            except Exception:  # a bug must not kill the watch for good
+                log.exception("informer %s failed", self.name)
+                self._lost("internal error")
+                self._stopped.wait(_BACKOFF_MAX)
+
+    def _list(self) -> str:
+        self.requests += 1
+        listing = self.kube.request("GET", self.path, params=self.params)
+        fresh = {object_key(item): item for item in listing.get("items", [])}
+        previous, self.cache = self.cache, fresh
+        for key, obj in fresh.items():
+            old = previous.get(key)
+            if old is None:
+                self._on_event("ADDED", obj)
+            elif old.get("metadata", {}).get("resourceVersion") != obj["metadata"].get(
+                "resourceVersion"
+            ):
+                self._on_event("MODIFIED", obj)
+        for key, obj in previous.items():
+            if key not in fresh:
+                self._on_event("DELETED", obj)
+        if not self.synced.is_set() or self.error is not None:
+            self.error = None
+            self.synced.set()
+            self._on_state(True, None)
+        version: str = listing.get("metadata", {}).get("resourceVersion", "")
+        return version
+
+    def _watch(self, version: str) -> None:
+        while not self._stopped.is_set():
+            self.requests += 1
+            stream = self.kube.watch(
+                self.path,
+                resource_version=version,
+                params=self.params,
+                timeout_seconds=self._timeout_seconds + random.randint(0, 60),  # noqa: S311
+                opened=self._opened,
+            )
+            try:
+                for event in stream:
+                    obj = event.get("object", {})
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    kind = event.get("type")
+                    if kind == "BOOKMARK":
+                        continue
+                    key = object_key(obj)
+                    if kind == "DELETED":
+                        self.cache.pop(key, None)
+                    else:
+                        self.cache[key] = obj
+                    self._on_event(str(kind), obj)
+            finally:
+                with self._lock:
+                    self._response.clear()
+
+    def _opened(self, response: Any) -> None:
+        with self._lock:
+            self._response[:] = [response]
+        if self._stopped.is_set():
+            response.shutdown()
+
+    def _lost(self, error: str) -> None:
+        if self.error != error:
+            log.warning("watch %s lost: %s", self.name, error)
+        self.error = error
+        self.synced.clear()
+        self._on_state(False, error)

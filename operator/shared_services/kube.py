@@ -1,0 +1,204 @@
+"""A thin JSON layer over the kubernetes client: requests, errors and watch streams.
+
+The generated client turns every response into model objects, which costs more than the
+operator's whole reconcile and hides fields the builders compare. Here bodies stay plain
+dicts, while authentication, TLS and connection pooling stay the client's. Errors are
+sorted once, here, into the few kinds the rest of the operator acts on: gone (404),
+conflict (409), forbidden, invalid, and temporary (5xx, 429, connection trouble), the way
+crate-operator keeps 404/409 handling in one module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, Literal
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.watch.watch import iter_resp_lines
+
+JSON = dict[str, Any]
+MERGE_PATCH: Final = "application/merge-patch+json"
+REQUEST_TIMEOUT: Final = (5.0, 30.0)
+
+
+class KubeError(Exception):
+    """A failed API request; ``status`` is the HTTP status, 0 for connection failures."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}" if status else message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def temporary(self) -> bool:
+        """Whether trying again later may succeed without anyone changing anything."""
+        return self.status in {0, 429} or self.status >= 500
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class Conflict(KubeError):
+    """409: already exists, or a resourceVersion/uid precondition failed."""
+
+
+class Gone(KubeError):
+    """410: a watch asked for a resourceVersion the server no longer has."""
+
+
+def _error(status: int, body: bytes, fallback: str) -> KubeError:
+    reason, message = fallback, body.decode(errors="replace")[:500]
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        reason = str(payload.get("reason") or fallback)
+        message = str(payload.get("message") or message)
+    kinds: dict[int, type[KubeError]] = {404: NotFound, 409: Conflict, 410: Gone}
+    return kinds.get(status, KubeError)(status, reason, message)
+
+
+class Kube:
+    """JSON requests to one API server, through a configured kubernetes ApiClient."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self.api_client = api_client
+
+    @property
+    def host(self) -> str:
+        """The API server's URL."""
+        host: str = self.api_client.configuration.host
+        return host
+
+    def request(
+        self,
+        method: Literal["GET", "POST", "PATCH", "PUT", "DELETE"],
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        content_type: str = "application/json",
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> JSON:
+        """Send one request; return the decoded body or raise a :class:`KubeError`."""
+        response = self._send(
+            method, path, body=body, params=params, content_type=content_type, timeout=timeout
+        )
+        data = response.read()
+        if response.status >= 300:
+            raise _error(response.status, data, response.reason or "Error")
+        decoded: JSON = json.loads(data) if data else {}
+        return decoded
+
+    def get(self, path: str, *, params: Mapping[str, str | int] | None = None) -> JSON | None:
+        """GET an object, or None when it does not exist."""
+        try:
+            return self.request("GET", path, params=params)
+        except NotFound:
+            return None
+
+    def create(self, path: str, body: Mapping[str, Any]) -> JSON:
+        """POST a new object to its collection path."""
+        return self.request("POST", path, body=body)
+
+    def patch(self, path: str, body: Mapping[str, Any]) -> JSON:
+        """Apply a JSON merge patch."""
+        return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    def delete(self, path: str, *, uid: str | None = None) -> bool:
+        """Delete an object, only if it still has ``uid`` when given; False if it was gone.
+
+        The uid precondition keeps a delete aimed at an old object from removing a new one
+        that someone created under the same name in the meantime.
+        """
+        body = {"preconditions": {"uid": uid}} if uid else None
+        try:
+            self.request("DELETE", path, body=body)
+        except NotFound:
+            return False
+        return True
+
+    def watch(
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        params: Mapping[str, str | int] | None = None,
+        timeout_seconds: int = 300,
+        opened: Callable[[Any], None] | None = None,
+    ) -> Iterator[JSON]:
+        """Yield watch events (``{"type", "object"}``) until the server ends the stream.
+
+        The read timeout is a little longer than the server's own, with bookmarks asked
+        for, so a frozen connection is noticed instead of waiting forever.
+        """
+        query = {
+            **(params or {}),
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout_seconds,
+        }
+        response = self._send("GET", path, params=query, timeout=(5.0, timeout_seconds + 30.0))
+        if response.status >= 300:
+            raise _error(response.status, response.read(), response.reason or "Error")
+        raw: urllib3.BaseHTTPResponse = response.response
+        if opened is not None:
+            opened(raw)  # lets another thread shut the stream down
+        try:
+            for line in iter_resp_lines(raw):
+                event: JSON = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object", {})
+                    raise _error(int(status.get("code", 500)), json.dumps(status).encode(), "Error")
+                yield event
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+            # A reset, a timeout, a shutdown from another thread, or a torn JSON line.
+            raise KubeError(0, "WatchBroken", f"{self.host}: watch ended: {error}") from error
+        finally:
+            raw.release_conn()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        content_type: str = "application/json",
+        timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        serialized = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((params or {}).items()),
+            header_params=headers,
+            body=dict(body) if body is not None else None,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            return self.api_client.call_api(*serialized[:4], _request_timeout=timeout)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise KubeError(0, "ConnectionError", f"{self.host}: {error}") from error
+        except k8s.ApiException as error:
+            raise KubeError(error.status or 0, error.reason or "Error", str(error.body)) from error
+
+
+def collection_path(*, group: str, version: str, plural: str, namespace: str | None) -> str:
+    """The REST path of a collection, namespaced or cluster-wide."""
+    prefix = f"/api/{version}" if group == "" else f"/apis/{group}/{version}"
+    if namespace is None:
+        return f"{prefix}/{plural}"
+    return f"{prefix}/namespaces/{namespace}/{plural}"
+
+
+def object_path(*, group: str, version: str, plural: str, namespace: str | None, name: str) -> str:
+    """The REST path of one object."""
+    collection = collection_path(group=group, version=version, plural=plural, namespace=namespace)
+    return f"{collection}/{name}"

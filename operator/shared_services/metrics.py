@@ -1,0 +1,54 @@
+"""The operator's Prometheus metrics.
+
+Names follow Prometheus conventions (``_total`` counters, base units). They answer the
+questions a platform team asks: are imports ready, are the remote watches up, how fast does
+a VIP move reach the local endpoints, and is the operator writing when nothing changes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+IMPORTS = Gauge(
+    "shared_services_imports",
+    "SharedServiceImports by the status and reason of their Ready condition.",
+    ["ready", "reason"],
+)
+SYNCS = Counter(
+    "shared_services_syncs_total",
+    "Syncs of an import, by result (ok, conflict, error).",
+    ["result"],
+)
+SYNC_ERRORS = Counter(
+    "shared_services_sync_errors_total",
+    "Syncs that failed with an error and will be retried.",
+)
+WRITES = Counter(
+    "shared_services_writes_total",
+    "Requests that changed the local cluster, by kind and verb; flat when idle.",
+    ["kind", "verb"],
+)
+STATUS_WRITES = Counter(
+    "shared_services_status_writes_total",
+    "Status updates of imports and RemoteClusters; flat when idle.",
+    ["kind"],
+)
+ADDRESS_CHANGES = Counter(
+    "shared_services_address_changes_total",
+    "Times the addresses of an import changed.",
+)
+PROPAGATION = Histogram(
+    "shared_services_propagation_seconds",
+    "From a remote Service event arriving to the local EndpointSlice write that it caused.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+REMOTE_WATCHES = Gauge(
+    "shared_services_remote_watches",
+    "Open watches of remote Services, one per (RemoteCluster, remote namespace), by state.",
+    ["cluster", "state"],
+)
+REMOTE_CONNECTED = Gauge(
+    "shared_services_remote_cluster_connected",
+    "1 when the RemoteCluster's credentials work and its API server answered.",
+    ["cluster"],
+)

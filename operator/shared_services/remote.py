@@ -1,0 +1,369 @@
+"""Connections to central clusters, and the shared watches of their Services.
+
+A RemoteCluster names a kubeconfig Secret in the operator's namespace. The registry turns
+it into a client (TLS verified; a kubeconfig that turns verification off is refused), asks
+the server for its version to prove the credentials, and opens one Service informer per
+remote namespace that some import reads from, closed again when the last such import goes.
+A changed Secret (a rotated token) reconnects and reopens the informers with the new
+credentials, without a restart. When a cluster cannot be reached, its informers keep their
+last contents: imports keep their last known addresses and say why in a condition.
+
+Everything here is called on the event loop, except the informers' callbacks (their own
+threads) and :meth:`RemoteRegistry.connect`'s blocking part (a worker thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import yaml
+from kubernetes import config as k8s_config
+
+from shared_services.informer import Informer
+from shared_services.kube import JSON, Kube, KubeError, collection_path
+
+log = logging.getLogger(__name__)
+
+ImportKey = tuple[str, str]
+ConnectionState = Literal["Pending", "Connected", "Failed"]
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What the registry needs from a RemoteCluster's spec."""
+
+    secret_name: str
+    secret_key: str
+    context: str | None
+    allowed_namespaces: frozenset[str]
+    allowed_remote_namespaces: frozenset[str]
+
+
+@dataclass
+class Connection:
+    """One RemoteCluster: its credentials' fingerprint, client and shared watches."""
+
+    name: str
+    spec: ClusterSpec
+    state: ConnectionState = "Pending"
+    reason: str = "Connecting"
+    message: str = "connecting"
+    server_version: str | None = None
+    connected_at: str | None = None
+    kube: Kube | None = None
+    fingerprint: str | None = None
+    informers: dict[str, Informer] = field(default_factory=dict)
+    users: dict[str, set[ImportKey]] = field(default_factory=dict)
+    attempt: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class RemoteLookup:
+    """What a remote Service looks like right now, as far as the operator can tell.
+
+    ``known`` is False when the truth cannot be had (cluster unreachable, watch not yet
+    listed): the caller then keeps the last known addresses instead of acting on silence.
+    """
+
+    known: bool
+    service: JSON | None
+    reason: str
+    message: str
+
+
+class CredentialsError(Exception):
+    """The Secret or the kubeconfig in it cannot be used; the message says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def build_client(kubeconfig_text: str, *, context: str | None) -> Kube:
+    """A client from kubeconfig text; refuses kubeconfigs that read files or skip TLS checks.
+
+    A kubeconfig in a Secret must carry its CA and credentials inline: a path would point
+    into the operator's own filesystem, which is no business of whoever wrote the Secret.
+    """
+    try:
+        config = yaml.safe_load(kubeconfig_text)
+    except yaml.YAMLError as error:
+        raise CredentialsError(
+            "KubeconfigInvalid", f"the kubeconfig is not YAML: {error}"
+        ) from error
+    if not isinstance(config, dict) or not config.get("clusters"):
+        raise CredentialsError("KubeconfigInvalid", "the kubeconfig names no clusters")
+    for entry in config.get("clusters") or []:
+        cluster = (entry or {}).get("cluster") or {}
+        if cluster.get("insecure-skip-tls-verify"):
+            raise CredentialsError(
+                "InsecureKubeconfig",
+                "the kubeconfig turns off TLS verification (insecure-skip-tls-verify); "
+                "give the server's CA in certificate-authority-data instead",
+            )
+        if cluster.get("certificate-authority"):
+            raise CredentialsError(
+                "KubeconfigInvalid",
+                "the kubeconfig refers to a CA file; embed it as certificate-authority-data",
+            )
+    for entry in config.get("users") or []:
+        user = (entry or {}).get("user") or {}
+        for key in ("client-certificate", "client-key", "tokenFile", "token-file", "exec"):
+            if user.get(key):
+                raise CredentialsError(
+                    "KubeconfigInvalid",
+                    f"the kubeconfig's user uses {key!r}; embed the credentials "
+                    "(token or client-certificate-data/client-key-data)",
+                )
+    try:
+        api_client = k8s_config.new_client_from_config_dict(config, context=context or None)
+    except (k8s_config.ConfigException, KeyError, TypeError, ValueError) as error:
+        raise CredentialsError(
+            "KubeconfigInvalid", f"the kubeconfig cannot be used: {error}"
+        ) from error
+    return Kube(api_client)
+
+
+def _describe_failure(error: KubeError) -> tuple[str, str]:
+    if error.status == 401:
+        return "Unauthorized", "the credentials were rejected (401)"
+    if error.status == 403:
+        return "Forbidden", f"the credentials lack permission: {error.message}"
+    text = error.message
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "TLSUntrusted", "the server's certificate is not trusted by the kubeconfig's CA"
+    return "Unreachable", text
+
+
+class RemoteRegistry:
+    """All RemoteClusters and their shared Service watches."""
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        secrets: Informer,
+        on_service: Callable[[str, str, str, float], None],
+        on_cluster: Callable[[str], None],
+    ) -> None:
+        self._loop = loop
+        self._secrets = secrets
+        self._on_service = on_service
+        self._on_cluster = on_cluster
+        self.clusters: dict[str, Connection] = {}
+
+    # -- RemoteCluster lifecycle ---------------------------------------------------------
+
+    def upsert(self, name: str, spec: ClusterSpec) -> None:
+        """A RemoteCluster was created or changed."""
+        connection = self.clusters.get(name)
+        if connection is None:
+            connection = self.clusters[name] = Connection(name=name, spec=spec)
+        elif connection.spec == spec:
+            return
+        connection.spec = spec
+        connection.fingerprint = None  # credentials may now come from elsewhere
+        self._schedule_connect(connection)
+
+    def remove(self, name: str) -> None:
+        """A RemoteCluster was deleted: close its watches."""
+        connection = self.clusters.pop(name, None)
+        if connection is None:
+            return
+        if connection.attempt:
+            connection.attempt.cancel()
+        for informer in connection.informers.values():
+            informer.stop()
+        self._on_cluster(name)
+
+    def secret_changed(self, secret_name: str) -> None:
+        """A Secret in the operator's namespace changed: reconnect clusters that use it."""
+        for connection in self.clusters.values():
+            if connection.spec.secret_name == secret_name:
+                self._schedule_connect(connection)
+
+    def _schedule_connect(self, connection: Connection) -> None:
+        if connection.attempt and not connection.attempt.done():
+            connection.attempt.cancel()
+        connection.attempt = self._loop.create_task(self._connect(connection))
+
+    async def _connect(self, connection: Connection) -> None:
+        delay = 1.0
+        while connection.name in self.clusters:
+            try:
+                text, fingerprint = self._read_secret(connection.spec)
+                if fingerprint == connection.fingerprint and connection.state == "Connected":
+                    return  # the Secret changed elsewhere, not under our key
+                kube = await asyncio.to_thread(build_client, text, context=connection.spec.context)
+                version = await asyncio.to_thread(kube.request, "GET", "/version")
+            except CredentialsError as error:
+                self._failed(connection, error.reason, error.message)
+                return  # nothing to retry until the Secret or the RemoteCluster changes
+            except KubeError as error:
+                reason, message = _describe_failure(error)
+                self._failed(connection, reason, message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            old = connection.kube
+            connection.kube = kube
+            connection.fingerprint = fingerprint
+            connection.state = "Connected"
+            connection.reason = "Connected"
+            connection.server_version = str(version.get("gitVersion", ""))
+            connection.message = f"connected to {kube.host}, Kubernetes {connection.server_version}"
+            connection.connected_at = _now()
+            for namespace in list(connection.informers):
+                connection.informers[namespace].stop()
+                connection.informers[namespace] = self._start_informer(connection, namespace)
+            if old is not None:
+                old.api_client.close()
+            self._on_cluster(connection.name)
+            return
+
+    def _failed(self, connection: Connection, reason: str, message: str) -> None:
+        changed = (connection.state, connection.reason, connection.message) != (
+            "Failed",
+            reason,
+            message,
+        )
+        connection.state, connection.reason, connection.message = "Failed", reason, message
+        if changed:
+            log.warning("remote cluster %s: %s", connection.name, message)
+            self._on_cluster(connection.name)
+
+    def _read_secret(self, spec: ClusterSpec) -> tuple[str, str]:
+        secret = self._secrets.get(f"{self._secrets_namespace()}/{spec.secret_name}")
+        if secret is None:
+            raise CredentialsError(
+                "SecretNotFound",
+                f"Secret {spec.secret_name!r} not found in the operator's namespace "
+                f"{self._secrets_namespace()!r}",
+            )
+        data = secret.get("data") or {}
+        if spec.secret_key not in data:
+            raise CredentialsError(
+                "SecretKeyMissing",
+                f"Secret {spec.secret_name!r} has no key {spec.secret_key!r}",
+            )
+        raw = base64.b64decode(data[spec.secret_key])
+        # Only a fingerprint is kept to notice rotation; the credentials are never logged.
+        return raw.decode(errors="replace"), hashlib.sha256(raw).hexdigest()
+
+    def _secrets_namespace(self) -> str:
+        return self._secrets.path.split("/namespaces/")[1].split("/")[0]
+
+    # -- shared watches ------------------------------------------------------------------
+
+    def use(self, key: ImportKey, cluster: str, namespace: str) -> None:
+        """Say that import ``key`` reads from ``namespace`` on ``cluster`` (idempotent)."""
+        self.release(key, keep=(cluster, namespace))
+        connection = self.clusters.get(cluster)
+        if connection is None:
+            return
+        users = connection.users.setdefault(namespace, set())
+        users.add(key)
+        if namespace not in connection.informers and connection.kube is not None:
+            connection.informers[namespace] = self._start_informer(connection, namespace)
+
+    def release(self, key: ImportKey, *, keep: tuple[str, str] | None = None) -> None:
+        """Forget what import ``key`` read, closing watches that nobody uses any more."""
+        for connection in self.clusters.values():
+            for namespace, users in list(connection.users.items()):
+                if key not in users or keep == (connection.name, namespace):
+                    continue
+                users.discard(key)
+                if not users:
+                    del connection.users[namespace]
+                    informer = connection.informers.pop(namespace, None)
+                    if informer is not None:
+                        informer.stop()
+
+    def lookup(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
+        """The remote Service as last seen, and whether that view is current."""
+        connection = self.clusters.get(cluster)
+        if connection is None:
+            return RemoteLookup(
+                known=False,
+                service=None,
+                reason="RemoteClusterNotFound",
+                message=f"RemoteCluster {cluster!r} does not exist",
+            )
+        informer = connection.informers.get(namespace)
+        if connection.state != "Connected" or informer is None:
+            if connection.kube is not None and informer is None:
+                connection.informers[namespace] = self._start_informer(connection, namespace)
+            return RemoteLookup(
+                known=False,
+                service=None,
+                reason="RemoteUnavailable" if connection.state == "Failed" else "Connecting",
+                message=f"RemoteCluster {cluster!r}: {connection.message}",
+            )
+        if not informer.synced.is_set():
+            if informer.error:
+                return RemoteLookup(
+                    known=False,
+                    service=None,
+                    reason="RemoteUnavailable",
+                    message=f"watching Services in {cluster}/{namespace}: {informer.error}",
+                )
+            return RemoteLookup(
+                known=False, service=None, reason="Connecting", message="listing remote Services"
+            )
+        service = informer.get(f"{namespace}/{name}")
+        if service is None:
+            return RemoteLookup(
+                known=True,
+                service=None,
+                reason="RemoteServiceNotFound",
+                message=f"Service {namespace}/{name} not found on RemoteCluster {cluster!r}",
+            )
+        return RemoteLookup(known=True, service=service, reason="Found", message="")
+
+    def watch_counts(self) -> dict[str, tuple[int, int]]:
+        """Per cluster: (watches up, watches down), for the metrics."""
+        counts: dict[str, tuple[int, int]] = {}
+        for name, connection in self.clusters.items():
+            up = sum(1 for i in connection.informers.values() if i.synced.is_set())
+            counts[name] = (up, len(connection.informers) - up)
+        return counts
+
+    def close(self) -> None:
+        """Stop every watch."""
+        for name in list(self.clusters):
+            self.remove(name)
+
+    def _start_informer(self, connection: Connection, namespace: str) -> Informer:
+        assert connection.kube is not None
+        cluster = connection.name
+
+        def on_event(_type: str, obj: JSON) -> None:
+            received = self._loop.time()
+            name = str(obj.get("metadata", {}).get("name", ""))
+            self._loop.call_soon_threadsafe(self._on_service, cluster, namespace, name, received)
+
+        def on_state(_synced: bool, _error: str | None) -> None:
+            self._loop.call_soon_threadsafe(
+                self._on_service, cluster, namespace, "", self._loop.time()
+            )
+
+        return Informer(
+            connection.kube,
+            collection_path(group="", version="v1", plural="services", namespace=namespace),
+            name=f"{cluster}/{namespace}/services",
+            on_event=on_event,
+            on_state=on_state,
+        ).start()
+
+
+def _now() -> str:
+    from datetime import UTC, datetime  # noqa: PLC0415 - keeps the module's imports lean
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,180 @@
+"""The one place that changes the local cluster's Services, EndpointSlices and Endpoints.
+
+It compares the desired objects with the informers' caches and writes only the difference,
+so a sync with nothing to do makes no request at all. It never takes over an object it did
+not create: such an object is reported as a conflict and left exactly as it is, and when the
+Service itself conflicts no endpoints are written either, since they would attach to
+somebody else's Service.
+
+The methods block (the kubernetes client is synchronous); the controller calls them from
+worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from shared_services import builders
+from shared_services.informer import Informer, object_key
+from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of object the operator writes."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    def collection(self, namespace: str | None) -> str:
+        """Its collection path in ``namespace`` (all namespaces when None)."""
+        return collection_path(
+            group=self.group, version=self.version, plural=self.plural, namespace=namespace
+        )
+
+    def path(self, namespace: str, name: str) -> str:
+        """The path of one object."""
+        return f"{self.collection(namespace)}/{name}"
+
+
+SERVICE: Final = Kind("", "v1", "services", "Service")
+ENDPOINT_SLICE: Final = Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
+ENDPOINTS: Final = Kind("", "v1", "endpoints", "Endpoints")
+MANAGED_KINDS: Final = (SERVICE, ENDPOINT_SLICE, ENDPOINTS)
+
+
+def kind_of(obj: Mapping[str, Any]) -> Kind:
+    """The managed kind of a desired object."""
+    return {k.kind: k for k in MANAGED_KINDS}[str(obj["kind"])]
+
+
+@dataclass
+class Outcome:
+    """What one apply did: conflicts found and the writes made (by kind and verb)."""
+
+    conflicts: list[str] = field(default_factory=list)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def endpoints_written(self) -> bool:
+        """Whether an EndpointSlice was created, changed or removed."""
+        return any(kind == ENDPOINT_SLICE.kind for kind, _ in self.writes)
+
+
+class Writer:
+    """Applies desired objects to the local cluster through the managed-object caches."""
+
+    def __init__(self, kube: Kube, caches: Mapping[Kind, Informer]) -> None:
+        self.kube = kube
+        self.caches = caches
+
+    def apply(self, *, owner: builders.Owner, desired: builders.Desired) -> Outcome:
+        """Make the cluster hold ``desired`` for ``owner``, and nothing else of it.
+
+        Stale objects of the import (an old serviceName, an address family that went away)
+        are deleted last, after the new ones exist, so consumers never see a gap.
+        """
+        outcome = Outcome()
+        for obj in desired.objects():
+            self._apply_one(owner, obj, outcome)
+            if outcome.conflicts and obj is desired.service:
+                return outcome
+        keep = {(kind_of(o).kind, o["metadata"]["name"]) for o in desired.objects()}
+        self._remove(owner, outcome, keep=keep)
+        return outcome
+
+    def remove(self, *, owner: builders.Owner) -> Outcome:
+        """Delete every object of an import that is gone."""
+        outcome = Outcome()
+        self._remove(owner, outcome, keep=set())
+        return outcome
+
+    def owned(self, owner: builders.Owner) -> list[tuple[Kind, JSON]]:
+        """The cached objects that carry the import's label in its namespace."""
+        found = []
+        for kind, cache in self.caches.items():
+            for obj in list(cache.cache.values()):
+                metadata = obj.get("metadata", {})
+                if (
+                    metadata.get("namespace") == owner.namespace
+                    and (metadata.get("labels") or {}).get(builders.IMPORT_LABEL) == owner.name
+                ):
+                    found.append((kind, obj))
+        return found
+
+    def _apply_one(self, owner: builders.Owner, obj: JSON, outcome: Outcome) -> None:
+        kind = kind_of(obj)
+        name = obj["metadata"]["name"]
+        cache = self.caches[kind]
+        actual = cache.get(f"{owner.namespace}/{name}")
+        if actual is None:
+            try:
+                created = self.kube.create(kind.collection(owner.namespace), obj)
+            except Conflict:
+                actual = self.kube.get(kind.path(owner.namespace, name))
+                if actual is None:
+                    return  # deleted meanwhile; the watch brings us back here
+            else:
+                cache.cache[object_key(created)] = created
+                outcome.writes.append((kind.kind, "create"))
+                return
+        if not builders.owned_by(actual, (owner.namespace, owner.name)):
+            outcome.conflicts.append(_conflict_message(kind, actual, owner))
+            return
+        change = builders.patch_for(desired=obj, actual=actual)
+        if change is None:
+            return
+        path = kind.path(owner.namespace, name)
+        if change.kind == "patch":
+            try:
+                updated = self.kube.patch(path, change.body)
+            except NotFound:
+                return  # deleted by hand meanwhile: its DELETED event triggers a re-create
+            cache.cache[object_key(updated)] = updated
+            outcome.writes.append((kind.kind, "patch"))
+            return
+        self.kube.delete(path, uid=actual["metadata"].get("uid"))
+        created = self.kube.create(kind.collection(owner.namespace), change.body)
+        cache.cache[object_key(created)] = created
+        outcome.writes.append((kind.kind, "recreate"))
+
+    def _remove(
+        self, owner: builders.Owner, outcome: Outcome, *, keep: set[tuple[str, str]]
+    ) -> None:
+        for kind, obj in self.owned(owner):
+            metadata = obj["metadata"]
+            if (kind.kind, metadata["name"]) in keep:
+                continue
+            try:
+                self.kube.delete(
+                    kind.path(owner.namespace, metadata["name"]), uid=metadata.get("uid")
+                )
+            except Conflict:
+                continue  # a newer object took the name; it is not ours to delete
+            except KubeError as error:
+                log.warning(
+                    "deleting %s %s/%s: %s", kind.kind, owner.namespace, metadata["name"], error
+                )
+                raise
+            self.caches[kind].cache.pop(object_key(obj), None)
+            outcome.writes.append((kind.kind, "delete"))
+
+
+def _conflict_message(kind: Kind, actual: Mapping[str, Any], owner: builders.Owner) -> str:
+    metadata = actual.get("metadata", {})
+    labels = metadata.get("labels") or {}
+    name = f"{kind.kind} {owner.namespace}/{metadata.get('name')}"
+    other = labels.get(builders.IMPORT_LABEL)
+    if builders.is_managed(actual) and other and other != owner.name:
+        return f"{name} belongs to SharedServiceImport {other!r}; choose another serviceName"
+    return (
+        f"{name} already exists and is not managed by shared-services-operator; "
+        "delete it or choose another serviceName"
+    )

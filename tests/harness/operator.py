@@ -1,0 +1,134 @@
+"""Run the operator as its own process, the way ``kopf run`` runs in a pod.
+
+Tests, the demo and the benchmark start it with a kubeconfig of the workload cluster, read
+its Prometheus metrics over HTTP, and can kill and restart it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.cluster import _die_with_parent, free_port
+
+OPERATOR_NAMESPACE = "shared-services-system"
+
+
+class OperatorProcess:
+    """One operator process against one cluster."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        log_path: Path,
+        operator_namespace: str = OPERATOR_NAMESPACE,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.operator_namespace = operator_namespace
+        self.extra_args = list(extra_args)
+        self.env = env or {}
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, wait: bool = True) -> OperatorProcess:
+        """Start the process; by default wait until its liveness endpoint answers."""
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "OPERATOR_NAMESPACE": self.operator_namespace,
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+        }
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shared_services",
+                f"--metrics-port={self.metrics_port}",
+                f"--health-port={self.health_port}",
+                *self.extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )
+        log.close()
+        if wait:
+            self.wait_live()
+        return self
+
+    def wait_live(self, timeout: float = 60.0) -> None:
+        """Block until /healthz answers 200."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process is None or self.process.poll() is not None:
+                msg = f"the operator exited:\n{self.log_tail()}"
+                raise RuntimeError(msg)
+            try:
+                url = f"http://127.0.0.1:{self.health_port}/healthz"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                msg = f"the operator did not become live:\n{self.log_tail()}"
+                raise TimeoutError(msg)
+            time.sleep(0.1)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop the process (SIGKILL to simulate a crash)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def metrics(self) -> dict[str, float]:
+        """Current samples as ``name{label="value",...}`` → value."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return samples
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample's value, 0 when absent."""
+        key = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        return self.metrics().get(f"{name}{{{key}}}" if key else name, 0.0)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the operator logged."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,227 @@
+"""Shortcuts for tests that drive the operator through the two local clusters.
+
+Used by the integration tests, the end-to-end scenarios and the benchmark, so every layer
+talks to the clusters the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+
+from harness.cluster import Cluster
+from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
+from support import eventually
+
+CRD_DIR = Path(__file__).resolve().parents[1] / "crds"
+GROUP, VERSION = "sharedservices.io", "v1alpha1"
+
+
+def install_crds(api: k8s.ApiClient) -> None:
+    """Create or replace the project's CRDs and wait until they are served."""
+    extensions = k8s.ApiextensionsV1Api(api)
+    names = []
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        names.append(crd["metadata"]["name"])
+        try:
+            extensions.create_custom_resource_definition(crd)
+        except k8s.ApiException as error:
+            if error.status != 409:
+                raise
+            current = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+            crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+            extensions.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+
+    def established() -> bool:
+        for name in names:
+            conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+            if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                return False
+        return True
+
+    eventually(established, timeout=30)
+
+
+class Kit:
+    """Shortcuts for one test's namespace on both clusters."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        supervisor: Cluster,
+        supervisor_api: k8s.ApiClient,
+        workload_api: k8s.ApiClient,
+        operator: OperatorProcess,
+    ) -> None:
+        self.namespace = namespace
+        self.supervisor = supervisor
+        self.operator = operator
+        self.remote = k8s.CoreV1Api(supervisor_api)
+        self.core = k8s.CoreV1Api(workload_api)
+        self.discovery = k8s.DiscoveryV1Api(workload_api)
+        self.custom = k8s.CustomObjectsApi(workload_api)
+        self.cluster_name = f"sup-{namespace}"
+
+    # -- supervisor side ----------------------------------------------------------------
+
+    def load_balancer(
+        self, name: str, *, ports: list[dict[str, Any]] | None = None, namespace: str | None = None
+    ) -> str:
+        """Create a LoadBalancer Service on the supervisor and return its allocated VIP."""
+        ns = namespace or self.namespace
+        self.remote.create_namespaced_service(
+            ns,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "type": "LoadBalancer",
+                    "ports": ports or [{"name": "postgres", "port": 5432}],
+                },
+            },
+        )
+        return str(eventually(lambda: self.vip(name, namespace=ns)))
+
+    def vip(self, name: str, *, namespace: str | None = None) -> str | None:
+        """The first ingress IP of a supervisor Service."""
+        status = self.remote.read_namespaced_service_status(name, namespace or self.namespace)
+        ingress = status.status.load_balancer.ingress or []
+        return ingress[0].ip if ingress else None
+
+    def set_ingress(self, name: str, ingress: list[dict[str, str]]) -> None:
+        """Move the VIP, as a re-provisioned load balancer would."""
+        self.remote.patch_namespaced_service_status(
+            name, self.namespace, {"status": {"loadBalancer": {"ingress": ingress}}}
+        )
+
+    # -- workload side ------------------------------------------------------------------
+
+    def remote_cluster(self, *, name: str | None = None, **spec: Any) -> str:
+        """A kubeconfig Secret and a RemoteCluster for the supervisor; returns its name."""
+        name = name or self.cluster_name
+        secret = f"{name}-kubeconfig"
+        kubeconfig = self.supervisor.kubeconfig_yaml()
+        self.core.create_namespaced_secret(
+            OPERATOR_NAMESPACE,
+            {
+                "metadata": {"name": secret},
+                "data": {"kubeconfig": base64.b64encode(kubeconfig.encode()).decode()},
+            },
+        )
+        self.custom.create_cluster_custom_object(
+            GROUP,
+            VERSION,
+            "remoteclusters",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "RemoteCluster",
+                "metadata": {"name": name},
+                "spec": {"kubeconfigSecretRef": {"name": secret}, **spec},
+            },
+        )
+        return name
+
+    def create_import(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create a SharedServiceImport in the test's namespace."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SharedServiceImport",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "sharedserviceimports", body
+        )
+        return created
+
+    def import_remote(self, name: str, service: str, **extra: Any) -> dict[str, Any]:
+        """Import ``service`` from the test's namespace on the supervisor."""
+        source = {
+            "remoteService": {
+                "cluster": self.cluster_name,
+                "namespace": self.namespace,
+                "name": service,
+            }
+        }
+        return self.create_import(name, {"source": source, **extra})
+
+    def get_import(self, name: str) -> dict[str, Any]:
+        """The import as the API server has it."""
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "sharedserviceimports", name
+        )
+        return found
+
+    def patch_import(self, name: str, patch: dict[str, Any]) -> None:
+        """Change an import."""
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "sharedserviceimports", name, patch
+        )
+
+    def delete_import(self, name: str) -> None:
+        """Delete an import."""
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "sharedserviceimports", name
+        )
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        """One condition of an import's status."""
+        status = self.get_import(name).get("status") or {}
+        return next((c for c in status.get("conditions", []) if c["type"] == type_), None)
+
+    def wait_condition(
+        self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 20
+    ) -> dict[str, Any]:
+        """Wait until a condition has the given status (and reason)."""
+
+        def check() -> dict[str, Any] | None:
+            found = self.condition(name, type_)
+            if (
+                found
+                and found["status"] == status
+                and (reason is None or found["reason"] == reason)
+            ):
+                return found
+            return None
+
+        try:
+            return eventually(check, timeout=timeout)
+        except AssertionError as error:
+            raise AssertionError(
+                f"{type_} of {name} is {self.condition(name, type_)}\n{self.operator.log_tail()}"
+            ) from error
+
+    def slice_addresses(self, service: str) -> dict[str, list[str]]:
+        """Addresses in the service's EndpointSlices, by address type."""
+        slices = self.discovery.list_namespaced_endpoint_slice(
+            self.namespace, label_selector=f"kubernetes.io/service-name={service}"
+        ).items
+        return {
+            s.address_type: sorted(a for e in s.endpoints or [] for a in e.addresses)
+            for s in slices
+        }
+
+    def wait_addresses(
+        self, service: str, expected: dict[str, list[str]], timeout: float = 20
+    ) -> None:
+        """Wait until the EndpointSlices hold exactly ``expected``."""
+        try:
+            eventually(lambda: self.slice_addresses(service) == expected, timeout=timeout)
+        except AssertionError as error:
+            raise AssertionError(
+                f"slices of {service}: {self.slice_addresses(service)} != {expected}\n"
+                f"{self.operator.log_tail()}"
+            ) from error
+
+    def events(self, name: str) -> list[Any]:
+        """Events recorded on an import."""
+        return list(
+            self.core.list_namespaced_event(
+                self.namespace, field_selector=f"involvedObject.name={name}"
+            ).items
+        )
