@@ -1,0 +1,497 @@
+"""Pins what the models accept and refuse, and that every refusal names the field.
+
+The operator puts ``explain_validation_error``'s line into a status condition, so each bad
+spec must produce a short message that starts at the offending field's YAML path. The
+bad-spec table lives in ``tests/specs.py`` so the API-server tests can prove the generated
+CRD refuses the very same specs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import itertools
+import re
+from typing import Any
+
+import pydantic
+import pytest
+
+from shared_services import api
+from specs import (
+    BAD_IMPORT_SPECS,
+    BAD_REMOTE_CLUSTER_SPECS,
+    GOOD_IMPORT_SPECS,
+    GOOD_REMOTE_CLUSTER_SPECS,
+)
+
+
+def _refusal(model: type[pydantic.BaseModel], spec: dict[str, Any]) -> str:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        model.model_validate(spec)
+    return api.explain_validation_error(caught.value)
+
+
+# --- the shared tables -------------------------------------------------------------------
+
+
+def test_tables_cover_enough_cases() -> None:
+    assert len(BAD_IMPORT_SPECS) >= 25
+    ids = [case[0] for case in (*BAD_IMPORT_SPECS, *GOOD_IMPORT_SPECS)]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize(("case", "spec"), GOOD_IMPORT_SPECS, ids=[c[0] for c in GOOD_IMPORT_SPECS])
+def test_good_import_specs_are_accepted(case: str, spec: dict[str, Any]) -> None:
+    parsed = api.parse_import_spec(spec, import_name="db")
+    assert parsed.source.kind in {"remoteService", "hostname", "addresses"}
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "field"), BAD_IMPORT_SPECS, ids=[c[0] for c in BAD_IMPORT_SPECS]
+)
+def test_bad_import_specs_are_refused_naming_the_field(
+    case: str, spec: dict[str, Any], field: str
+) -> None:
+    message = _refusal(api.ImportSpec, spec)
+    assert field in message
+    assert message.startswith("spec")
+    assert len(message) < 1024
+    with pytest.raises(api.InvalidSpecError) as caught:
+        api.parse_import_spec(spec, import_name="db")
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("case", "spec"), GOOD_REMOTE_CLUSTER_SPECS, ids=[c[0] for c in GOOD_REMOTE_CLUSTER_SPECS]
+)
+def test_good_remote_cluster_specs_are_accepted(case: str, spec: dict[str, Any]) -> None:
+    parsed = api.parse_remote_cluster_spec(spec)
+    assert parsed.kubeconfig_secret_ref.name == spec["kubeconfigSecretRef"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "field"),
+    BAD_REMOTE_CLUSTER_SPECS,
+    ids=[c[0] for c in BAD_REMOTE_CLUSTER_SPECS],
+)
+def test_bad_remote_cluster_specs_are_refused_naming_the_field(
+    case: str, spec: dict[str, Any], field: str
+) -> None:
+    message = _refusal(api.RemoteClusterSpec, spec)
+    assert field in message
+    with pytest.raises(api.InvalidSpecError, match=re.escape(field)):
+        api.parse_remote_cluster_spec(spec)
+
+
+# --- the messages themselves ----------------------------------------------------------------
+
+_ADDRESS = {"addresses": ["192.0.2.10"]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"source": _ADDRESS, "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 0}]},
+            "spec.ports[1].port: must be an integer between 1 and 65535",
+        ),
+        (
+            {"source": _ADDRESS, "ports": [{"port": 80, "protocol": "HTTP"}]},
+            "spec.ports[0].protocol: must be one of 'TCP', 'UDP' or 'SCTP'",
+        ),
+        (
+            {"source": _ADDRESS, "ports": [{"port": 80}], "colour": "red"},
+            "spec.colour: is not a known field",
+        ),
+        (
+            {"source": _ADDRESS, "ports": [{"port": 80, "targetport": 8080}]},
+            "spec.ports[0].targetport: is not a known field",
+        ),
+        (
+            {"source": {"hostname": "db.example.internal"}},
+            f"spec.ports: {api.PORTS_REQUIRED_MESSAGE}",
+        ),
+        (
+            {"source": {"addresses": ["192.0.2.10", "::1"]}, "ports": [{"port": 80}]},
+            f"spec.source.addresses[1]: {api.LOOPBACK_MESSAGE}",
+        ),
+        (
+            {"source": {}, "ports": [{"port": 80}]},
+            f"spec.source: {api.ONE_SOURCE_MESSAGE} (found: none)",
+        ),
+        (
+            {"source": {"addresses": ["192.0.2.10"], "hostname": "db"}, "ports": [{"port": 80}]},
+            f"spec.source: {api.ONE_SOURCE_MESSAGE} (found: hostname, addresses)",
+        ),
+        (
+            {"source": _ADDRESS, "ports": [{"port": 80}, {"port": 81}]},
+            f"spec.ports: {api.NAMES_REQUIRED_MESSAGE}; ports[0] (80/TCP) has none",
+        ),
+        (
+            {"source": {"addresses": ["2001:db8::10", "2001:DB8::10"]}, "ports": [{"port": 80}]},
+            "spec.source.addresses: must not list the same address twice; "
+            "2001:db8::10 is listed twice",
+        ),
+        (
+            {"source": {"remoteService": {"cluster": "c", "namespace": "n"}}},
+            "spec.source.remoteService.name: is required",
+        ),
+        (
+            {"source": {"addresses": "192.0.2.10"}, "ports": [{"port": 80}]},
+            "spec.source.addresses: must be a list",
+        ),
+        (
+            {"source": "192.0.2.10", "ports": [{"port": 80}]},
+            "spec.source: must be an object",
+        ),
+    ],
+)
+def test_message_is_exact(spec: dict[str, Any], expected: str) -> None:
+    assert _refusal(api.ImportSpec, spec) == expected
+
+
+def test_item_errors_are_not_buried_under_a_list_length_complaint() -> None:
+    message = _refusal(
+        api.ImportSpec, {"source": _ADDRESS, "ports": [{"port": 0, "name": "a"}, {"port": 1}]}
+    )
+    assert message == "spec.ports[0].port: must be an integer between 1 and 65535"
+
+
+def test_long_error_lists_are_cut_and_counted() -> None:
+    spec = {"source": _ADDRESS, "ports": [{"name": f"p{i}", "port": 0} for i in range(5)]}
+    message = _refusal(api.ImportSpec, spec)
+    assert message.count("must be an integer between 1 and 65535") == 3
+    assert message.endswith("(and 2 more)")
+    assert "spec.ports[3]" not in message
+
+
+def test_status_errors_use_the_given_root() -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        api.ImportStatus.model_validate({"observedGeneration": -1})
+    assert api.explain_validation_error(caught.value, root="status") == (
+        "status.observedGeneration: must be at least 0"
+    )
+
+
+@pytest.mark.parametrize("value", [True, 80.0, "80", None])
+def test_port_numbers_are_strict_integers(value: object) -> None:
+    # The API server refuses these for "type: integer"; coercing them would hide the mistake.
+    message = _refusal(api.ImportSpec, {"source": _ADDRESS, "ports": [{"port": value}]})
+    assert message.startswith("spec.ports[0].port: must be an integer")
+
+
+# --- endpoint addresses ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("192.0.2.10", None),
+        ("10.0.0.1", None),
+        ("100.64.0.1", None),
+        ("0.1.2.3", None),  # Go's IsGlobalUnicast, which the API server uses, allows it
+        ("240.0.0.1", None),
+        ("2001:db8::10", None),
+        ("2001:DB8:0::10", None),
+        ("fd00::1", None),
+        ("0.0.0.0", api.UNSPECIFIED_MESSAGE),
+        ("::", api.UNSPECIFIED_MESSAGE),
+        ("127.0.0.1", api.LOOPBACK_MESSAGE),
+        ("127.255.255.254", api.LOOPBACK_MESSAGE),
+        ("::1", api.LOOPBACK_MESSAGE),
+        ("169.254.0.1", api.LINK_LOCAL_MESSAGE),
+        ("fe80::1", api.LINK_LOCAL_MESSAGE),
+        ("febf::1", api.LINK_LOCAL_MESSAGE),
+        ("224.0.0.1", api.LINK_LOCAL_MULTICAST_MESSAGE),
+        ("224.0.0.255", api.LINK_LOCAL_MULTICAST_MESSAGE),
+        ("ff02::1", api.LINK_LOCAL_MULTICAST_MESSAGE),
+        ("ff12::1", api.LINK_LOCAL_MULTICAST_MESSAGE),
+        ("224.0.1.1", api.NOT_UNICAST_MESSAGE),
+        ("239.255.255.255", api.NOT_UNICAST_MESSAGE),
+        ("ff01::1", api.NOT_UNICAST_MESSAGE),
+        ("ff05::2", api.NOT_UNICAST_MESSAGE),
+        ("255.255.255.255", api.NOT_UNICAST_MESSAGE),
+        ("", api.NOT_AN_IP_MESSAGE),
+        ("192.0.2.010", api.NOT_AN_IP_MESSAGE),
+        ("192.0.2.256", api.NOT_AN_IP_MESSAGE),
+        ("::ffff:192.0.2.10", api.NOT_AN_IP_MESSAGE),
+        ("2001:db8::1%eth0", api.NOT_AN_IP_MESSAGE),
+        ("192.0.2.0/24", api.NOT_AN_IP_MESSAGE),
+        (" 192.0.2.10", api.NOT_AN_IP_MESSAGE),
+    ],
+)
+def test_endpoint_address_problem(address: str, problem: str | None) -> None:
+    assert api.endpoint_address_problem(address) == problem
+
+
+def test_addresses_keep_their_spelling_and_canonical_form_is_derived() -> None:
+    spec = api.ImportSpec.model_validate(
+        {"source": {"addresses": ["2001:DB8:0:0::10", "192.0.2.10"]}, "ports": [{"port": 80}]}
+    )
+    assert spec.source.addresses == ("2001:DB8:0:0::10", "192.0.2.10")
+    assert spec.source.canonical_addresses == ("2001:db8::10", "192.0.2.10")
+    assert api.canonical_address("2001:0db8::0010") == "2001:db8::10"
+    with pytest.raises(ValueError, match="IPv4 or IPv6"):
+        api.canonical_address("db.example.internal")
+
+
+def test_canonical_addresses_is_empty_for_other_sources() -> None:
+    source = api.Source.model_validate({"hostname": "db.example.internal"})
+    assert source.canonical_addresses == ()
+
+
+# --- derived defaults and helpers ------------------------------------------------------------
+
+
+def test_port_defaults_are_derived_not_written() -> None:
+    spec = api.ImportSpec.model_validate(
+        {
+            "source": _ADDRESS,
+            "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 53, "targetPort": 5353}],
+        }
+    )
+    first, second = spec.ports or ()
+    assert first.target_port is None
+    assert first.effective_target_port == 80
+    assert first.protocol == "TCP"
+    assert second.effective_target_port == 5353
+
+
+def test_service_name_defaults_to_the_import_name() -> None:
+    unnamed = api.ImportSpec.model_validate({"source": _ADDRESS, "ports": [{"port": 80}]})
+    named = api.ImportSpec.model_validate(
+        {"source": _ADDRESS, "ports": [{"port": 80}], "serviceName": "postgres"}
+    )
+    assert unnamed.service_name is None
+    assert unnamed.effective_service_name("db") == "db"
+    assert named.effective_service_name("db") == "postgres"
+
+
+@pytest.mark.parametrize("name", ["db.v2", "1db", "d" * 64, "Db"])
+def test_an_import_name_that_cannot_name_a_service_needs_service_name(name: str) -> None:
+    spec = {"source": _ADDRESS, "ports": [{"port": 80}]}
+    with pytest.raises(api.InvalidSpecError) as caught:
+        api.parse_import_spec(spec, import_name=name)
+    assert caught.value.message.startswith("metadata.name:")
+    assert "spec.serviceName" in caught.value.message
+    parsed = api.parse_import_spec({**spec, "serviceName": "db"}, import_name=name)
+    assert parsed.effective_service_name(name) == "db"
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ({"remoteService": {"cluster": "c", "namespace": "n", "name": "s"}}, "remoteService"),
+        ({"hostname": "db.example.internal"}, "hostname"),
+        ({"addresses": ["192.0.2.10"]}, "addresses"),
+    ],
+)
+def test_source_kind(source: dict[str, Any], kind: str) -> None:
+    assert api.Source.model_validate(source).kind == kind
+
+
+def test_remote_service_ports_may_be_left_out() -> None:
+    spec = api.ImportSpec.model_validate(
+        {"source": {"remoteService": {"cluster": "c", "namespace": "n", "name": "s"}}}
+    )
+    assert spec.ports is None
+
+
+def test_models_are_frozen_and_round_trip_through_their_wire_form() -> None:
+    raw = {
+        "source": {"remoteService": {"cluster": "sup", "namespace": "shared-db", "name": "db"}},
+        "serviceName": "db",
+        "ports": [{"name": "postgres", "port": 5432, "targetPort": 15432, "protocol": "TCP"}],
+    }
+    spec = api.ImportSpec.model_validate(raw)
+    assert spec.model_dump(mode="json", by_alias=True, exclude_none=True) == raw
+    with pytest.raises(pydantic.ValidationError):
+        spec.service_name = "other"  # type: ignore[misc]
+    assert hash(spec) == hash(api.ImportSpec.model_validate(raw))
+
+
+def test_python_names_are_accepted_too() -> None:
+    spec = api.ImportSpec.model_validate(
+        {"source": {"addresses": ["192.0.2.10"]}, "ports": [{"port": 80, "target_port": 81}]}
+    )
+    assert spec.ports is not None
+    assert spec.ports[0].effective_target_port == 81
+
+
+def test_remote_cluster_defaults_and_namespace_rules() -> None:
+    everyone = api.RemoteClusterSpec.model_validate({"kubeconfigSecretRef": {"name": "k"}})
+    assert everyone.kubeconfig_secret_ref.key == "kubeconfig"
+    assert everyone.context is None
+    assert everyone.allows_namespace("anything")
+    assert everyone.allows_remote_namespace("anything")
+    limited = api.RemoteClusterSpec.model_validate(
+        {
+            "kubeconfigSecretRef": {"name": "k", "key": "config"},
+            "allowedNamespaces": ["web"],
+            "allowedRemoteNamespaces": ["shared-db"],
+        }
+    )
+    assert limited.allows_namespace("web")
+    assert not limited.allows_namespace("shop")
+    assert limited.allows_remote_namespace("shared-db")
+    assert not limited.allows_remote_namespace("kube-system")
+
+
+# --- patterns against Kubernetes' own definitions ---------------------------------------------
+
+
+def _k8s_port_name_ok(name: str) -> bool:
+    # k8s.io/apimachinery/pkg/util/validation.IsValidPortName, written out step by step.
+    return (
+        1 <= len(name) <= 15
+        and re.fullmatch(r"[-a-z0-9]+", name) is not None
+        and re.search(r"[a-z]", name) is not None
+        and "--" not in name
+        and not name.startswith("-")
+        and not name.endswith("-")
+    )
+
+
+def _k8s_hostname_ok(name: str) -> bool:
+    body = name.removesuffix(".")
+    labels = body.split(".")
+    return 0 < len(name) <= 253 and all(
+        len(label) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", label)
+        for label in labels
+    )
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _strings(alphabet: str, longest: int) -> list[str]:
+    return [
+        "".join(letters)
+        for size in range(1, longest + 1)
+        for letters in itertools.product(alphabet, repeat=size)
+    ]
+
+
+def test_port_name_rule_matches_kubernetes_exhaustively() -> None:
+    adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(api.PortName)
+    candidates = [*_strings("a1-", 6), "a" * 15, "a" * 16, "1" * 14 + "a", "A", "a_b"]
+    for name in candidates:
+        try:
+            adapter.validate_python(name)
+            accepted = True
+        except pydantic.ValidationError:
+            accepted = False
+        assert accepted == _k8s_port_name_ok(name), name
+
+
+def test_hostname_rule_matches_dns_exhaustively() -> None:
+    adapter: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(api.Hostname)
+    candidates = [
+        *_strings("a-.", 6),
+        *_strings("1.", 7),
+        "a" * 63,
+        "a" * 64,
+        ".".join(["a" * 63] * 4),  # 255 characters
+        ".".join(["a" * 63] * 3 + ["a" * 61]),  # 253 characters
+        "192.0.2.10",
+        "192.0.2.10.",
+    ]
+    for name in candidates:
+        try:
+            adapter.validate_python(name)
+            accepted = True
+        except pydantic.ValidationError:
+            accepted = False
+        # An IP address in "hostname" is refused with a pointer to "addresses".
+        assert accepted == (_k8s_hostname_ok(name) and not _is_ip(name)), name
+
+
+# --- statuses --------------------------------------------------------------------------------
+
+
+def test_status_reads_what_the_api_server_returns() -> None:
+    status = api.ImportStatus.model_validate(
+        {
+            "observedGeneration": 3,
+            "addresses": ["192.0.2.10"],
+            "ports": [{"name": "pg", "port": 5432, "targetPort": 5432, "protocol": "TCP"}],
+            "lastChangeTime": "2024-05-01T12:00:00Z",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "EndpointsWritten",
+                    "message": "",
+                    "lastTransitionTime": "2024-05-01T12:00:00Z",
+                    "observedGeneration": 3,
+                }
+            ],
+            "somethingNewer": {"ignored": True},
+        }
+    )
+    assert status.conditions is not None
+    assert status.conditions[0].reason == "EndpointsWritten"
+    assert (
+        status.model_dump(mode="json", by_alias=True, exclude_none=True)["ports"][0]["targetPort"]
+        == 5432
+    )
+
+
+_READY = {
+    "type": "Ready",
+    "status": "True",
+    "reason": "EndpointsWritten",
+    "message": "",
+    "lastTransitionTime": "2024-05-01T12:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "field"),
+    [
+        ({"lastChangeTime": "yesterday"}, "status.lastChangeTime"),
+        ({"lastChangeTime": "2024-02-30T00:00:00Z"}, "status.lastChangeTime"),
+        ({"lastChangeTime": "2024-05-01 12:00:00"}, "status.lastChangeTime"),
+        ({"addresses": ["192.0.2.10", "192.0.2.10"]}, "status.addresses"),
+        ({"conditions": [_READY, _READY]}, "status.conditions"),
+        ({"conditions": [{**_READY, "status": "Maybe"}]}, "status.conditions[0].status"),
+        ({"conditions": [{**_READY, "reason": "not ok"}]}, "status.conditions[0].reason"),
+        ({"conditions": [{**_READY, "reason": ""}]}, "status.conditions[0].reason"),
+        ({"conditions": [{**_READY, "type": "-Ready"}]}, "status.conditions[0].type"),
+    ],
+)
+def test_bad_status_is_refused(status: dict[str, Any], field: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        api.ImportStatus.model_validate(status)
+    assert field in api.explain_validation_error(caught.value, root="status")
+
+
+def test_rfc3339_writes_kubernetes_timestamps() -> None:
+    moment = datetime.datetime(
+        2024, 5, 1, 14, 0, 0, 123456, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+    )
+    assert api.rfc3339(moment) == "2024-05-01T12:00:00Z"
+    condition = api.Condition(
+        type="Connected",
+        status="True",
+        reason="Reachable",
+        message="",
+        last_transition_time=api.rfc3339(moment),
+    )
+    assert condition.last_transition_time == "2024-05-01T12:00:00Z"
+    with pytest.raises(ValueError, match="time zone"):
+        api.rfc3339(datetime.datetime(2024, 5, 1))
+
+
+def test_remote_cluster_status() -> None:
+    status = api.RemoteClusterStatus.model_validate(
+        {"serverVersion": "v1.34.2+vmware.1", "lastContactTime": "2024-05-01T12:00:00.5+02:00"}
+    )
+    assert status.server_version == "v1.34.2+vmware.1"
+    assert status.conditions is None
