@@ -67,6 +67,7 @@ class Kit:
         self.discovery = k8s.DiscoveryV1Api(workload_api)
         self.custom = k8s.CustomObjectsApi(workload_api)
         self.cluster_name = f"sup-{namespace}"
+        self.created_clusters: list[str] = []
 
     # -- supervisor side ----------------------------------------------------------------
 
@@ -124,7 +125,35 @@ class Kit:
                 "spec": {"kubeconfigSecretRef": {"name": secret}, **spec},
             },
         )
+        self.created_clusters.append(name)
         return name
+
+    def cleanup(self) -> None:
+        """Delete the cluster-scoped RemoteClusters and their Secrets made by this kit."""
+        for name in self.created_clusters:
+            for delete in (
+                lambda: self.custom.delete_cluster_custom_object(
+                    GROUP, VERSION, "remoteclusters", name
+                ),
+                lambda: self.core.delete_namespaced_secret(
+                    f"{name}-kubeconfig", OPERATOR_NAMESPACE
+                ),
+            ):
+                try:
+                    delete()
+                except k8s.ApiException as error:
+                    if error.status != 404:
+                        raise
+
+    def write_counts(self) -> float:
+        """All writes the operator has made so far, objects and statuses."""
+        return sum(
+            value
+            for key, value in self.operator.metrics().items()
+            if key.startswith(
+                ("shared_services_writes_total", "shared_services_status_writes_total")
+            )
+        )
 
     def create_import(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         """Create a SharedServiceImport in the test's namespace."""

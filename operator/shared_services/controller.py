@@ -27,7 +27,10 @@ from shared_services.writer import MANAGED_KINDS, Kind, Outcome, Writer
 log = logging.getLogger(__name__)
 
 ImportKey = tuple[str, str]
-_CONFLICT_RETRY = 30.0
+# A conflicting object is not ours to watch, so its removal is noticed by retrying: soon
+# at first, then more and more rarely.
+_CONFLICT_RETRY_START = 5.0
+_CONFLICT_RETRY_MAX = 300.0
 _ERROR_RETRY_MAX = 300.0
 
 
@@ -39,6 +42,7 @@ class WorkQueue:
         self._queued: set[ImportKey] = set()
         self._active: set[ImportKey] = set()
         self._dirty: set[ImportKey] = set()
+        self._timers: dict[ImportKey, asyncio.TimerHandle] = {}
 
     def add(self, key: ImportKey) -> None:
         """Ask for a sync of ``key``; repeated asks before it runs collapse into one."""
@@ -49,8 +53,22 @@ class WorkQueue:
             self._queue.put_nowait(key)
 
     def add_after(self, key: ImportKey, delay: float) -> None:
-        """Ask for a sync of ``key`` in ``delay`` seconds."""
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+        """Ask for a sync of ``key`` in ``delay`` seconds.
+
+        One timer per key, the earliest asked for: retries asked for by several syncs of the
+        same import do not pile up into parallel chains.
+        """
+        loop = asyncio.get_running_loop()
+        timer = self._timers.get(key)
+        if timer is not None:
+            if timer.when() <= loop.time() + delay:
+                return
+            timer.cancel()
+        self._timers[key] = loop.call_later(delay, self._fire, key)
+
+    def _fire(self, key: ImportKey) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
 
     async def get(self) -> ImportKey:
         """The next key; the caller must call :meth:`done` with it."""
@@ -115,6 +133,7 @@ class Controller:
         self._hostnames: dict[str, _Hostname] = {}
         self._pending_since: dict[ImportKey, float] = {}
         self._errors: dict[ImportKey, int] = {}
+        self._conflicts: dict[ImportKey, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
@@ -292,21 +311,30 @@ class Controller:
             key = await self.queue.get()
             try:
                 await self.sync(key)
-            except Exception as error:  # one import's failure must not stop the others
-                failures = self._errors.get(key, 0) + 1
-                self._errors[key] = failures
-                delay = min(2.0**failures, _ERROR_RETRY_MAX)
-                metrics.SYNCS.labels("error").inc()
-                metrics.SYNC_ERRORS.inc()
-                if isinstance(error, KubeError):
-                    log.warning("sync of %s/%s failed, retrying in %.0f s: %s", *key, delay, error)
+            except KubeError as error:
+                if _namespace_terminating(error):
+                    # Its imports are about to be deleted, and their objects with them.
+                    log.debug("%s/%s: namespace is being deleted", *key)
                 else:
-                    log.exception("sync of %s/%s failed, retrying in %.0f s", *key, delay)
-                self.queue.add_after(key, delay)
+                    self._retry(key, error)
+            except Exception as error:  # one import's failure must not stop the others
+                self._retry(key, error)
             else:
                 self._errors.pop(key, None)
             finally:
                 self.queue.done(key)
+
+    def _retry(self, key: ImportKey, error: Exception) -> None:
+        failures = self._errors.get(key, 0) + 1
+        self._errors[key] = failures
+        delay = min(2.0**failures, _ERROR_RETRY_MAX)
+        metrics.SYNCS.labels("error").inc()
+        metrics.SYNC_ERRORS.inc()
+        if isinstance(error, KubeError):
+            log.warning("sync of %s/%s failed, retrying in %.0f s: %s", *key, delay, error)
+        else:
+            log.exception("sync of %s/%s failed, retrying in %.0f s", *key, delay)
+        self.queue.add_after(key, delay)
 
     async def _resync(self) -> None:
         while True:
@@ -383,9 +411,14 @@ class Controller:
             written = [str(a) for a in old_status.get("addresses") or []]
             if self.ready.get(key, ("", ""))[1] != "Conflict":
                 await self._event(body, "Warning", "Conflict", message)
-            self.queue.add_after(key, _CONFLICT_RETRY)
+            conflicts = self._conflicts.get(key, 0) + 1
+            self._conflicts[key] = conflicts
+            self.queue.add_after(
+                key, min(_CONFLICT_RETRY_START * 2 ** (conflicts - 1), _CONFLICT_RETRY_MAX)
+            )
             metrics.SYNCS.labels("conflict").inc()
         else:
+            self._conflicts.pop(key, None)
             metrics.SYNCS.labels("ok").inc()
             ready = _ready(source, written, service_name)
         status = self._import_status(
@@ -565,6 +598,7 @@ class Controller:
         self._set_deps(key, Dependencies())
         self.remote.release(key)
         self._pending_since.pop(key, None)
+        self._conflicts.pop(key, None)
         if key not in self.imports:
             self.ready.pop(key, None)
             self._update_import_metrics()
@@ -804,6 +838,10 @@ def _same_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return value
 
     return bool(clean(old) == clean(new))
+
+
+def _namespace_terminating(error: KubeError) -> bool:
+    return error.status == 403 and "being terminated" in error.message
 
 
 def _count_writes(outcome: Outcome) -> None:

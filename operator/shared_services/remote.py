@@ -204,10 +204,13 @@ class RemoteRegistry:
                 kube = await asyncio.to_thread(build_client, text, context=connection.spec.context)
                 version = await asyncio.to_thread(kube.request, "GET", "/version")
             except CredentialsError as error:
+                await self._revoke(connection)
                 self._failed(connection, error.reason, error.message)
                 return  # nothing to retry until the Secret or the RemoteCluster changes
             except KubeError as error:
                 reason, message = _describe_failure(error)
+                if reason in ("Unauthorized", "Forbidden"):
+                    await self._revoke(connection)
                 self._failed(connection, reason, message)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
@@ -227,6 +230,17 @@ class RemoteRegistry:
                 old.api_client.close()
             self._on_cluster(connection.name)
             return
+
+    async def _revoke(self, connection: Connection) -> None:
+        """Stop watching with credentials that were replaced by ones that do not work.
+
+        Rotating a Secret is how a platform team revokes access, so the watches opened with
+        the previous credentials must not go on. Their caches stay, as last known state.
+        """
+        running = [i for i in connection.informers.values() if i.running]
+        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in running))
+        connection.fingerprint = None
+        connection.state = "Failed"
 
     def _failed(self, connection: Connection, reason: str, message: str) -> None:
         changed = (connection.state, connection.reason, connection.message) != (

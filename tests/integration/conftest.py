@@ -63,12 +63,14 @@ def kit(
     supervisor_api: k8s.ApiClient,
     workload_api: k8s.ApiClient,
     operator: OperatorProcess,
-) -> Kit:
+) -> Iterator[Kit]:
     """Shortcuts for this test's namespace, with the operator running."""
-    return Kit(
+    kit = Kit(
         namespace=namespace,
         supervisor=supervisor,
         supervisor_api=supervisor_api,
         workload_api=workload_api,
         operator=operator,
     )
+    yield kit
+    kit.cleanup()
