@@ -131,16 +131,15 @@ class Kit:
     def cleanup(self) -> None:
         """Delete the cluster-scoped RemoteClusters and their Secrets made by this kit."""
         for name in self.created_clusters:
-            for delete in (
-                lambda: self.custom.delete_cluster_custom_object(
-                    GROUP, VERSION, "remoteclusters", name
+            for delete, args in (
+                (
+                    self.custom.delete_cluster_custom_object,
+                    (GROUP, VERSION, "remoteclusters", name),
                 ),
-                lambda: self.core.delete_namespaced_secret(
-                    f"{name}-kubeconfig", OPERATOR_NAMESPACE
-                ),
+                (self.core.delete_namespaced_secret, (f"{name}-kubeconfig", OPERATOR_NAMESPACE)),
             ):
                 try:
-                    delete()
+                    delete(*args)
                 except k8s.ApiException as error:
                     if error.status != 404:
                         raise

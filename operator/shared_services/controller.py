@@ -134,6 +134,7 @@ class Controller:
         self._pending_since: dict[ImportKey, float] = {}
         self._errors: dict[ImportKey, int] = {}
         self._conflicts: dict[ImportKey, int] = {}
+        self._watched_clusters: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
@@ -300,7 +301,13 @@ class Controller:
         self._update_watch_metrics()
 
     def _update_watch_metrics(self) -> None:
-        for cluster, (up, down) in self.remote.watch_counts().items():
+        counts = self.remote.watch_counts()
+        for gone in self._watched_clusters - counts.keys():
+            # A deleted RemoteCluster's series end, rather than freeze at their last value.
+            metrics.REMOTE_WATCHES.remove(gone, "up")
+            metrics.REMOTE_WATCHES.remove(gone, "down")
+        self._watched_clusters = set(counts)
+        for cluster, (up, down) in counts.items():
             metrics.REMOTE_WATCHES.labels(cluster, "up").set(up)
             metrics.REMOTE_WATCHES.labels(cluster, "down").set(down)
 
@@ -406,17 +413,8 @@ class Controller:
             metrics.PROPAGATION.observe(self._loop.time() - received)
         written = _desired_addresses(desired)
         if outcome.conflicts:
-            message = "; ".join(outcome.conflicts)
-            ready = ("False", "Conflict", message)
+            ready = await self._conflicted(key, body, outcome)
             written = [str(a) for a in old_status.get("addresses") or []]
-            if self.ready.get(key, ("", ""))[1] != "Conflict":
-                await self._event(body, "Warning", "Conflict", message)
-            conflicts = self._conflicts.get(key, 0) + 1
-            self._conflicts[key] = conflicts
-            self.queue.add_after(
-                key, min(_CONFLICT_RETRY_START * 2 ** (conflicts - 1), _CONFLICT_RETRY_MAX)
-            )
-            metrics.SYNCS.labels("conflict").inc()
         else:
             self._conflicts.pop(key, None)
             metrics.SYNCS.labels("ok").inc()
@@ -439,6 +437,21 @@ class Controller:
                 f"{', '.join(old_addresses) or '(none)'} -> {', '.join(written) or '(none)'}",
             )
         await self._write_import_status(key, body, status)
+
+    async def _conflicted(
+        self, key: ImportKey, body: JSON, outcome: Outcome
+    ) -> tuple[str, str, str]:
+        """Report a conflict once (an Event on the transition) and retry with backoff."""
+        message = "; ".join(outcome.conflicts)
+        if self.ready.get(key, ("", ""))[1] != "Conflict":
+            await self._event(body, "Warning", "Conflict", message)
+        conflicts = self._conflicts.get(key, 0) + 1
+        self._conflicts[key] = conflicts
+        self.queue.add_after(
+            key, min(_CONFLICT_RETRY_START * 2 ** (conflicts - 1), _CONFLICT_RETRY_MAX)
+        )
+        metrics.SYNCS.labels("conflict").inc()
+        return ("False", "Conflict", message)
 
     async def _resolve(self, key: ImportKey, namespace: str, spec: api.ImportSpec) -> Source:
         deps = Dependencies()
@@ -492,6 +505,7 @@ class Controller:
             )
         deps.remote = (remote.cluster, remote.namespace, remote.name)
         self.remote.use(key, remote.cluster, remote.namespace)
+        self._update_watch_metrics()
         lookup = self.remote.lookup(remote.cluster, remote.namespace, remote.name)
         if not lookup.known:
             return Source(False, lookup.reason, lookup.message)
@@ -587,16 +601,15 @@ class Controller:
             entry = self._hostnames.get(hostname)
             if entry is not None:
                 entry.users.discard(key)
-        if (
-            old.remote
-            and (deps.remote is None or old.remote[:2] != deps.remote[:2])
-            and (deps.remote is None)
-        ):
+        # A move to another remote namespace is handled by RemoteRegistry.use().
+        if old.remote and deps.remote is None:
             self.remote.release(key)
+            self._update_watch_metrics()
 
     def _forget(self, key: ImportKey) -> None:
         self._set_deps(key, Dependencies())
         self.remote.release(key)
+        self._update_watch_metrics()
         self._pending_since.pop(key, None)
         self._conflicts.pop(key, None)
         if key not in self.imports:
