@@ -25,6 +25,7 @@ import pydantic
 import pydantic.alias_generators
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -166,6 +167,15 @@ def _unique(*, what: str, key: Callable[[str], str] = str) -> AfterValidator:
     return AfterValidator(validate)
 
 
+def _integral_number(value: object) -> object:
+    # JSON has a single number type, and the API server takes 80.0 for the integer 80 (it
+    # stores 80). Refusing what the server admitted would only confuse; fractions, strings
+    # and booleans are still refused, as the server refuses them.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 # --- constrained scalar types --------------------------------------------------------------
 
 DNS1123Label = Annotated[
@@ -199,8 +209,10 @@ PortNumber = Annotated[
     int,
     Strict(),
     Field(ge=1, le=65535),
+    BeforeValidator(_integral_number),
     _explained("must be an integer between 1 and 65535"),
 ]
+Generation = Annotated[int, Strict(), Field(ge=0), BeforeValidator(_integral_number)]
 PortName = Annotated[
     str,
     Strict(),
@@ -396,7 +408,21 @@ Addresses = Annotated[
 # --- SharedServiceImport -------------------------------------------------------------------
 
 
-class _Spec(pydantic.BaseModel):
+class _Wire(pydantic.BaseModel):
+    """Base of every model read from the API server: a null field counts as an absent one."""
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: object) -> object:
+        # The API server prunes the null value of a field that is not nullable before it
+        # defaults and validates, so "protocol: null" means the same as no protocol at all:
+        # the default applies, and a required field is reported as missing.
+        if isinstance(data, Mapping):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+class _Spec(_Wire):
     """Base of the specs: immutable, camelCase on the wire, and strict about unknown fields."""
 
     model_config = ConfigDict(
@@ -407,7 +433,7 @@ class _Spec(pydantic.BaseModel):
     )
 
 
-class _Status(pydantic.BaseModel):
+class _Status(_Wire):
     """Base of the statuses: what older or newer operators wrote is ignored, not an error."""
 
     model_config = ConfigDict(
@@ -652,7 +678,7 @@ class Condition(_Status):
     ]
     message: Annotated[str, Strict(), Field(max_length=32768)]
     last_transition_time: Timestamp
-    observed_generation: Annotated[int, Strict(), Field(ge=0)] | None = None
+    observed_generation: Generation | None = None
 
 
 def _unique_condition_types(conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:
@@ -684,7 +710,7 @@ def _check_ports_unique(ports: tuple[ResolvedPort, ...]) -> tuple[ResolvedPort, 
 class ImportStatus(_Status):
     """What the operator last applied for an import, and whether it is healthy."""
 
-    observed_generation: Annotated[int, Strict(), Field(ge=0)] | None = Field(
+    observed_generation: Generation | None = Field(
         default=None, description="The spec generation this status describes."
     )
     addresses: (

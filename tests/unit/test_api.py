@@ -174,11 +174,35 @@ def test_status_errors_use_the_given_root() -> None:
     )
 
 
-@pytest.mark.parametrize("value", [True, 80.0, "80", None])
+@pytest.mark.parametrize("value", [True, 80.5, "80", 1e30])
 def test_port_numbers_are_strict_integers(value: object) -> None:
     # The API server refuses these for "type: integer"; coercing them would hide the mistake.
     message = _refusal(api.ImportSpec, {"source": _ADDRESS, "ports": [{"port": value}]})
     assert message.startswith("spec.ports[0].port: must be an integer")
+
+
+def test_an_integral_float_is_the_integer_as_the_api_server_stores_it() -> None:
+    spec = api.ImportSpec.model_validate(
+        {"source": _ADDRESS, "ports": [{"port": 80.0, "targetPort": 8080.0}]}
+    )
+    assert spec.ports is not None
+    assert (spec.ports[0].port, spec.ports[0].target_port) == (80, 8080)
+    assert type(spec.ports[0].port) is int
+
+
+def test_a_null_field_counts_as_absent_as_the_api_server_prunes_it() -> None:
+    spec = api.ImportSpec.model_validate(
+        {"source": _ADDRESS, "ports": [{"port": 80, "protocol": None}], "serviceName": None}
+    )
+    assert spec.ports is not None
+    assert spec.ports[0].protocol == "TCP"
+    assert _refusal(api.ImportSpec, {"source": _ADDRESS, "ports": [{"port": None}]}) == (
+        "spec.ports[0].port: is required"
+    )
+    cluster = api.RemoteClusterSpec.model_validate(
+        {"kubeconfigSecretRef": {"name": "s", "key": None}, "allowedNamespaces": None}
+    )
+    assert (cluster.kubeconfig_secret_ref.key, cluster.allowed_namespaces) == ("kubeconfig", ())
 
 
 # --- endpoint addresses ----------------------------------------------------------------------

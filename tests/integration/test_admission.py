@@ -1,0 +1,510 @@
+"""The generated CRDs, installed on a real kube-apiserver, admit exactly what the models admit.
+
+Pins, case by case over the tables in ``tests/specs.py``:
+
+- every good spec is created, and what the server stores parses to the same model as what was
+  sent (nothing pruned, defaults agree);
+- every bad spec is refused with 422 Unprocessable Entity, and the server's message names the
+  field the table expects, as the operator's own message does;
+- the server's verdict equals pydantic's for every case, which is the proof that the models are
+  the one source of truth; the only exceptions are the rules the CRD cannot express (an import
+  whose name cannot be a Service name), which the server accepts and the operator refuses;
+- ``kubectl get`` prints the documented columns, through the short names too;
+- a status of the shape the operator writes goes through the status subresource and reads back
+  unchanged, for both kinds, so no field of it is pruned.
+
+Each case is one request. Unknown fields are refused (``fieldValidation=Strict``) rather than
+pruned, so a field the schema lacks shows up as a failure instead of a silent loss.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from harness.binaries import ensure_binaries
+from harness.cluster import Cluster
+from shared_services import api, conditions
+from specs import (
+    BAD_IMPORT_SPECS,
+    BAD_REMOTE_CLUSTER_SPECS,
+    GOOD_IMPORT_SPECS,
+    GOOD_REMOTE_CLUSTER_SPECS,
+    PYTHON_ONLY_IMPORTS,
+)
+from support import eventually
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+Spec = dict[str, Any]
+
+
+# --- talking to the server -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the API server made of one create request."""
+
+    status: int
+    stored: Spec | None = None
+    message: str = ""
+    fields: tuple[str, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the object was created."""
+        return self.stored is not None
+
+
+def _object(value: object) -> Spec:
+    """A custom object as the client returns it: a JSON object, untyped."""
+    assert isinstance(value, dict), value
+    return value
+
+
+def _submit(create: Callable[[], object]) -> Verdict:
+    try:
+        stored = _object(create())
+    except k8s.ApiException as error:
+        body = json.loads(error.body or "{}")
+        causes = (body.get("details") or {}).get("causes") or []
+        return Verdict(
+            status=int(error.status or 0),
+            message=str(body.get("message", "")),
+            fields=tuple(str(cause.get("field", "")) for cause in causes),
+        )
+    return Verdict(status=201, stored=stored)
+
+
+def _import_body(name: str, spec: Spec) -> Spec:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.IMPORT_KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def _remote_cluster_body(name: str, spec: Spec) -> Spec:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.REMOTE_CLUSTER_KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def _create_import(
+    workload_api: k8s.ApiClient, *, namespace: str, name: str, spec: Spec
+) -> Verdict:
+    custom = k8s.CustomObjectsApi(workload_api)
+    return _submit(
+        lambda: custom.create_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            namespace,
+            api.IMPORT_PLURAL,
+            _import_body(name, spec),
+            field_validation="Strict",
+        )
+    )
+
+
+def _create_remote_cluster(workload_api: k8s.ApiClient, *, name: str, spec: Spec) -> Verdict:
+    custom = k8s.CustomObjectsApi(workload_api)
+    return _submit(
+        lambda: custom.create_cluster_custom_object(
+            api.GROUP,
+            api.VERSION,
+            api.REMOTE_CLUSTER_PLURAL,
+            _remote_cluster_body(name, spec),
+            field_validation="Strict",
+        )
+    )
+
+
+def _delete_remote_cluster(workload_api: k8s.ApiClient, name: str) -> None:
+    try:
+        k8s.CustomObjectsApi(workload_api).delete_cluster_custom_object(
+            api.GROUP, api.VERSION, api.REMOTE_CLUSTER_PLURAL, name
+        )
+    except k8s.ApiException as error:
+        if error.status != 404:
+            raise
+
+
+@pytest.fixture
+def remote_cluster_name(workload_api: k8s.ApiClient) -> Iterator[str]:
+    """A RemoteCluster name no other test uses, deleted after the test if it was created."""
+    name = f"admission-{secrets.token_hex(4)}"
+    yield name
+    _delete_remote_cluster(workload_api, name)
+
+
+@pytest.fixture(scope="module")
+def admission_namespace(workload_api: k8s.ApiClient) -> Iterator[str]:
+    """One namespace for the table cases, so that each case costs a single request.
+
+    The case ids are unique across the tables and valid object names, so the cases can share
+    it. The first request waits until the freshly installed CRD is served.
+    """
+    name = f"admission-{secrets.token_hex(3)}"
+    core = k8s.CoreV1Api(workload_api)
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    custom = k8s.CustomObjectsApi(workload_api)
+
+    def served() -> bool:
+        try:
+            custom.list_namespaced_custom_object(api.GROUP, api.VERSION, name, api.IMPORT_PLURAL)
+        except k8s.ApiException as error:
+            raise AssertionError(f"{api.IMPORT_PLURAL} not served yet: {error.status}") from error
+        return True
+
+    eventually(served, timeout=30)
+    yield name
+    core.delete_namespace(name)
+
+
+def _python_refusal(parse: Callable[[], object]) -> str | None:
+    """The operator's message for a spec it refuses, or None when it accepts the spec."""
+    try:
+        parse()
+    except api.InvalidSpecError as error:
+        return error.message
+    return None
+
+
+def _ids(table: list[Any]) -> list[str]:
+    return [case[0] for case in table]
+
+
+# --- SharedServiceImport specs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("case", "spec"), GOOD_IMPORT_SPECS, ids=_ids(GOOD_IMPORT_SPECS))
+def test_good_import_spec_is_accepted_by_both(
+    case: str, spec: Spec, workload_api: k8s.ApiClient, admission_namespace: str
+) -> None:
+    verdict = _create_import(workload_api, namespace=admission_namespace, name=case, spec=spec)
+    refusal = _python_refusal(lambda: api.parse_import_spec(spec, import_name=case))
+    assert (verdict.accepted, refusal) == (True, None), verdict
+    assert verdict.stored is not None
+    # What a reader of the stored object sees is what the author meant.
+    assert api.ImportSpec.model_validate(verdict.stored["spec"]) == api.ImportSpec.model_validate(
+        spec
+    )
+
+
+@pytest.mark.parametrize(("case", "spec", "field"), BAD_IMPORT_SPECS, ids=_ids(BAD_IMPORT_SPECS))
+def test_bad_import_spec_is_refused_by_both_naming_the_field(
+    case: str, spec: Spec, field: str, workload_api: k8s.ApiClient, admission_namespace: str
+) -> None:
+    verdict = _create_import(workload_api, namespace=admission_namespace, name=case, spec=spec)
+    refusal = _python_refusal(lambda: api.parse_import_spec(spec, import_name=case))
+    assert (verdict.accepted, refusal is None) == (False, False), (verdict, refusal)
+    assert verdict.status == 422, verdict
+    assert field in verdict.message, verdict
+    # The refusal is pinned on that field, not just mentioned in passing.
+    assert any(cause.startswith(field) for cause in verdict.fields), verdict
+    assert refusal is not None
+    assert field in refusal
+
+
+@pytest.mark.parametrize(
+    ("case", "name", "spec", "fragment"), PYTHON_ONLY_IMPORTS, ids=_ids(PYTHON_ONLY_IMPORTS)
+)
+def test_python_only_rule_is_accepted_by_the_server_and_reported_by_the_operator(
+    case: str,
+    name: str,
+    spec: Spec,
+    fragment: str,
+    workload_api: k8s.ApiClient,
+    admission_namespace: str,
+) -> None:
+    verdict = _create_import(workload_api, namespace=admission_namespace, name=name, spec=spec)
+    assert verdict.accepted, verdict
+    refusal = _python_refusal(lambda: api.parse_import_spec(spec, import_name=name))
+    assert refusal is not None
+    assert refusal.startswith(fragment)
+    # The message says how to fix it, and the fix is accepted.
+    assert "spec.serviceName" in refusal
+    assert (
+        _python_refusal(
+            lambda: api.parse_import_spec({**spec, "serviceName": "db"}, import_name=name)
+        )
+        is None
+    )
+
+
+# --- RemoteCluster specs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "spec"), GOOD_REMOTE_CLUSTER_SPECS, ids=_ids(GOOD_REMOTE_CLUSTER_SPECS)
+)
+def test_good_remote_cluster_spec_is_accepted_by_both(
+    case: str, spec: Spec, workload_api: k8s.ApiClient, remote_cluster_name: str
+) -> None:
+    verdict = _create_remote_cluster(workload_api, name=remote_cluster_name, spec=spec)
+    refusal = _python_refusal(lambda: api.parse_remote_cluster_spec(spec))
+    assert (verdict.accepted, refusal) == (True, None), verdict
+    assert verdict.stored is not None
+    assert api.RemoteClusterSpec.model_validate(
+        verdict.stored["spec"]
+    ) == api.RemoteClusterSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "field"), BAD_REMOTE_CLUSTER_SPECS, ids=_ids(BAD_REMOTE_CLUSTER_SPECS)
+)
+def test_bad_remote_cluster_spec_is_refused_by_both_naming_the_field(
+    case: str, spec: Spec, field: str, workload_api: k8s.ApiClient, remote_cluster_name: str
+) -> None:
+    verdict = _create_remote_cluster(workload_api, name=remote_cluster_name, spec=spec)
+    refusal = _python_refusal(lambda: api.parse_remote_cluster_spec(spec))
+    assert (verdict.accepted, refusal is None) == (False, False), (verdict, refusal)
+    assert verdict.status == 422, verdict
+    assert field in verdict.message, verdict
+    # The refusal is pinned on that field, not just mentioned in passing.
+    assert any(cause.startswith(field) for cause in verdict.fields), verdict
+    assert refusal is not None
+    assert field in refusal
+
+
+# --- status subresource ----------------------------------------------------------------------
+
+
+def _import_status(generation: int) -> Spec:
+    at = "2024-05-01T12:00:00Z"
+    return {
+        "observedGeneration": generation,
+        "addresses": ["192.0.2.10", "2001:db8::10"],
+        "ports": [
+            {"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"},
+            {"name": "metrics", "port": 9187, "targetPort": 9100, "protocol": "TCP"},
+        ],
+        "lastChangeTime": at,
+        "conditions": [
+            conditions.condition(
+                type_="Ready",
+                status="True",
+                reason="Synced",
+                message="Service db points at 192.0.2.10, 2001:db8::10",
+                previous=[],
+                generation=generation,
+                at=at,
+            ),
+            conditions.condition(
+                type_="SourceResolved",
+                status="True",
+                reason="Resolved",
+                message="db.lb.example.internal resolved to 2 addresses",
+                previous=[],
+                generation=generation,
+                at=at,
+            ),
+        ],
+    }
+
+
+def _remote_cluster_status(generation: int) -> Spec:
+    at = "2024-05-01T12:00:00Z"
+    return {
+        "conditions": [
+            conditions.condition(
+                type_="Connected",
+                status="True",
+                reason="Connected",
+                message="the central cluster answers",
+                previous=[],
+                generation=generation,
+                at=at,
+            )
+        ],
+        "serverVersion": "v1.37.2",
+        "lastContactTime": at,
+    }
+
+
+def test_import_status_round_trips_through_the_status_subresource(
+    namespace: str, workload_api: k8s.ApiClient
+) -> None:
+    custom = k8s.CustomObjectsApi(workload_api)
+    spec = {"source": {"hostname": "db.lb.example.internal"}, "ports": [{"port": 5432}]}
+    created = _object(
+        custom.create_namespaced_custom_object(
+            api.GROUP, api.VERSION, namespace, api.IMPORT_PLURAL, _import_body("db", spec)
+        )
+    )
+    status = _import_status(created["metadata"]["generation"])
+    custom.patch_namespaced_custom_object_status(
+        api.GROUP,
+        api.VERSION,
+        namespace,
+        api.IMPORT_PLURAL,
+        "db",
+        {"status": status},
+        field_validation="Strict",
+    )
+    stored = _object(
+        custom.get_namespaced_custom_object(
+            api.GROUP, api.VERSION, namespace, api.IMPORT_PLURAL, "db"
+        )
+    )
+    assert stored["status"] == status
+    assert api.ImportStatus.model_validate(stored["status"]).addresses == tuple(status["addresses"])
+    # The status subresource leaves the spec alone, and the spec does not move the status.
+    assert stored["spec"] == created["spec"]
+    assert stored["metadata"]["generation"] == created["metadata"]["generation"]
+
+
+def test_remote_cluster_status_round_trips_through_the_status_subresource(
+    workload_api: k8s.ApiClient, remote_cluster_name: str
+) -> None:
+    custom = k8s.CustomObjectsApi(workload_api)
+    created = _object(
+        custom.create_cluster_custom_object(
+            api.GROUP,
+            api.VERSION,
+            api.REMOTE_CLUSTER_PLURAL,
+            _remote_cluster_body(remote_cluster_name, {"kubeconfigSecretRef": {"name": "s"}}),
+        )
+    )
+    status = _remote_cluster_status(created["metadata"]["generation"])
+    custom.patch_cluster_custom_object_status(
+        api.GROUP,
+        api.VERSION,
+        api.REMOTE_CLUSTER_PLURAL,
+        remote_cluster_name,
+        {"status": status},
+        field_validation="Strict",
+    )
+    stored = _object(
+        custom.get_cluster_custom_object(
+            api.GROUP, api.VERSION, api.REMOTE_CLUSTER_PLURAL, remote_cluster_name
+        )
+    )
+    assert stored["status"] == status
+    assert api.RemoteClusterStatus.model_validate(stored["status"]).server_version == "v1.37.2"
+
+
+# --- printer columns -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """What ``kubectl get`` printed: the column headers, and each row by object name."""
+
+    headers: list[str]
+    rows: dict[str, dict[str, str]]
+
+
+def _kubectl_get(kubeconfig: Path, *args: str) -> Table:
+    """Run ``kubectl get`` and read its table.
+
+    Cells are cut at the headers' offsets, because kubectl leaves an empty cell blank and
+    splitting on spaces would shift every later cell one column to the left.
+    """
+    result = subprocess.run(
+        [str(ensure_binaries() / "kubectl"), f"--kubeconfig={kubeconfig}", "get", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    header, *lines = [line for line in result.stdout.splitlines() if line.strip()]
+    headers = header.split()
+    starts = [match.start() for match in re.finditer(r"\S+", header)]
+    ends: list[int | None] = [*starts[1:], None]
+    rows: dict[str, dict[str, str]] = {}
+    for line in lines:
+        cells = {name: line[a:b].strip() for name, a, b in zip(headers, starts, ends, strict=True)}
+        rows[cells["NAME"]] = cells
+    return Table(headers=headers, rows=rows)
+
+
+def test_kubectl_get_ssi_prints_source_addresses_and_readiness(
+    namespace: str, workload: Cluster, workload_api: k8s.ApiClient, tmp_path: Path
+) -> None:
+    custom = k8s.CustomObjectsApi(workload_api)
+    remote = {"cluster": "sup", "namespace": "shared-db", "name": "pg"}
+    sources: dict[str, Spec] = {
+        "by-remote": {"source": {"remoteService": remote}},
+        "by-hostname": {"source": {"hostname": "db.lb.example.internal"}, "ports": [{"port": 1}]},
+        "by-address": {
+            "source": {"addresses": ["198.51.100.7"]},
+            "ports": [{"port": 1}],
+            "serviceName": "legacy-db",
+        },
+    }
+    for name, spec in sources.items():
+        custom.create_namespaced_custom_object(
+            api.GROUP, api.VERSION, namespace, api.IMPORT_PLURAL, _import_body(name, spec)
+        )
+    custom.patch_namespaced_custom_object_status(
+        api.GROUP,
+        api.VERSION,
+        namespace,
+        api.IMPORT_PLURAL,
+        "by-hostname",
+        {"status": _import_status(1)},
+    )
+    kubeconfig = workload.write_kubeconfig(tmp_path / "k")
+
+    table = _kubectl_get(kubeconfig, "ssi", "-n", namespace)
+    assert table.headers == ["NAME", "SOURCE", "ADDRESSES", "READY", "AGE"]
+    assert sorted(table.rows) == sorted(sources)
+    # Each kind of source shows up in the one Source column.
+    assert json.loads(table.rows["by-remote"]["SOURCE"]) == remote
+    assert table.rows["by-hostname"]["SOURCE"] == "db.lb.example.internal"
+    assert json.loads(table.rows["by-address"]["SOURCE"]) == ["198.51.100.7"]
+    assert json.loads(table.rows["by-hostname"]["ADDRESSES"]) == ["192.0.2.10", "2001:db8::10"]
+    assert table.rows["by-hostname"]["READY"] == "True"
+    # Before the operator writes a status, the cells are blank rather than wrong.
+    assert (table.rows["by-address"]["ADDRESSES"], table.rows["by-address"]["READY"]) == ("", "")
+    assert all(row["AGE"] for row in table.rows.values())
+
+    wide = _kubectl_get(kubeconfig, "sharedserviceimports", "-n", namespace, "-o", "wide")
+    assert wide.headers == ["NAME", "SOURCE", "ADDRESSES", "READY", "REASON", "SERVICE", "AGE"]
+    assert wide.rows["by-hostname"]["REASON"] == "Synced"
+    assert wide.rows["by-address"]["SERVICE"] == "legacy-db"
+
+
+def test_kubectl_get_remoteclusters_prints_connection_and_version(
+    workload: Cluster,
+    workload_api: k8s.ApiClient,
+    remote_cluster_name: str,
+    tmp_path: Path,
+) -> None:
+    custom = k8s.CustomObjectsApi(workload_api)
+    custom.create_cluster_custom_object(
+        api.GROUP,
+        api.VERSION,
+        api.REMOTE_CLUSTER_PLURAL,
+        _remote_cluster_body(remote_cluster_name, {"kubeconfigSecretRef": {"name": "s"}}),
+    )
+    custom.patch_cluster_custom_object_status(
+        api.GROUP,
+        api.VERSION,
+        api.REMOTE_CLUSTER_PLURAL,
+        remote_cluster_name,
+        {"status": _remote_cluster_status(1)},
+    )
+    kubeconfig = workload.write_kubeconfig(tmp_path / "k")
+
+    for resource in ("remoteclusters", "rcl"):
+        table = _kubectl_get(kubeconfig, resource)
+        assert table.headers == ["NAME", "CONNECTED", "VERSION", "AGE"]
+        ours = table.rows[remote_cluster_name]
+        assert (ours["CONNECTED"], ours["VERSION"]) == ("True", "v1.37.2")
+        assert ours["AGE"]
