@@ -18,10 +18,10 @@ help: ## List the targets with what each does
 install: ## Install uv if missing, then the locked Python dependencies into .venv
 	@command -v uv >/dev/null && [[ "$$(uv --version)" == "uv $(UV_VERSION)"* ]] || \
 		python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen --quiet
+	@uv sync --frozen --quiet
 
 controlplane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl (cached)
-	@bash tests/controlplane/build.sh
+	@bash tests/controlplane/build.sh >/dev/null
 
 lint: install ## Check formatting and lint with ruff
 	uv run --frozen ruff format --check operator tests

@@ -94,19 +94,24 @@ class LoadBalancerAllocator:
             self._pool.in_use.update(_ingress_ips(service))
         for service in services.items:
             self._consider(service)
-        self._watch = k8s_watch.Watch()
-        for event in self._watch.stream(
-            self._api.list_service_for_all_namespaces,
-            resource_version=services.metadata.resource_version if services.metadata else None,
-            timeout_seconds=300,
-        ):
-            service = event["object"]
-            if event["type"] == "DELETED":
-                self._pool.in_use.difference_update(_ingress_ips(service))
-            else:
-                self._pool.in_use.update(_ingress_ips(service))
-                self._consider(service)
-            yield None
+        version = services.metadata.resource_version if services.metadata else None
+        # Short watch windows resumed from the last version seen: no relisting, and a stop
+        # takes effect within a window instead of waiting for the next event.
+        while not self._stop.is_set():
+            self._watch = k8s_watch.Watch()
+            for event in self._watch.stream(
+                self._api.list_service_for_all_namespaces,
+                resource_version=version,
+                timeout_seconds=2,
+            ):
+                service = event["object"]
+                version = service.metadata.resource_version
+                if event["type"] == "DELETED":
+                    self._pool.in_use.difference_update(_ingress_ips(service))
+                else:
+                    self._pool.in_use.update(_ingress_ips(service))
+                    self._consider(service)
+                yield None
 
     def _consider(self, service: Any) -> None:
         if service.spec.type != "LoadBalancer":
