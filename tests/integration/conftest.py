@@ -40,6 +40,7 @@ def dns_server() -> Iterator[LoopbackDNSServer]:
 @pytest.fixture(scope="session")
 def operator(
     crds: None,
+    supervisor: Cluster,
     workload: Cluster,
     dns_server: LoopbackDNSServer,
     tmp_path_factory: pytest.TempPathFactory,
@@ -54,6 +55,11 @@ def operator(
     process.start()
     yield process
     process.stop()
+    # Whatever happened in the session, no credential may have reached the log.
+    log = process.log_path.read_text(errors="replace")
+    for cluster in (supervisor, workload):
+        for user in cluster.users.values():
+            assert user.token not in log, f"the token of {user.name} appears in the operator log"
 
 
 @pytest.fixture

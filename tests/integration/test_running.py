@@ -1,0 +1,64 @@
+"""Running the operator: its metrics, liveness endpoint, log format and namespace scope."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+from harness.cluster import Cluster
+from harness.operator import OperatorProcess
+from kit import Kit
+from support import eventually
+
+
+def test_metrics_tell_the_story(kit: Kit) -> None:
+    vip = kit.load_balancer("db")
+    cluster = kit.remote_cluster()
+    kit.import_remote("db", "db")
+    kit.wait_addresses("db", {"IPv4": [vip]})
+    metric = kit.operator.metric
+    changes = metric("shared_services_address_changes_total")
+    propagations = metric("shared_services_propagation_seconds_count")
+    slice_patches = metric("shared_services_writes_total", kind="EndpointSlice", verb="patch")
+
+    kit.set_ingress("db", [{"ip": "198.51.100.80"}])
+    kit.wait_addresses("db", {"IPv4": ["198.51.100.80"]})
+    eventually(lambda: metric("shared_services_address_changes_total") == changes + 1)
+    assert metric("shared_services_propagation_seconds_count") >= propagations + 1
+    assert (
+        metric("shared_services_writes_total", kind="EndpointSlice", verb="patch")
+        >= slice_patches + 1
+    )
+    assert metric("shared_services_imports", ready="True", reason="Synced") >= 1
+    assert metric("shared_services_syncs_total", result="ok") > 0
+    assert "shared_services_sync_errors_total" in kit.operator.metrics()
+    assert metric("shared_services_remote_watches", cluster=cluster, state="up") == 1
+    assert metric("shared_services_remote_cluster_connected", cluster=cluster) == 1
+
+    url = f"http://127.0.0.1:{kit.operator.health_port}/healthz"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.status == 200
+        assert isinstance(json.loads(response.read())["imports"], int)
+
+
+def test_json_logs_and_one_namespace(kit: Kit, workload: Cluster, tmp_path: Path) -> None:
+    kit.create_import("mine", {"source": {"addresses": ["203.0.113.7"]}, "ports": [{"port": 80}]})
+    kit.wait_condition("mine", "Ready", "True")
+    scoped = OperatorProcess(
+        kubeconfig=workload.write_kubeconfig(tmp_path / "kubeconfig"),
+        log_path=tmp_path / "scoped.log",
+        extra_args=["--log-format=json", f"--namespace={kit.namespace}"],
+    )
+    with scoped:
+        # It knows the imports of its namespace and no other, although others exist.
+        eventually(
+            lambda: scoped.metric("shared_services_imports", ready="True", reason="Synced") == 1
+        )
+        assert (
+            sum(v for k, v in scoped.metrics().items() if k.startswith("shared_services_imports{"))
+            == 1
+        )
+    lines = [line for line in (tmp_path / "scoped.log").read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert any(f"namespaces {kit.namespace}" in r.get("message", "") for r in records)
