@@ -85,7 +85,8 @@ def test_crd_and_custom_resource(namespace: str, workload_api: k8s.ApiClient) ->
 
     def established() -> bool:
         crd = extensions.read_custom_resource_definition("gizmos.harness.example.com")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
+        conditions = crd.status.conditions or []  # none at all right after creation
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     eventually(established)
     body = {"apiVersion": "harness.example.com/v1", "kind": "Gizmo", "metadata": {"name": "g"}}

@@ -149,8 +149,19 @@ def test_drift_is_undone(kit: Kit) -> None:
     ).items
     kit.discovery.delete_namespaced_endpoint_slice(slice_.metadata.name, kit.namespace)
     kit.wait_addresses("db", {"IPv4": ["203.0.113.10"]})
+    old_uid = kit.core.read_namespaced_service("db", kit.namespace).metadata.uid
     kit.core.delete_namespaced_service("db", kit.namespace)
-    eventually(lambda: kit.core.read_namespaced_service("db", kit.namespace).metadata.uid)
+
+    def recreated() -> bool:
+        try:
+            service = kit.core.read_namespaced_service("db", kit.namespace)
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise
+            return False
+        return bool(service.metadata.uid != old_uid)
+
+    eventually(recreated)
 
 
 def test_idle_operator_writes_nothing(kit: Kit) -> None:
