@@ -7,6 +7,7 @@ talks to the clusters the same way.
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,22 @@ class Kit:
                 ("shared_services_writes_total", "shared_services_status_writes_total")
             )
         )
+
+    def settled(self, count: Any, *, quiet: float = 1.0, timeout: float = 60.0) -> float:
+        """Wait until ``count()`` stays the same for ``quiet`` seconds; return its value.
+
+        The session's operator also serves other tests, whose namespaces may still be going
+        away; a test that counts the operator's actions starts counting once that is over.
+        """
+        seen: list[float] = [count()]
+
+        def still() -> bool:
+            time.sleep(quiet)
+            seen.append(count())
+            return seen[-1] == seen[-2]
+
+        eventually(still, timeout=timeout)
+        return seen[-1]
 
     def create_import(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         """Create a SharedServiceImport in the test's namespace."""

@@ -172,22 +172,14 @@ def test_idle_operator_writes_nothing(kit: Kit) -> None:
     kit.wait_condition("db", "Ready", "True", "Synced")
     before = _managed(kit, "db")
     status = kit.get_import("db")["status"]
-    # Wait for quiet (other tests' namespaces may still be going away), then count writes.
-    quiet: list[float] = [kit.write_counts()]
-
-    def settled() -> bool:
-        time.sleep(1)
-        quiet.append(kit.write_counts())
-        return quiet[-1] == quiet[-2]
-
-    eventually(settled, timeout=60)
+    writes = kit.settled(kit.write_counts)
     # A metadata-only change makes the operator sync the import again, with nothing to do.
     kit.patch_import("db", {"metadata": {"labels": {"touched": "1"}}})
     kit.patch_import("db", {"metadata": {"labels": {"touched": "2"}}})
     # Give the operator time to act on the touches (it acts in milliseconds), then look.
     time.sleep(2)
     after = kit.get_import("db")
-    assert kit.write_counts() == quiet[-1]
+    assert kit.write_counts() == writes
     assert after["status"] == status
     assert _managed(kit, "db") == before
     assert after["metadata"]["labels"] == {"touched": "2"}
@@ -231,10 +223,10 @@ def test_missing_and_unsuitable_remote_services(kit: Kit) -> None:
         },
     )
     kit.wait_condition("nocluster", "SourceResolved", "False", "RemoteClusterNotFound")
-    # None of these loops: a few syncs each, not hundreds.
-    syncs = kit.operator.metric("shared_services_syncs_total", result="ok")
+    # None of these loops: once settled, they stay quiet.
+    syncs = kit.settled(lambda: kit.operator.metric("shared_services_syncs_total", result="ok"))
     time.sleep(2)
-    assert kit.operator.metric("shared_services_syncs_total", result="ok") - syncs < 10
+    assert kit.operator.metric("shared_services_syncs_total", result="ok") == syncs
 
 
 def test_imports_of_one_remote_namespace_share_one_watch(kit: Kit) -> None:
