@@ -32,7 +32,7 @@ format: install ## Format and autofix with ruff
 	uv run --frozen ruff check --fix operator tests
 
 typecheck: install ## Type-check the operator and the test harness with mypy --strict
-	uv run --frozen mypy operator/shared_services tests/harness
+	uv run --frozen mypy operator/shared_services tests/harness tests/support.py
 
 test: install controlplane ## Run the whole test suite (unit, then against real local clusters)
 	uv run --frozen pytest $(PYTEST_ARGS)

@@ -13,17 +13,26 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05) -> T:
+def eventually(
+    check: Callable[[], T],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    retry_on: tuple[type[BaseException], ...] = (),
+) -> T:
     """Call ``check`` until it returns a truthy value without raising AssertionError.
 
-    Returns that value. On timeout, re-raises the last AssertionError, or fails saying what
-    the last falsy value was.
+    Returns that value. Exceptions named in ``retry_on`` are retried too, for what the API
+    server makes true only eventually (a new CRD being served, a new RoleBinding reaching
+    the authorizer). On timeout, re-raises the last exception, or fails saying what the last
+    falsy value was.
     """
     deadline = time.monotonic() + timeout
+    retried: tuple[type[BaseException], ...] = (AssertionError, *retry_on)
     while True:
         try:
             result = check()
-        except AssertionError:
+        except retried:
             if time.monotonic() > deadline:
                 raise
         else:

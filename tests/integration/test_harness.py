@@ -93,7 +93,8 @@ def test_crd_and_custom_resource(namespace: str, workload_api: k8s.ApiClient) ->
     created = eventually(
         lambda: custom.create_namespaced_custom_object(
             "harness.example.com", "v1", namespace, "gizmos", body | {"spec": {"size": 2}}
-        )
+        ),
+        retry_on=(k8s.ApiException,),
     )
     assert created["spec"]["size"] == 2
     # The schema is enforced: the server rejects what the CRD forbids.
@@ -303,7 +304,10 @@ def test_service_account_needs_a_role_binding(
             "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
         },
     )
-    eventually(lambda: as_reader.list_namespaced_service(namespace).items is not None)
+    eventually(
+        lambda: as_reader.list_namespaced_service(namespace).items is not None,
+        retry_on=(k8s.ApiException,),
+    )
     # Only what was granted: other namespaces stay closed.
     with pytest.raises(k8s.ApiException) as caught:
         as_reader.list_namespaced_service("default")
