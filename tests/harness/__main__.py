@@ -117,6 +117,7 @@ def down(state: Path) -> int:
     else:
         print("no clusters were up")
     shutil.rmtree(state / "clusters", ignore_errors=True)
+    (state / "harness.log").unlink(missing_ok=True)
     for name in CLUSTERS:
         (state / f"{name}.kubeconfig").unlink(missing_ok=True)
     path.unlink(missing_ok=True)

@@ -18,7 +18,8 @@ def test_metrics_tell_the_story(kit: Kit) -> None:
     kit.import_remote("db", "db")
     kit.wait_addresses("db", {"IPv4": [vip]})
     metric = kit.operator.metric
-    changes = metric("shared_services_address_changes_total")
+    # The counters are the whole operator's: start from a moment other tests left alone.
+    changes = kit.settled(lambda: metric("shared_services_address_changes_total"))
     propagations = metric("shared_services_propagation_seconds_count")
     slice_patches = metric("shared_services_writes_total", kind="EndpointSlice", verb="patch")
 
