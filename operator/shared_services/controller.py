@@ -126,6 +126,8 @@ class Controller:
         self.settings = settings
         self.kube = kube
         self.queue = WorkQueue()
+        # Until started (a standby waiting for the lease), events only update the stores.
+        self.active = False
         self.imports: dict[ImportKey, JSON] = {}
         self.clusters: dict[str, JSON] = {}
         self.ready: dict[ImportKey, tuple[str, str]] = {}
@@ -188,6 +190,15 @@ class Controller:
             listing = await asyncio.to_thread(self.kube.request, "GET", path)
             for item in listing.get("items", []):
                 self.imports[(item["metadata"]["namespace"], item["metadata"]["name"])] = item
+        path = collection_path(
+            group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
+        )
+        listing = await asyncio.to_thread(self.kube.request, "GET", path)
+        for item in listing.get("items", []):
+            self.clusters[item["metadata"]["name"]] = item
+        self.active = True
+        for name, body in list(self.clusters.items()):
+            self._apply_cluster(name, body)
         for informer in [*self.caches.values(), *_merged(self.caches.values())]:
             for obj in list(informer.cache.values()):
                 self._local_event(obj)
@@ -222,16 +233,22 @@ class Controller:
             self.imports.pop(key, None)
         else:
             self.imports[key] = _plain(body)
-        self.queue.add(key)
+        if self.active:
+            self.queue.add(key)
 
     def cluster_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A RemoteCluster was listed, added, changed or deleted."""
         name = str(body.get("metadata", {}).get("name"))
         if event_type == "DELETED":
             self.clusters.pop(name, None)
-            self.remote.remove(name)
+            if self.active:
+                self.remote.remove(name)
             return
         self.clusters[name] = _plain(body)
+        if self.active:
+            self._apply_cluster(name, body)
+
+    def _apply_cluster(self, name: str, body: Mapping[str, Any]) -> None:
         try:
             spec = api.parse_remote_cluster_spec(body.get("spec") or {})
         except api.InvalidSpecError as error:

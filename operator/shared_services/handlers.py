@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
+import signal
 from typing import Any
 
 import kopf
@@ -21,6 +23,7 @@ from kubernetes import config as k8s_config
 from shared_services import api
 from shared_services.controller import Controller
 from shared_services.kube import Kube
+from shared_services.leader import LeaderElector
 from shared_services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,9 +58,29 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
-    controller = Controller(settings=SETTINGS, kube=local_client())
-    await controller.start()
+    kube = local_client()
+    controller = Controller(settings=SETTINGS, kube=kube)
     memo.controller = controller
+    if not SETTINGS.leader_elect:
+        await controller.start()
+        _started()
+        return
+    elector = LeaderElector(kube, namespace=SETTINGS.operator_namespace)
+    memo.elector = elector
+    memo.leadership = asyncio.get_running_loop().create_task(_lead(controller, elector))
+
+
+async def _lead(controller: Controller, elector: LeaderElector) -> None:
+    """Start syncing once leading; stop the process when the lease is lost."""
+    await elector.acquire()
+    await controller.start()
+    _started()
+    await elector.hold()
+    # A replica that no longer leads must stop writing at once; the Deployment restarts it.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _started() -> None:
     log.info(
         "started: namespaces %s, operator namespace %s",
         ", ".join(SETTINGS.namespaces) or "all",
@@ -68,9 +91,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     """Close the watches."""
+    leadership: asyncio.Task[None] | None = memo.get("leadership")
+    if leadership is not None:
+        leadership.cancel()
     controller: Controller | None = memo.get("controller")
-    if controller is not None:
+    if controller is not None and controller.active:
         await controller.stop()
+    elector: LeaderElector | None = memo.get("elector")
+    if elector is not None:
+        await asyncio.to_thread(elector.release)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.IMPORT_PLURAL)

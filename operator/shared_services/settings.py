@@ -41,6 +41,7 @@ class Settings:
     dns_servers: tuple[str, ...] = ()  # empty: the system's resolver configuration
     workers: int = 8
     resync_seconds: float = 600.0
+    leader_elect: bool = False
     verbose: bool = False
 
     @classmethod
@@ -101,6 +102,13 @@ class Settings:
             default=float(env.get("RESYNC_SECONDS", "600")),
             help="safety resync period; changes never wait for it (default 600)",
         )
+        parser.add_argument(
+            "--leader-elect",
+            action="store_true",
+            default=env.get("LEADER_ELECT", "").lower() in {"1", "true", "yes"},
+            help="elect a leader through a Lease in the operator namespace, so several replicas "
+            "can run (env LEADER_ELECT; off by default: renewing the lease is a write)",
+        )
         parser.add_argument("--verbose", action="store_true", help="log debug messages")
         args = parser.parse_args(argv)
         namespaces = tuple(args.namespaces or ()) or _split(env.get("WATCH_NAMESPACES", ""))
@@ -113,5 +121,6 @@ class Settings:
             dns_servers=_split(args.dns_servers),
             workers=max(1, args.workers),
             resync_seconds=args.resync_seconds,
+            leader_elect=args.leader_elect,
             verbose=args.verbose,
         )
