@@ -18,6 +18,8 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.watch.watch import iter_resp_lines
 
+from shared_services import metrics
+
 JSON = dict[str, Any]
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (5.0, 30.0)
@@ -66,8 +68,9 @@ def _error(status: int, body: bytes, fallback: str) -> KubeError:
 class Kube:
     """JSON requests to one API server, through a configured kubernetes ApiClient."""
 
-    def __init__(self, api_client: k8s.ApiClient) -> None:
+    def __init__(self, api_client: k8s.ApiClient, *, target: str = "local") -> None:
         self.api_client = api_client
+        self.target = target
 
     @property
     def host(self) -> str:
@@ -173,6 +176,9 @@ class Kube:
         content_type: str = "application/json",
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> Any:
+        metrics.API_REQUESTS.labels(
+            self.target, "WATCH" if "watch" in (params or {}) else method
+        ).inc()
         headers = {"Accept": "application/json", "Content-Type": content_type}
         serialized = self.api_client.param_serialize(
             method=method,

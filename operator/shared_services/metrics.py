@@ -52,3 +52,8 @@ REMOTE_CONNECTED = Gauge(
     "1 when the RemoteCluster's credentials work and its API server answered.",
     ["cluster"],
 )
+API_REQUESTS = Counter(
+    "shared_services_api_requests_total",
+    "Requests sent to an API server, by target (local, or the RemoteCluster's name) and verb.",
+    ["target", "verb"],
+)

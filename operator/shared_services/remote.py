@@ -86,7 +86,7 @@ class CredentialsError(Exception):
         self.message = message
 
 
-def build_client(kubeconfig_text: str, *, context: str | None) -> Kube:
+def build_client(kubeconfig_text: str, *, context: str | None, target: str = "remote") -> Kube:
     """A client from kubeconfig text; refuses kubeconfigs that read files or skip TLS checks.
 
     A kubeconfig in a Secret must carry its CA and credentials inline: a path would point
@@ -128,7 +128,7 @@ def build_client(kubeconfig_text: str, *, context: str | None) -> Kube:
         raise CredentialsError(
             "KubeconfigInvalid", f"the kubeconfig cannot be used: {error}"
         ) from error
-    return Kube(api_client)
+    return Kube(api_client, target=target)
 
 
 def _describe_failure(error: KubeError) -> tuple[str, str]:
@@ -201,7 +201,9 @@ class RemoteRegistry:
                 text, fingerprint = self._read_secret(connection.spec)
                 if fingerprint == connection.fingerprint and connection.state == "Connected":
                     return  # the Secret changed elsewhere, not under our key
-                kube = await asyncio.to_thread(build_client, text, context=connection.spec.context)
+                kube = await asyncio.to_thread(
+                    build_client, text, context=connection.spec.context, target=connection.name
+                )
                 version = await asyncio.to_thread(kube.request, "GET", "/version")
             except CredentialsError as error:
                 await self._revoke(connection)
