@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
 
-.PHONY: help install controlplane lint format typecheck test crds up down run demo clean
+.PHONY: help install controlplane lint format typecheck test crds up down run demo bench clean
 
 help: ## List the targets with what each does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,9 @@ run: install ## Run the operator in the foreground against the current $$KUBECON
 
 demo: install controlplane ## Show the operator keeping a local Service on a remote VIP, end to end
 	$(PYTHON) -m demo
+
+bench: install controlplane ## Measure latency, scale and burst; writes bench/REPORT.md and plots
+	$(PYTHON) -m bench --out bench
 
 clean: down ## Remove the virtualenv and caches inside the repository
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,345 @@
+"""The benchmark's scenarios, and the report they produce.
+
+Latency: with 1, 100 and 1,000 imports present, the VIP of one imported Service moves N times;
+each time, the clock runs from just before the status patch until the observer sees the new
+address in the local EndpointSlice. The floor and the baseline are measured in the same run,
+interleaved with the operator, on remote Services of their own.
+
+Scale: fresh clusters with N imports over 100 namespaces, reading 20 remote namespaces; the
+clock runs from the operator's process start until every import is Ready.
+
+Burst: 1,000 VIPs change at once; the clock runs until every local slice is right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.env import Env, environment, import_ref, remote_ref
+from bench.observer import Observer
+from bench.report import write_report
+from harness.cluster import Cluster
+
+HERE = Path(__file__).resolve().parent
+ADDRESSES = ipaddress.ip_network("198.19.0.0/16")
+
+
+@dataclass
+class Latency:
+    """Propagation times of one contender at one number of imports."""
+
+    contender: str
+    imports: int
+    seconds: list[float] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile in milliseconds."""
+        ordered = sorted(self.seconds)
+        index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+        return ordered[index] * 1000
+
+
+@dataclass
+class Scale:
+    """Start-up of the operator with a number of imports."""
+
+    imports: int
+    remote_services: int
+    ready_seconds: float
+    peak_rss_mb: float
+    remote_watches: float
+    supervisor_service_watches: float
+    requests_per_import: float
+    idle_writes_per_minute: float
+
+
+@dataclass
+class Burst:
+    """Many VIPs changing at once."""
+
+    changes: int
+    submit_seconds: float
+    converged_seconds: float
+
+
+@dataclass
+class Results:
+    """Everything the report shows."""
+
+    latency: list[Latency] = field(default_factory=list)
+    scale: list[Scale] = field(default_factory=list)
+    burst: Burst | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Addresses:
+    """Fresh documentation addresses, never the same twice in a run."""
+
+    def __init__(self) -> None:
+        self._hosts = ADDRESSES.hosts()
+
+    def next(self) -> str:
+        """The next address."""
+        return str(next(self._hosts))
+
+
+def _script(env: Env, name: str, *args: str) -> subprocess.Popen[str]:
+    with (env.directory / f"{name}.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / f"{name}.py"),
+                f"--remote-kubeconfig={env.remote_kubeconfig}",
+                f"--local-kubeconfig={env.local_kubeconfig}",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert process.stdout is not None
+    process.stdout.readline()  # "ready"
+    return process
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _prepare_contenders(env: Env) -> None:
+    """The floor's EndpointSlice and the baseline's Endpoints, which the scripts only update."""
+    env.local.create("/api/v1/namespaces", {"metadata": {"name": "contenders"}})
+    env.local.create(
+        "/apis/discovery.k8s.io/v1/namespaces/contenders/endpointslices",
+        {
+            "metadata": {"name": "floor", "labels": {"kubernetes.io/service-name": "floor"}},
+            "addressType": "IPv4",
+            "endpoints": [],
+            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
+        },
+    )
+    env.local.create(
+        "/api/v1/namespaces/contenders/endpoints",
+        {"metadata": {"name": "baseline"}, "subsets": []},
+    )
+
+
+def latency(
+    *, sizes: list[int], changes: int, baseline_changes: int, baseline_every: float, burst: int
+) -> tuple[list[Latency], Burst]:
+    """Propagation with growing numbers of imports, the floor and the baseline, then a burst."""
+    results: list[Latency] = []
+    addresses = Addresses()
+    services = max(*sizes, burst)
+    floor_index, baseline_index = services, services + 1
+    with environment() as env:
+        env.add_remote_services(services + 2)
+        _prepare_contenders(env)
+        observer = Observer(env.local).start()
+        operator = env.operator().start()
+        floor = _script(
+            env,
+            "floor",
+            f"--remote={'/'.join(remote_ref(floor_index))}",
+            "--local=contenders/floor",
+        )
+        baseline = _script(
+            env,
+            "baseline",
+            f"--remote={'/'.join(remote_ref(baseline_index))}",
+            "--local=contenders/baseline",
+            f"--every={baseline_every}",
+        )
+        try:
+            for size in sizes:
+                env.add_imports(size, services=services)
+                observer.all_ready(size, timeout=600)
+                mine = Latency("operator", size)
+                best = Latency("floor", size)
+                key = import_ref(0)
+                for _ in range(changes):
+                    for contender, index, target in (
+                        (mine, 0, key),
+                        (best, floor_index, ("contenders", "floor")),
+                    ):
+                        address = addresses.next()
+                        started = time.monotonic()
+                        env.move_vip(index, address)
+                        seen = observer.slice_has(target, address)
+                        contender.seconds.append(seen - started)
+                results += [mine, best]
+            polled = Latency("baseline", sizes[-1])
+            for _ in range(baseline_changes):
+                address = addresses.next()
+                started = time.monotonic()
+                env.move_vip(baseline_index, address)
+                seen = observer.endpoints_have(
+                    ("contenders", "baseline"), address, timeout=baseline_every * 3 + 10
+                )
+                polled.seconds.append(seen - started)
+            results.append(polled)
+
+            env.add_imports(max(env.imports, burst), services=services)
+            observer.all_ready(env.imports, timeout=600)
+            wanted = {i: addresses.next() for i in range(burst)}
+            started = time.monotonic()
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(lambda item: env.move_vip(*item), wanted.items()))
+            submitted = time.monotonic() - started
+            # Each remote Service i is imported by import i (and, past `services`, by none).
+            seen_at = [observer.slice_has(import_ref(i), wanted[i], timeout=300) for i in wanted]
+            burst_result = Burst(burst, submitted, max(seen_at) - started)
+        finally:
+            for process in (floor, baseline):
+                _stop(process)
+            operator.stop()
+            observer.stop()
+    return results, burst_result
+
+
+def _vmhwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _apiserver_metric(cluster: Cluster, name: str, **labels: str) -> float:
+    """Sum of an API server metric's samples matching ``labels``."""
+    request = urllib.request.Request(
+        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.admin.token}"}
+    )
+    context = ssl.create_default_context(cadata=cluster.pki.ca_pem.decode())
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
+    """Start-up time, memory, watches and requests with N imports, each on fresh clusters."""
+    rows = []
+    for size in sizes:
+        services = max(1, size // 5)
+        with environment() as env:
+            env.add_remote_services(services)
+            env.add_imports(size, services=services)
+            observer = Observer(env.local).start()
+            operator = env.operator()
+            others = _apiserver_metric(
+                env.supervisor, "apiserver_longrunning_requests", resource="services", verb="WATCH"
+            )
+            started = time.monotonic()
+            operator.start(wait=False)
+            try:
+                ready = observer.all_ready(size, timeout=900) - started
+                assert operator.process is not None
+                requests = sum(
+                    v
+                    for k, v in operator.metrics().items()
+                    if k.startswith("shared_services_api_requests_total{")
+                )
+                time.sleep(5)  # let the last status events of start-up arrive
+                writes = _writes(operator.metrics())
+                time.sleep(idle_seconds)
+                idle = (_writes(operator.metrics()) - writes) * 60 / idle_seconds
+                rows.append(
+                    Scale(
+                        imports=size,
+                        remote_services=services,
+                        ready_seconds=ready,
+                        peak_rss_mb=_vmhwm_mb(operator.process.pid),
+                        remote_watches=operator.metric(
+                            "shared_services_remote_watches", cluster="supervisor", state="up"
+                        ),
+                        supervisor_service_watches=_apiserver_metric(
+                            env.supervisor,
+                            "apiserver_longrunning_requests",
+                            resource="services",
+                            verb="WATCH",
+                        )
+                        - others,
+                        requests_per_import=requests / size,
+                        idle_writes_per_minute=idle,
+                    )
+                )
+            finally:
+                operator.stop()
+                observer.stop()
+    return rows
+
+
+def _writes(samples: dict[str, float]) -> float:
+    return sum(
+        v
+        for k, v in samples.items()
+        if k.startswith(("shared_services_writes_total{", "shared_services_status_writes_total{"))
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every scenario and write the report."""
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench"))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to prove the code runs")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        settings: dict[str, Any] = {
+            "latency_sizes": [1, 5],
+            "changes": 3,
+            "baseline_changes": 1,
+            "baseline_every": 0.5,
+            "burst": 5,
+            "scale_sizes": [20],
+            "idle_seconds": 1.0,
+        }
+    else:
+        settings = {
+            "latency_sizes": [1, 100, 1000],
+            "changes": 200,
+            "baseline_changes": 12,
+            "baseline_every": 10.0,
+            "burst": 1000,
+            "scale_sizes": [1000, 5000, 10000],
+            "idle_seconds": 30.0,
+        }
+    results = Results(settings=settings)
+    began = time.monotonic()
+    results.latency, results.burst = latency(
+        sizes=settings["latency_sizes"],
+        changes=settings["changes"],
+        baseline_changes=settings["baseline_changes"],
+        baseline_every=settings["baseline_every"],
+        burst=settings["burst"],
+    )
+    print(f"latency and burst done in {time.monotonic() - began:.0f} s", flush=True)
+    results.scale = scale(sizes=settings["scale_sizes"], idle_seconds=settings["idle_seconds"])
+    settings["total_seconds"] = round(time.monotonic() - began)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(asdict(results), indent=1) + "\n")
+    report = write_report(results, args.out)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
