@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared_services import api, builders, conditions, dns, metrics
-from shared_services.informer import Informer
+from shared_services.informer import Informer, slim
 from shared_services.kube import JSON, Kube, KubeError, collection_path
 from shared_services.remote import ClusterSpec, RemoteRegistry
 from shared_services.settings import Settings
@@ -32,6 +32,7 @@ ImportKey = tuple[str, str]
 _CONFLICT_RETRY_START = 5.0
 _CONFLICT_RETRY_MAX = 300.0
 _ERROR_RETRY_MAX = 300.0
+_PENDING = frozenset({"Connecting", "Resolving"})
 
 
 class WorkQueue:
@@ -187,14 +188,12 @@ class Controller:
             path = collection_path(
                 group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
             )
-            listing = await asyncio.to_thread(self.kube.request, "GET", path)
-            for item in listing.get("items", []):
+            for item in await asyncio.to_thread(_list_all, self.kube, path):
                 self.imports[(item["metadata"]["namespace"], item["metadata"]["name"])] = item
         path = collection_path(
             group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
         )
-        listing = await asyncio.to_thread(self.kube.request, "GET", path)
-        for item in listing.get("items", []):
+        for item in await asyncio.to_thread(_list_all, self.kube, path):
             self.clusters[item["metadata"]["name"]] = item
         self.active = True
         for name, body in list(self.clusters.items()):
@@ -231,9 +230,14 @@ class Controller:
             return
         if event_type == "DELETED":
             self.imports.pop(key, None)
-        else:
-            self.imports[key] = _plain(body)
-        if self.active:
+            if self.active:
+                self.queue.add(key)
+            return
+        old = self.imports.get(key)
+        new = self.imports[key] = _plain(body)
+        # The echo of a status write (ours, or anyone's) changes nothing the sync reads:
+        # only a new generation (a spec change) or a deletion is worth a sync.
+        if self.active and (old is None or _generation(old) != _generation(new)):
             self.queue.add(key)
 
     def cluster_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -284,7 +288,16 @@ class Controller:
 
     def _local_event(self, obj: JSON) -> None:
         metadata = obj.get("metadata", {})
-        owner = (metadata.get("labels") or {}).get(builders.IMPORT_LABEL)
+        # An object whose labels were stripped leaves the label-selected watch with a
+        # DELETED event that lacks them; its owner reference still names the import.
+        owner = (metadata.get("labels") or {}).get(builders.IMPORT_LABEL) or next(
+            (
+                r.get("name")
+                for r in metadata.get("ownerReferences") or []
+                if r.get("kind") == api.IMPORT_KIND and r.get("controller")
+            ),
+            None,
+        )
         if owner:
             self.queue.add((str(metadata.get("namespace")), str(owner)))
 
@@ -300,7 +313,7 @@ class Controller:
 
     def _cluster_changed(self, name: str) -> None:
         connection = self.remote.clusters.get(name)
-        if connection is not None:
+        if connection is not None and connection.state != "Pending":
             metrics.REMOTE_CONNECTED.labels(name).set(1 if connection.state == "Connected" else 0)
             self._loop.create_task(
                 self._write_cluster_status(
@@ -402,6 +415,11 @@ class Controller:
             return
 
         source = await self._resolve(key, namespace, spec)
+        if source.reason in _PENDING and (body.get("status") or {}).get("conditions"):
+            # A watch still listing or a first DNS answer still coming: the import is queued
+            # again when it arrives. Writing "pending" meanwhile would be churn on every
+            # restart; a new import (no status yet) does show that it is pending.
+            return
         addresses = (
             source.addresses
             if source.addresses is not None
@@ -447,6 +465,9 @@ class Controller:
         old_addresses = list(old_status.get("addresses") or [])
         if written != old_addresses and not outcome.conflicts:
             metrics.ADDRESS_CHANGES.inc()
+        if written != old_addresses and old_addresses and not outcome.conflicts:
+            # First addresses are the import's creation, not a change worth an Event each
+            # (10,000 imports would start with 10,000 Events); every later change has one.
             await self._event(
                 body,
                 "Normal",
@@ -697,7 +718,7 @@ class Controller:
             raise
         metrics.STATUS_WRITES.labels("SharedServiceImport").inc()
         if key in self.imports:
-            self.imports[key] = updated
+            self.imports[key] = slim(updated)
 
     async def _write_cluster_status(
         self,
@@ -727,9 +748,16 @@ class Controller:
         }
         if version:
             status["serverVersion"] = version
-        if connected_at:
+        still_connected = (
+            connected
+            and (conditions.find(old.get("conditions") or [], "Connected") or {}).get("status")
+            == "True"
+        )
+        if connected_at and not (still_connected and old.get("lastContactTime")):
             status["lastContactTime"] = connected_at
         elif old.get("lastContactTime"):
+            # Connected before and after (a restart, a rotated Secret): the contact never
+            # broke, and rewriting the time would be a write on every restart.
             status["lastContactTime"] = old["lastContactTime"]
         if _same_status(old, status):
             return
@@ -741,7 +769,7 @@ class Controller:
                 self.kube.patch, f"{path}/{name}/status", {"status": status}
             )
             metrics.STATUS_WRITES.labels("RemoteCluster").inc()
-            self.clusters[name] = updated
+            self.clusters[name] = slim(updated)
 
     def _update_import_metrics(self) -> None:
         counts: dict[tuple[str, str], int] = {}
@@ -789,9 +817,27 @@ class Controller:
 # -- helpers -------------------------------------------------------------------------------
 
 
+def _list_all(kube: Kube, path: str) -> list[JSON]:
+    """Every object of a collection, slimmed, fetched in pages."""
+    items: list[JSON] = []
+    cursor = ""
+    while True:
+        params = {"limit": "500"} | ({"continue": cursor} if cursor else {})
+        listing = kube.request("GET", path, params=params)
+        items.extend(slim(item) for item in listing.get("items", []))
+        cursor = listing.get("metadata", {}).get("continue") or ""
+        if not cursor:
+            return items
+
+
 def _plain(body: Mapping[str, Any]) -> JSON:
-    """A plain dict of kopf's body view (nested values are already plain)."""
-    return dict(body.items())
+    """A plain dict of kopf's body view (nested values are already plain), slimmed."""
+    return slim(dict(body.items()))
+
+
+def _generation(body: Mapping[str, Any]) -> tuple[Any, Any]:
+    metadata = body.get("metadata", {})
+    return metadata.get("generation"), metadata.get("deletionTimestamp")
 
 
 def _merge(primary: Informer, extra: Informer) -> None:

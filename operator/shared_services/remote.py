@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 ImportKey = tuple[str, str]
 ConnectionState = Literal["Pending", "Connected", "Failed"]
+# A server that went away is asked for its version this often at most: cheap, one request
+# per cluster however many watches it has, and what brings the watches back within seconds.
+_PROBE_BACKOFF_MAX = 8.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Connection:
     informers: dict[str, Informer] = field(default_factory=dict)
     users: dict[str, set[ImportKey]] = field(default_factory=dict)
     attempt: asyncio.Task[None] | None = None
+    probe: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,8 +182,9 @@ class RemoteRegistry:
         connection = self.clusters.pop(name, None)
         if connection is None:
             return
-        if connection.attempt:
-            connection.attempt.cancel()
+        for task in (connection.attempt, connection.probe):
+            if task:
+                task.cancel()
         for informer in connection.informers.values():
             informer.stop()
         self._on_cluster(name)
@@ -231,6 +237,47 @@ class RemoteRegistry:
             if old is not None:
                 old.api_client.close()
             self._on_cluster(connection.name)
+            return
+
+    def _watch_lost(self, cluster: str) -> None:
+        connection = self.clusters.get(cluster)
+        if connection is None or connection.state != "Connected":
+            return
+        if any(task and not task.done() for task in (connection.attempt, connection.probe)):
+            return
+        connection.probe = self._loop.create_task(self._probe(connection))
+
+    async def _probe(self, connection: Connection) -> None:
+        """After a watch broke: ask the server for its version until it answers.
+
+        Credentials are proven once, at connect; after that a broken watch is what shows that
+        the server went away. The RemoteCluster then says so, rather than Connected while
+        every import serves its last known addresses; and once the server answers again, the
+        watches list at once instead of waiting out their own, longer backoff. A watch
+        refused in one namespace only leaves the cluster Connected: the server answers.
+        """
+        kube = connection.kube
+        delay = 1.0
+        while kube is not None and connection.kube is kube:
+            try:
+                await asyncio.to_thread(kube.request, "GET", "/version")
+            except KubeError as error:
+                if connection.kube is not kube:
+                    return  # reconnected meanwhile with new credentials
+                self._failed(connection, *_describe_failure(error))
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+                delay = min(delay * 2, _PROBE_BACKOFF_MAX)
+                continue
+            if connection.kube is kube and connection.state == "Failed":
+                connection.state = "Connected"
+                connection.reason = "Connected"
+                connection.message = (
+                    f"connected to {kube.host}, Kubernetes {connection.server_version}"
+                )
+                connection.connected_at = _now()
+                for informer in connection.informers.values():
+                    informer.retry_now()
+                self._on_cluster(connection.name)
             return
 
     async def _revoke(self, connection: Connection) -> None:
@@ -365,7 +412,9 @@ class RemoteRegistry:
             name = str(obj.get("metadata", {}).get("name", ""))
             self._loop.call_soon_threadsafe(self._on_service, cluster, namespace, name, received)
 
-        def on_state(_synced: bool, _error: str | None) -> None:
+        def on_state(synced: bool, _error: str | None) -> None:
+            if not synced:
+                self._loop.call_soon_threadsafe(self._watch_lost, cluster)
             self._loop.call_soon_threadsafe(
                 self._on_service, cluster, namespace, "", self._loop.time()
             )

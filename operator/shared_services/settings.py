@@ -39,7 +39,7 @@ class Settings:
     health_port: int = 8080
     log_format: str = "text"
     dns_servers: tuple[str, ...] = ()  # empty: the system's resolver configuration
-    workers: int = 8
+    workers: int = 16
     resync_seconds: float = 600.0
     leader_elect: bool = False
     verbose: bool = False
@@ -93,8 +93,8 @@ class Settings:
         parser.add_argument(
             "--workers",
             type=int,
-            default=int(env.get("WORKERS", "8")),
-            help="imports synced at once (env WORKERS; default 8)",
+            default=int(env.get("WORKERS", "16")),
+            help="imports synced at once (env WORKERS; default 16)",
         )
         parser.add_argument(
             "--resync-seconds",

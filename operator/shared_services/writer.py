@@ -125,7 +125,9 @@ class Writer:
                 cache.cache[object_key(created)] = created
                 outcome.writes.append((kind.kind, "create"))
                 return
-        if not builders.owned_by(actual, (owner.namespace, owner.name)):
+        if not builders.owned_by(actual, (owner.namespace, owner.name)) and not _refers_to(
+            actual, owner
+        ):
             outcome.conflicts.append(_conflict_message(kind, actual, owner))
             return
         change = builders.patch_for(desired=obj, actual=actual)
@@ -165,6 +167,19 @@ class Writer:
                 raise
             self.caches[kind].cache.pop(object_key(obj), None)
             outcome.writes.append((kind.kind, "delete"))
+
+
+def _refers_to(actual: Mapping[str, Any], owner: builders.Owner) -> bool:
+    """Whether the object names the import, by uid, as its controlling owner.
+
+    Only the operator sets that reference, so an object carrying it is ours even when
+    someone stripped its labels; it is restored rather than reported as a conflict.
+    """
+    references = (actual.get("metadata") or {}).get("ownerReferences") or []
+    return bool(owner.uid) and any(
+        isinstance(r, Mapping) and r.get("uid") == owner.uid and r.get("controller")
+        for r in references
+    )
 
 
 def _conflict_message(kind: Kind, actual: Mapping[str, Any], owner: builders.Owner) -> str:

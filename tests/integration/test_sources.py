@@ -30,8 +30,8 @@ def test_remote_service_and_vip_move(kit: Kit) -> None:
 
     kit.set_ingress("db", [{"ip": "198.51.100.20"}])
     kit.wait_addresses("db", {"IPv4": ["198.51.100.20"]})
-    status = kit.get_import("db")["status"]
-    assert status["addresses"] == ["198.51.100.20"]
+    # The status follows the objects, a moment later.
+    eventually(lambda: kit.get_import("db")["status"]["addresses"] == ["198.51.100.20"])
     assert any(
         e.reason == "AddressesChanged" and e.message == f"{vip} -> 198.51.100.20"
         for e in kit.events("db")
