@@ -61,6 +61,17 @@ _MAX_HOSTNAME = 253
 _HOSTNAME_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _MIN_PORT = 1
 _MAX_PORT = 65535
+# What one EndpointSlice holds; the operator writes one slice per address family.
+_MAX_SLICE_PORTS = 100
+_MAX_SLICE_ENDPOINTS = 1000
+
+
+class LimitExceeded(ValueError):
+    """More ports or addresses than an EndpointSlice holds; ``reason`` names which."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def managed_selector() -> str:
@@ -307,6 +318,13 @@ def build(
     """
     if not ports:
         raise ValueError("a Service needs at least one port")
+    if len(ports) > _MAX_SLICE_PORTS:
+        # Only a remote Service's own ports can be this many: spec.ports is limited.
+        raise LimitExceeded(
+            "TooManyPorts",
+            f"the source has {len(ports)} ports, more than the {_MAX_SLICE_PORTS} an "
+            "EndpointSlice holds; list the ports to import in spec.ports",
+        )
     _check_label_value(owner.name, "import name")
     _check_label_value(service_name, "service name")
     parsed = []
@@ -316,6 +334,13 @@ def build(
         except ValueError as error:
             raise ValueError(f"address {describe(raw)} is unusable: {error}") from None
     ipv4, ipv6 = _sorted_addresses(parsed)
+    for family, ips in ((IPV4, ipv4), (IPV6, ipv6)):
+        if len(ips) > _MAX_SLICE_ENDPOINTS:
+            raise LimitExceeded(
+                "TooManyAddresses",
+                f"the source has {len(ips)} {family} addresses, more than the "
+                f"{_MAX_SLICE_ENDPOINTS} an EndpointSlice holds",
+            )
 
     service: dict[str, Any] = {
         "apiVersion": "v1",

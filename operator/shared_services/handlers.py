@@ -1,9 +1,11 @@
-"""kopf's side: start the controller, and hand it every custom-resource event.
+"""kopf's side: start the controller, and hand it RemoteCluster events.
 
 The handlers hold no logic. They are event handlers only (no create/update/delete
 handlers), so kopf keeps no per-object state: it writes no progress annotations and adds
-no finalizers to imports, and deleting an import or its namespace never waits for the
-operator to be running.
+no finalizers, and deleting an import or its namespace never waits for the operator to be
+running. SharedServiceImports are watched by the controller's own informer instead of kopf
+(see Controller.start), because kopf's per-object workers cost more than the sync itself
+at thousands of imports.
 """
 
 from __future__ import annotations
@@ -100,12 +102,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     elector: LeaderElector | None = memo.get("elector")
     if elector is not None:
         await asyncio.to_thread(elector.release)
-
-
-@kopf.on.event(api.GROUP, api.VERSION, api.IMPORT_PLURAL)
-async def import_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Any change of a SharedServiceImport."""
-    memo.controller.import_event(type, body)
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.REMOTE_CLUSTER_PLURAL)

@@ -69,12 +69,17 @@ class Informer:
         on_event: EventCallback | None = None,
         on_state: StateCallback | None = None,
         timeout_seconds: int = 300,
+        index_label: str | None = None,
     ) -> None:
         self.kube = kube
         self.path = path
         self.name = name
         self.params = dict(params or {})
         self.cache: dict[str, JSON] = {}
+        # (namespace, value of index_label) -> keys: finds an import's objects without a scan.
+        self.index: dict[tuple[str, str], set[str]] = {}
+        self._index_label = index_label
+        self._cache_lock = threading.Lock()
         self.synced = threading.Event()
         self.error: str | None = None
         self.requests = 0
@@ -114,6 +119,45 @@ class Informer:
         """The cached object under ``namespace/name``, if any."""
         return self.cache.get(key)
 
+    def put(self, obj: JSON) -> None:
+        """Cache an object, e.g. the answer to a write, before its watch event arrives.
+
+        When the event then brings the same resourceVersion, it is known news and no
+        callback is made: a write's own echo does not trigger another sync.
+        """
+        key = object_key(obj)
+        with self._cache_lock:  # the writer's threads put() too
+            self._drop(key)
+            self.cache[key] = obj
+            if self._index_label:
+                metadata = obj.get("metadata", {})
+                value = (metadata.get("labels") or {}).get(self._index_label)
+                if value:
+                    self.index.setdefault((metadata.get("namespace", ""), value), set()).add(key)
+
+    def drop(self, key: str) -> None:
+        """Forget an object."""
+        with self._cache_lock:
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        old = self.cache.pop(key, None)
+        if old is None or not self._index_label:
+            return
+        metadata = old.get("metadata", {})
+        value = (metadata.get("labels") or {}).get(self._index_label)
+        if value:
+            index_key = (metadata.get("namespace", ""), value)
+            keys = self.index.get(index_key)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.index[index_key]
+
+    def indexed(self, namespace: str, value: str) -> list[JSON]:
+        """Cached objects in ``namespace`` whose index label has ``value``."""
+        return [self.cache[k] for k in self.index.get((namespace, value), ()) if k in self.cache]
+
     def _run(self) -> None:
         backoff = _BACKOFF_START
         while not self._stopped.is_set():
@@ -149,7 +193,11 @@ class Informer:
             cursor = listing.get("metadata", {}).get("continue") or ""
             if not cursor:
                 break
-        previous, self.cache = self.cache, fresh
+        previous = dict(self.cache)
+        for key in previous.keys() - fresh.keys():
+            self.drop(key)
+        for obj in fresh.values():
+            self.put(obj)
         for key, obj in fresh.items():
             old = previous.get(key)
             if old is None:
@@ -188,9 +236,14 @@ class Informer:
                     key = object_key(obj)
                     obj = slim(obj)
                     if kind == "DELETED":
-                        self.cache.pop(key, None)
+                        self.drop(key)
                     else:
-                        self.cache[key] = obj
+                        known = self.cache.get(key)
+                        if known is not None and known.get("metadata", {}).get(
+                            "resourceVersion"
+                        ) == obj.get("metadata", {}).get("resourceVersion"):
+                            continue  # already cached by put(): the echo of our own write
+                        self.put(obj)
                     self._on_event(str(kind), obj)
             finally:
                 with self._lock:

@@ -98,16 +98,11 @@ class Writer:
 
     def owned(self, owner: builders.Owner) -> list[tuple[Kind, JSON]]:
         """The cached objects that carry the import's label in its namespace."""
-        found = []
-        for kind, cache in self.caches.items():
-            for obj in list(cache.cache.values()):
-                metadata = obj.get("metadata", {})
-                if (
-                    metadata.get("namespace") == owner.namespace
-                    and (metadata.get("labels") or {}).get(builders.IMPORT_LABEL) == owner.name
-                ):
-                    found.append((kind, obj))
-        return found
+        return [
+            (kind, obj)
+            for kind, cache in self.caches.items()
+            for obj in cache.indexed(owner.namespace, owner.name)
+        ]
 
     def _apply_one(self, owner: builders.Owner, obj: JSON, outcome: Outcome) -> None:
         kind = kind_of(obj)
@@ -122,7 +117,7 @@ class Writer:
                 if actual is None:
                     return  # deleted meanwhile; the watch brings us back here
             else:
-                cache.cache[object_key(created)] = created
+                cache.put(created)
                 outcome.writes.append((kind.kind, "create"))
                 return
         if not builders.owned_by(actual, (owner.namespace, owner.name)) and not _refers_to(
@@ -139,12 +134,12 @@ class Writer:
                 updated = self.kube.patch(path, change.body)
             except NotFound:
                 return  # deleted by hand meanwhile: its DELETED event triggers a re-create
-            cache.cache[object_key(updated)] = updated
+            cache.put(updated)
             outcome.writes.append((kind.kind, "patch"))
             return
         self.kube.delete(path, uid=actual["metadata"].get("uid"))
         created = self.kube.create(kind.collection(owner.namespace), change.body)
-        cache.cache[object_key(created)] = created
+        cache.put(created)
         outcome.writes.append((kind.kind, "recreate"))
 
     def _remove(
@@ -165,7 +160,7 @@ class Writer:
                     "deleting %s %s/%s: %s", kind.kind, owner.namespace, metadata["name"], error
                 )
                 raise
-            self.caches[kind].cache.pop(object_key(obj), None)
+            self.caches[kind].drop(object_key(obj))
             outcome.writes.append((kind.kind, "delete"))
 
 

@@ -40,15 +40,16 @@ def _latency_table(results: Results) -> list[str]:
 
 def _scale_table(results: Results) -> list[str]:
     lines = [
-        "| imports | remote Services | all Ready after s | peak RSS MB | remote watches "
+        "| imports | remote Services | all Ready after s | operator CPU s | peak RSS MB "
+        "| remote watches "
         "| Service watches the supervisor counts for it | API requests per import "
         "| idle writes per minute |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results.scale:
         lines.append(
             f"| {row.imports:,} | {row.remote_services:,} | {row.ready_seconds:.1f} | "
-            f"{row.peak_rss_mb:.0f} | {row.remote_watches:.0f} | "
+            f"{row.cpu_seconds:.1f} | {row.peak_rss_mb:.0f} | {row.remote_watches:.0f} | "
             f"{row.supervisor_service_watches:.0f} | {row.requests_per_import:.2f} | "
             f"{row.idle_writes_per_minute:.0f} |"
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -57,6 +58,7 @@ class Scale:
     imports: int
     remote_services: int
     ready_seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
     remote_watches: float
     supervisor_service_watches: float
@@ -211,6 +213,11 @@ def latency(
     return results, burst_result
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _vmhwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -253,6 +260,7 @@ def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
             try:
                 ready = observer.all_ready(size, timeout=900) - started
                 assert operator.process is not None
+                cpu = _cpu_seconds(operator.process.pid)
                 requests = sum(
                     v
                     for k, v in operator.metrics().items()
@@ -267,6 +275,7 @@ def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
                         imports=size,
                         remote_services=services,
                         ready_seconds=ready,
+                        cpu_seconds=cpu,
                         peak_rss_mb=_vmhwm_mb(operator.process.pid),
                         remote_watches=operator.metric(
                             "shared_services_remote_watches", cluster="supervisor", state="up"
