@@ -27,6 +27,8 @@ from shared_services.writer import MANAGED_KINDS, Kind, Outcome, Writer
 log = logging.getLogger(__name__)
 
 ImportKey = tuple[str, str]
+# A condition's status, reason and message.
+Triple = tuple[conditions.Status, str, str]
 # A conflicting object is not ours to watch, so its removal is noticed by retrying: soon
 # at first, then more and more rarely.
 _CONFLICT_RETRY_START = 5.0
@@ -109,7 +111,7 @@ class Dependencies:
     """What an import's sync read, so that a change of any of it queues the import."""
 
     cluster: str | None = None
-    remote: tuple[str, str, str] | None = None
+    remote: tuple[str, str, str] | None = None  # cluster, namespace, name
     hostnames: frozenset[str] = frozenset()
 
 
@@ -523,9 +525,7 @@ class Controller:
         )
         await self._write_import_status(key, body, status)
 
-    async def _conflicted(
-        self, key: ImportKey, body: JSON, outcome: Outcome
-    ) -> tuple[str, str, str]:
+    async def _conflicted(self, key: ImportKey, body: JSON, outcome: Outcome) -> Triple:
         """Report a conflict once (an Event on the transition) and retry with backoff."""
         message = "; ".join(outcome.conflicts)
         if self.ready.get(key, ("", ""))[1] != "Conflict":
@@ -707,8 +707,8 @@ class Controller:
         old: Mapping[str, Any],
         *,
         generation: int | None,
-        ready: tuple[str, str, str],
-        source: tuple[str, str, str],
+        ready: Triple,
+        source: Triple,
         addresses: list[str],
         ports: list[dict[str, Any]],
     ) -> dict[str, Any]:
@@ -719,21 +719,17 @@ class Controller:
             "ports": ports,
             "conditions": [
                 conditions.condition(
-                    type_="Ready",
-                    status=ready[0],  # type: ignore[arg-type]
-                    reason=ready[1],
-                    message=ready[2],
+                    type_=type_,
+                    status=status_,
+                    reason=reason,
+                    message=message,
                     previous=previous,
                     generation=generation,
-                ),
-                conditions.condition(
-                    type_="SourceResolved",
-                    status=source[0],  # type: ignore[arg-type]
-                    reason=source[1],
-                    message=source[2],
-                    previous=previous,
-                    generation=generation,
-                ),
+                )
+                for type_, (status_, reason, message) in (
+                    ("Ready", ready),
+                    ("SourceResolved", source),
+                )
             ],
         }
         changed = list(old.get("addresses") or []) != addresses
@@ -935,7 +931,7 @@ def _desired_addresses(desired: builders.Desired) -> list[str]:
     return [a for s in desired.endpoint_slices for e in s["endpoints"] for a in e["addresses"]]
 
 
-def _ready(source: Source, written: list[str], service_name: str) -> tuple[str, str, str]:
+def _ready(source: Source, written: list[str], service_name: str) -> Triple:
     """The Ready condition after a write without conflicts."""
     if not written:
         reason = source.reason if not source.ok else "NoAddresses"
@@ -945,7 +941,7 @@ def _ready(source: Source, written: list[str], service_name: str) -> tuple[str, 
     return ("True", "Synced", f"Service {service_name} points at {', '.join(written)}")
 
 
-def _source_condition(source: Source) -> tuple[str, str, str]:
+def _source_condition(source: Source) -> Triple:
     if source.ok:
         return ("True", source.reason, source.message)
     if source.reason in ("Resolving", "Connecting"):
