@@ -34,7 +34,7 @@ format: install ## Format and autofix with ruff
 typecheck: install ## Type-check the operator and the test harness with mypy --strict
 	uv run --frozen mypy operator/shared_services tests/harness tests/support.py
 
-test: install controlplane ## Run the whole test suite (unit, then against real local clusters)
+test: install controlplane helm ## Run the whole test suite (unit, then against real local clusters)
 	uv run --frozen pytest $(PYTEST_ARGS)
 
 crds: install ## Regenerate crds/ from the pydantic models
@@ -57,3 +57,28 @@ bench: install controlplane ## Measure latency, scale and burst; writes bench/RE
 
 clean: down ## Remove the virtualenv and caches inside the repository
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+
+# -- shipping: image, chart, plain manifests, central-cluster access ------------------------
+
+CHART := deploy/helm/shared-services-operator
+HELM_BUILD := tests/tools/helm/build.sh
+SUPERVISOR_KUBECONFIG ?= $(KUBECONFIG)
+OPERATOR_NAMESPACE ?= shared-services-system
+
+.PHONY: helm chart-lint manifests image-check supervisor-kubeconfig
+
+helm: ## Build helm from its Go module (cached), for the chart's tests and `make manifests`
+	@bash $(HELM_BUILD) >/dev/null
+
+chart-lint: helm ## Lint the Helm chart strictly, against its values.schema.json
+	"$$(bash $(HELM_BUILD))" lint --strict $(CHART)
+
+manifests: helm ## Render deploy/manifests/ (plain YAML, kustomize-ready) from the Helm chart
+	bash deploy/render-manifests.sh "$$(bash $(HELM_BUILD))" deploy/manifests
+
+image-check: install ## Lint the Dockerfile with hadolint
+	.venv/bin/hadolint Dockerfile
+
+supervisor-kubeconfig: install ## Print the Secret for RemoteClusters, from deploy/supervisor/'s identity
+	@$(PYTHON) -m shared_services.kubeconfig_cli --kubeconfig "$(SUPERVISOR_KUBECONFIG)" \
+		--secret-namespace $(OPERATOR_NAMESPACE)
