@@ -52,6 +52,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Events about handler progress would be writes on every import: the controller
     # records only the Events a person needs (address changes, conflicts).
     settings.posting.enabled = False
+    # kopf would watch CRDs (and, given namespaces, Namespaces) to notice them coming and
+    # going. The chart installs the CRDs and names the namespaces, and least privilege
+    # grants neither read: scanning would only retry 403s, and delay serving meanwhile.
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10

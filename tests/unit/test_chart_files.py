@@ -1,0 +1,199 @@
+"""The files under deploy/ agree with each other and with the project: the chart's CRDs are the
+generated ones byte for byte, the chart's version is the package's, Argo CD's config map
+carries the health scripts verbatim and those scripts judge every kind of status as
+documented, and the examples grant and use exactly what deploy/supervisor/ defines.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import lupa
+import pytest
+import yaml
+
+from deploykit import forbidden_requests
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+CHART = DEPLOY / "helm" / "shared-services-operator"
+HEALTH = DEPLOY / "argocd" / "health"
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    files = sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+    return [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+def test_chart_crds_are_the_generated_crds() -> None:
+    generated = {p.name: p.read_bytes() for p in (REPO / "crds").glob("*.yaml")}
+    in_chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    assert generated
+    assert in_chart == generated, "copy crds/*.yaml to the chart's crds/ (byte for byte)"
+
+
+def test_chart_version_is_the_package_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"]
+
+
+def test_argocd_config_map_carries_the_scripts_verbatim() -> None:
+    (config,) = _docs(DEPLOY / "argocd" / "argocd-cm.yaml")
+    scripts = {p.stem.split("_", 1)[1]: p.read_text() for p in HEALTH.glob("*.lua")}
+    assert set(scripts) == {"SharedServiceImport", "RemoteCluster"}
+    for kind, script in scripts.items():
+        assert config["data"][f"resource.customizations.health.sharedservices.io_{kind}"] == script
+
+
+def health(kind: str, obj: dict[str, Any]) -> str:
+    runtime = lupa.LuaRuntime()
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute((HEALTH / f"sharedservices.io_{kind}.lua").read_text())
+    return str(result["status"])
+
+
+def _import(ready: tuple[str, str] | None, *, generation: int = 1, observed: int = 1) -> Any:
+    obj: dict[str, Any] = {"metadata": {"name": "db", "generation": generation}}
+    if ready is not None:
+        obj["status"] = {
+            "observedGeneration": observed,
+            "conditions": [
+                {"type": "Ready", "status": ready[0], "reason": ready[1], "message": "m"},
+                {"type": "SourceResolved", "status": "True", "reason": "Resolved", "message": ""},
+            ],
+        }
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("ready", "expected"),
+    [
+        (None, "Progressing"),
+        (("True", "Synced"), "Healthy"),
+        (("True", "LastKnownAddresses"), "Healthy"),
+        (("False", "Connecting"), "Progressing"),
+        (("False", "Resolving"), "Progressing"),
+        (("False", "NoIngress"), "Progressing"),
+        (("False", "Conflict"), "Degraded"),
+        (("False", "NamespaceDenied"), "Degraded"),
+        (("False", "RemoteNamespaceDenied"), "Degraded"),
+        (("False", "InvalidSpec"), "Degraded"),
+        (("False", "RemoteServiceNotFound"), "Degraded"),
+        (("False", "RemoteUnavailable"), "Degraded"),
+        (("False", "NoPorts"), "Degraded"),
+    ],
+)
+def test_import_health(ready: tuple[str, str] | None, expected: str) -> None:
+    assert health("SharedServiceImport", _import(ready)) == expected
+
+
+def test_import_health_waits_for_the_latest_spec() -> None:
+    stale = _import(("True", "Synced"), generation=3, observed=2)
+    assert health("SharedServiceImport", stale) == "Progressing"
+
+
+@pytest.mark.parametrize(
+    ("connected", "expected"),
+    [
+        (None, "Progressing"),
+        (("True", "Connected"), "Healthy"),
+        (("False", "Connecting"), "Progressing"),
+        (("False", "Unauthorized"), "Degraded"),
+        (("False", "SecretNotFound"), "Degraded"),
+        (("False", "Unreachable"), "Degraded"),
+    ],
+)
+def test_remote_cluster_health(connected: tuple[str, str] | None, expected: str) -> None:
+    obj: dict[str, Any] = {"metadata": {"name": "supervisor", "generation": 1}}
+    if connected is not None:
+        obj["status"] = {
+            "conditions": [
+                {
+                    "type": "Connected",
+                    "status": connected[0],
+                    "reason": connected[1],
+                    "message": "m",
+                    "observedGeneration": 1,
+                }
+            ]
+        }
+    assert health("RemoteCluster", obj) == expected
+
+
+def test_supervisor_identity_reads_services_only() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "supervisor" / "kustomization.yaml").read_text())
+    resources = [
+        d for name in kustomization["resources"] for d in _docs(DEPLOY / "supervisor" / name)
+    ]
+    account = next(d for d in resources if d["kind"] == "ServiceAccount")
+    token = next(d for d in resources if d["kind"] == "Secret")
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["annotations"] == {
+        "kubernetes.io/service-account.name": account["metadata"]["name"]
+    }
+    assert account["automountServiceAccountToken"] is False
+    assert not any(d["kind"] in ("Role", "ClusterRole", "ClusterRoleBinding") for d in resources)
+    role, binding = _docs(DEPLOY / "supervisor" / "reader.yaml")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch"]}
+    ]
+    assert "namespace" not in role["metadata"]  # applied to each shared namespace with -n
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": account["metadata"]["name"],
+            "namespace": kustomization["namespace"],
+        }
+    ]
+
+
+@pytest.mark.parametrize("example", ["single-db", "acme-fitness"])
+def test_examples_grant_and_import_consistently(example: str) -> None:
+    reader_role, reader_binding = _docs(DEPLOY / "supervisor" / "reader.yaml")
+    supervisor = _docs(DEPLOY / "examples" / example / "supervisor")
+    workload = _docs(DEPLOY / "examples" / example / "workload")
+    values = yaml.safe_load((DEPLOY / "examples" / "values.yaml").read_text())
+    (remote,) = values["remoteClusters"]
+    services = {
+        (d["metadata"]["namespace"], d["metadata"]["name"])
+        for d in supervisor
+        if d["kind"] == "Service"
+    }
+    for role in (d for d in supervisor if d["kind"] == "Role"):
+        assert role["rules"] == reader_role["rules"]
+        assert role["metadata"]["namespace"] in {ns for ns, _ in services}
+    for binding in (d for d in supervisor if d["kind"] == "RoleBinding"):
+        assert binding["subjects"] == reader_binding["subjects"]
+    imports = [d for d in workload if d["kind"] == "SharedServiceImport"]
+    assert imports
+    for item in imports:
+        source = item["spec"]["source"]["remoteService"]
+        assert source["cluster"] == remote["name"]
+        assert (source["namespace"], source["name"]) in services
+        assert item["metadata"]["namespace"] in remote["allowedNamespaces"]
+        assert source["namespace"] in remote["allowedRemoteNamespaces"]
+    if example == "acme-fitness":
+        assert {i["metadata"]["name"] for i in imports} == {
+            "users-mongo",
+            "users-redis",
+            "cart-redis",
+            "order-postgres",
+            "catalog-mongo",
+        }
+
+
+def test_forbidden_requests_spots_403s_but_not_kopf_scanning() -> None:
+    log = "\n".join(
+        [
+            '[t,403] urllib3 [DEBUG] h "GET /api/v1/namespaces/w/services/x HTTP/1.1" 403 1',
+            "[t,1] shared_services [WARNING] sync of web/x failed: 403 Forbidden: nope",
+            "[t,2] kopf [ERROR] GET https://h/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+            " -> APIForbiddenError('forbidden')",
+            "[t,3] kopf [ERROR] GET https://h/api/v1/namespaces -> APIForbiddenError('forbidden')",
+            "[t,403] kopf [DEBUG] Client is configured via kubeconfig file.",
+        ]
+    )
+    assert [line[:9] for line in forbidden_requests(log)] == ["[t,403] u", "[t,1] sha"]
