@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
 .PHONY: help install controlplane lint format typecheck test crds up down run demo bench clean
 
 help: ## List the targets with what each does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## Install uv if missing, then the locked Python dependencies into .venv
 	@command -v uv >/dev/null && [[ "$$(uv --version)" == "uv $(UV_VERSION)"* ]] || \
@@ -46,7 +46,7 @@ up: install controlplane ## Start a supervisor and a workload cluster in the bac
 down: ## Stop the clusters that `make up` started and remove their state
 	@[[ -x $(PYTHON) ]] && $(PYTHON) -m harness down --state $(STATE) || rm -rf $(STATE)/clusters
 
-run: install ## Run the operator in the foreground against the current $$KUBECONFIG
+run: install ## Run the operator in the foreground against the cluster of your KUBECONFIG
 	uv run --frozen shared-services-operator
 
 demo: install controlplane ## Show the operator keeping a local Service on a remote VIP, end to end
