@@ -1,6 +1,7 @@
 """Fixtures shared by every test layer.
 
-Tests under ``tests/integration`` and ``tests/e2e`` get the ``cluster`` marker and two real
+Tests under ``tests/integration``, ``tests/e2e`` and ``tests/faults`` get the ``cluster`` marker,
+and those of ``tests/integration`` two real
 control planes, ``supervisor`` (with the load-balancer allocator) and ``workload``, started
 once per session. Each test gets a fresh namespace of its own on both, so tests never see
 each other's objects and need no cleanup of their own.
@@ -21,7 +22,7 @@ from harness.allocator import LoadBalancerAllocator
 from harness.binaries import ensure_binaries
 from harness.cluster import Cluster, start_clusters
 
-_CLUSTER_DIRS = ("integration", "e2e")
+_CLUSTER_DIRS = ("integration", "e2e", "faults")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -36,6 +36,11 @@ ConnectionState = Literal["Pending", "Connected", "Failed"]
 # A server that went away is asked for its version this often at most: cheap, one request
 # per cluster however many watches it has, and what brings the watches back within seconds.
 _PROBE_BACKOFF_MAX = 8.0
+# A frozen server keeps its connections open and sends nothing, so no watch breaks for
+# minutes: while connected, its version is asked for this often, with a short timeout
+# (which the client's own retries multiply by four).
+_HEARTBEAT_SECONDS = 20.0
+_PROBE_TIMEOUT = (3.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Connection:
     users: dict[str, set[ImportKey]] = field(default_factory=dict)
     attempt: asyncio.Task[None] | None = None
     probe: asyncio.Task[None] | None = None
+    heartbeat: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,7 @@ class RemoteRegistry:
         connection = self.clusters.pop(name, None)
         if connection is None:
             return
-        for task in (connection.attempt, connection.probe):
+        for task in (connection.attempt, connection.probe, connection.heartbeat):
             if task:
                 task.cancel()
         for informer in connection.informers.values():
@@ -236,10 +242,17 @@ class RemoteRegistry:
                 connection.informers[namespace] = self._start_informer(connection, namespace)
             if old is not None:
                 old.api_client.close()
+            if connection.heartbeat is None or connection.heartbeat.done():
+                connection.heartbeat = self._loop.create_task(self._heartbeat(connection))
             self._on_cluster(connection.name)
             return
 
-    def _watch_lost(self, cluster: str) -> None:
+    async def _heartbeat(self, connection: Connection) -> None:
+        while self.clusters.get(connection.name) is connection:
+            await asyncio.sleep(_HEARTBEAT_SECONDS * random.uniform(0.8, 1.2))  # noqa: S311
+            self._check(connection.name)
+
+    def _check(self, cluster: str) -> None:
         connection = self.clusters.get(cluster)
         if connection is None or connection.state != "Connected":
             return
@@ -248,19 +261,20 @@ class RemoteRegistry:
         connection.probe = self._loop.create_task(self._probe(connection))
 
     async def _probe(self, connection: Connection) -> None:
-        """After a watch broke: ask the server for its version until it answers.
+        """Ask the server for its version until it answers (after a watch broke, or a beat).
 
-        Credentials are proven once, at connect; after that a broken watch is what shows that
-        the server went away. The RemoteCluster then says so, rather than Connected while
-        every import serves its last known addresses; and once the server answers again, the
-        watches list at once instead of waiting out their own, longer backoff. A watch
-        refused in one namespace only leaves the cluster Connected: the server answers.
+        Credentials are proven once, at connect; after that a broken watch, or a heartbeat
+        left unanswered, is what shows that the server went away (a frozen server breaks no
+        watch). The RemoteCluster then says so, rather than Connected while every import
+        serves its last known addresses; and once the server answers again, the watches list
+        at once instead of waiting out their own, longer backoff. A watch refused in one
+        namespace only leaves the cluster Connected: the server answers.
         """
         kube = connection.kube
         delay = 1.0
         while kube is not None and connection.kube is kube:
             try:
-                await asyncio.to_thread(kube.request, "GET", "/version")
+                await asyncio.to_thread(kube.request, "GET", "/version", timeout=_PROBE_TIMEOUT)
             except KubeError as error:
                 if connection.kube is not kube:
                     return  # reconnected meanwhile with new credentials
@@ -414,7 +428,7 @@ class RemoteRegistry:
 
         def on_state(synced: bool, _error: str | None) -> None:
             if not synced:
-                self._loop.call_soon_threadsafe(self._watch_lost, cluster)
+                self._loop.call_soon_threadsafe(self._check, cluster)
             self._loop.call_soon_threadsafe(
                 self._on_service, cluster, namespace, "", self._loop.time()
             )

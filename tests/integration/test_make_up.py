@@ -12,7 +12,6 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-
 TESTS = Path(__file__).resolve().parents[1]
 
 
