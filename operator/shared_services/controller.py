@@ -135,6 +135,7 @@ class Controller:
         self.clusters: dict[str, JSON] = {}
         self.ready: dict[ImportKey, tuple[str, str]] = {}
         self._deps: dict[ImportKey, Dependencies] = {}
+        self._by_remote: dict[tuple[str, str, str], set[ImportKey]] = {}
         self._hostnames: dict[str, _Hostname] = {}
         self._pending_since: dict[ImportKey, float] = {}
         self._errors: dict[ImportKey, int] = {}
@@ -328,14 +329,20 @@ class Controller:
             self.queue.add((str(metadata.get("namespace")), str(owner)))
 
     def _remote_event(self, cluster: str, namespace: str, name: str, received: float) -> None:
-        for key, deps in self._deps.items():
-            if deps.remote is None or deps.remote[:2] != (cluster, namespace):
-                continue
-            if name and deps.remote[2] != name:
-                continue
+        if name:
+            keys = self._by_remote.get((cluster, namespace, name), set())
+        else:  # the watch of the whole namespace changed state
+            keys = {
+                key
+                for (c, ns, _), users in self._by_remote.items()
+                if (c, ns) == (cluster, namespace)
+                for key in users
+            }
+        for key in keys:
             self._pending_since.setdefault(key, received)
             self.queue.add(key)
-        self._update_watch_metrics()
+        if not name:
+            self._update_watch_metrics()
 
     def _cluster_changed(self, name: str) -> None:
         connection = self.remote.clusters.get(name)
@@ -680,6 +687,16 @@ class Controller:
     def _set_deps(self, key: ImportKey, deps: Dependencies) -> None:
         old = self._deps.get(key)
         self._deps[key] = deps
+        # An index from remote Service to imports: a remote event queues its readers without
+        # scanning every import (10,000 imports times 2,000 Services at start-up).
+        if old is not None and old.remote and old.remote != deps.remote:
+            users = self._by_remote.get(old.remote)
+            if users is not None:
+                users.discard(key)
+                if not users:
+                    del self._by_remote[old.remote]
+        if deps.remote:
+            self._by_remote.setdefault(deps.remote, set()).add(key)
         if old is None:
             return
         for hostname in old.hostnames - deps.hostnames:

@@ -250,7 +250,7 @@ def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
         with environment() as env:
             env.add_remote_services(services)
             env.add_imports(size, services=services)
-            observer = Observer(env.local).start()
+            observer = Observer(env.local, endpoints=False).start()
             operator = env.operator()
             others = _apiserver_metric(
                 env.supervisor, "apiserver_longrunning_requests", resource="services", verb="WATCH"
