@@ -129,6 +129,47 @@ class Kit:
         self.created_clusters.append(name)
         return name
 
+    def reader_token(self) -> str:
+        """A token of a supervisor ServiceAccount that may only read Services here.
+
+        The least a RemoteCluster's credentials need, for tests that rotate to them.
+        """
+        self.remote.create_namespaced_service_account(
+            self.namespace, {"metadata": {"name": "reader"}}
+        )
+        rbac = k8s.RbacAuthorizationV1Api(self.remote.api_client)
+        rbac.create_namespaced_role(
+            self.namespace,
+            {
+                "metadata": {"name": "read-services"},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "resources": ["services"],
+                        "verbs": ["get", "list", "watch"],
+                    }
+                ],
+            },
+        )
+        rbac.create_namespaced_role_binding(
+            self.namespace,
+            {
+                "metadata": {"name": "reader"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "read-services",
+                },
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": "reader", "namespace": self.namespace}
+                ],
+            },
+        )
+        request = self.remote.create_namespaced_service_account_token(
+            "reader", self.namespace, {"spec": {"expirationSeconds": 3600}}
+        )
+        return str(request.status.token)
+
     def cleanup(self) -> None:
         """Delete the cluster-scoped RemoteClusters and their Secrets made by this kit."""
         for name in self.created_clusters:

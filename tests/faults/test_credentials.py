@@ -11,8 +11,6 @@ import base64
 import time
 from collections.abc import Callable
 
-from kubernetes import client as k8s
-
 from faults.toolkit import (
     FaultEnv,
     Row,
@@ -25,37 +23,6 @@ from faults.toolkit import (
 )
 from harness.operator import OPERATOR_NAMESPACE
 from kit import Kit
-
-
-def _reader_token(kit: Kit) -> str:
-    """A token of a ServiceAccount on the supervisor that may only read Services."""
-    kit.remote.create_namespaced_service_account(kit.namespace, {"metadata": {"name": "reader"}})
-    rbac = k8s.RbacAuthorizationV1Api(kit.remote.api_client)
-    rbac.create_namespaced_role(
-        kit.namespace,
-        {
-            "metadata": {"name": "read-services"},
-            "rules": [
-                {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        kit.namespace,
-        {
-            "metadata": {"name": "reader"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "read-services",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": kit.namespace}],
-        },
-    )
-    request = kit.remote.create_namespaced_service_account_token(
-        "reader", kit.namespace, {"spec": {"expirationSeconds": 3600}}
-    )
-    return str(request.status.token)
 
 
 def _gets(kit: Kit, cluster: str) -> float:
@@ -77,7 +44,7 @@ def test_rotated_broken_and_fixed_credentials(kit: Kit, row: Row, fault_env: Fau
     kit.import_remote("db", "db")
     kit.wait_addresses("db", {"IPv4": ["192.0.2.70"]})
     credentials = fault_env.credentials
-    token = credentials.add(_reader_token(kit), "ServiceAccount token of reader")
+    token = credentials.add(kit.reader_token(), "ServiceAccount token of reader")
     rejected = credentials.add("rejected-token-0123456789abcdef", "a rejected token")
     good = kit.supervisor.kubeconfig_yaml(token=token)
     credentials.add(good, "the reader's kubeconfig")

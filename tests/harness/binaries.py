@@ -23,8 +23,16 @@ def ensure_binaries() -> Path:
     override = os.environ.get("SSO_K8S_BIN_DIR")
     if override:
         return Path(override)
+    return run_build(BUILD_SCRIPT)
+
+
+def run_build(script: Path) -> Path:
+    """Run one of the repository's cached-build scripts; return the path it prints last.
+
+    The build's progress goes to stderr so a first run in CI shows why it is slow.
+    """
     result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
+        ["bash", str(script)],
         check=True,
         stdout=subprocess.PIPE,
         stderr=sys.stderr,

@@ -7,9 +7,9 @@ one cache and one definition of the version, as the control-plane binaries do.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from harness.binaries import run_build
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "helm" / "build.sh"
 
@@ -23,11 +23,4 @@ def ensure_helm() -> Path:
     override = os.environ.get("SSO_HELM")
     if override:
         return Path(override)
-    result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
-        check=True,
-        stdout=subprocess.PIPE,
-        stderr=sys.stderr,
-        text=True,
-    )
-    return Path(result.stdout.strip().splitlines()[-1])
+    return run_build(BUILD_SCRIPT)

@@ -263,32 +263,7 @@ def test_rotated_and_broken_credentials(kit: Kit) -> None:
     kit.wait_addresses("db", {"IPv4": [vip]})
 
     # Rotate to a least-privilege ServiceAccount token: the operator carries on.
-    kit.remote.create_namespaced_service_account(kit.namespace, {"metadata": {"name": "reader"}})
-    rbac = k8s.RbacAuthorizationV1Api(kit.remote.api_client)
-    rbac.create_namespaced_role(
-        kit.namespace,
-        {
-            "metadata": {"name": "read-services"},
-            "rules": [
-                {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]}
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        kit.namespace,
-        {
-            "metadata": {"name": "reader"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "read-services",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": kit.namespace}],
-        },
-    )
-    token = kit.remote.create_namespaced_service_account_token(
-        "reader", kit.namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
+    token = kit.reader_token()
 
     def put_secret(text: str) -> None:
         kit.core.patch_namespaced_secret(
