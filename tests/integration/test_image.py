@@ -129,8 +129,7 @@ def app(stages: list[Stage]) -> Iterator[Path]:
     workdir = root / "app"
     (workdir_in_image,) = build.all("WORKDIR")
     assert workdir_in_image == "/app"
-    env = {**os.environ, **env_of(build)}
-    env.pop("VIRTUAL_ENV", None)
+    env = {**_host_env(), **env_of(build)}
     # The image copies uv in; here it is the one `make install` put on the PATH.
     assert shutil.which("uv"), "uv is needed: `make install` installs it"
     try:
@@ -153,6 +152,15 @@ def app(stages: list[Stage]) -> Iterator[Path]:
         yield workdir
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _host_env() -> dict[str, str]:
+    """This process's environment less what points Python at this checkout.
+
+    `make test` exports PYTHONPATH (tests and operator sources); a container has no such
+    thing, and with it the image's interpreter would import the sources, not what it installed.
+    """
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
 
 def test_the_dockerfile_is_pinned_non_root_and_lint_clean(stages: list[Stage]) -> None:
@@ -193,6 +201,7 @@ def test_the_install_holds_the_locked_runtime_dependencies_only(app: Path) -> No
             capture_output=True,
             text=True,
             check=True,
+            env=_host_env(),
         ).stdout
     )
     locked = {
@@ -216,6 +225,7 @@ def test_the_install_holds_the_locked_runtime_dependencies_only(app: Path) -> No
         text=True,
         check=True,
         cwd="/",
+        env=_host_env(),
     ).stdout.strip()
     assert Path(where).is_relative_to(app / ".venv")
 
