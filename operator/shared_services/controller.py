@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared_services import api, builders, conditions, dns, metrics
-from shared_services.informer import Informer, slim
+from shared_services.informer import Informer, InformerGroup, slim
 from shared_services.kube import JSON, Kube, KubeError, collection_path
 from shared_services.remote import ClusterSpec, RemoteRegistry
 from shared_services.settings import Settings
@@ -144,7 +144,7 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
-        self.caches: dict[Kind, Informer] = {}
+        self.caches: dict[Kind, InformerGroup] = {}
         self._import_informers: list[Informer] = []
         self.secrets = Informer(
             kube,
@@ -174,18 +174,19 @@ class Controller:
         for kind in MANAGED_KINDS:
             # One informer per kind suffices with a cluster-wide view; with listed namespaces
             # the operator has no cluster-wide permission, so it watches each one.
-            for namespace in namespaces:
-                informer = Informer(
-                    self.kube,
-                    kind.collection(namespace),
-                    name=f"local {kind.plural} {namespace or '*'}",
-                    params={"labelSelector": builders.managed_selector()},
-                    on_event=lambda _t, obj: self._threadsafe(self._local_event, obj),
-                    index_label=builders.IMPORT_LABEL,
-                )
-                self.caches.setdefault(kind, informer).start()
-                if self.caches[kind] is not informer:
-                    _merge(self.caches[kind], informer)
+            self.caches[kind] = InformerGroup(
+                {
+                    namespace: Informer(
+                        self.kube,
+                        kind.collection(namespace),
+                        name=f"local {kind.plural} {namespace or '*'}",
+                        params={"labelSelector": builders.managed_selector()},
+                        on_event=lambda _t, obj: self._threadsafe(self._local_event, obj),
+                        index_label=builders.IMPORT_LABEL,
+                    ).start()
+                    for namespace in namespaces
+                }
+            )
         self.secrets.start()
         # Imports come through an informer too, not through kopf: kopf gives every object
         # a worker and processes every event, including the echo of each status write,
@@ -204,12 +205,7 @@ class Controller:
                     on_event=lambda t, obj: self._threadsafe(self.import_event, t, obj),
                 ).start()
             )
-        waiters = [
-            *self.caches.values(),
-            self.secrets,
-            *_merged(self.caches.values()),
-            *self._import_informers,
-        ]
+        waiters = [*self._local_informers(), self.secrets, *self._import_informers]
         await asyncio.gather(*(asyncio.to_thread(i.synced.wait) for i in waiters))
         await asyncio.sleep(0)  # the informers' last callbacks, queued before synced was set
         path = collection_path(
@@ -220,7 +216,7 @@ class Controller:
         self.active = True
         for name, body in list(self.clusters.items()):
             self._apply_cluster(name, body)
-        for informer in [*self.caches.values(), *_merged(self.caches.values())]:
+        for informer in self._local_informers():
             for obj in list(informer.cache.values()):
                 self._local_event(obj)
         for key in self.imports:
@@ -231,6 +227,9 @@ class Controller:
         ]
         self._tasks.append(self._loop.create_task(self._resync(), name="resync"))
 
+    def _local_informers(self) -> list[Informer]:
+        return [i for group in self.caches.values() for i in group.members.values()]
+
     async def stop(self) -> None:
         """Stop workers, timers and every watch."""
         for task in self._tasks:
@@ -239,12 +238,7 @@ class Controller:
             if entry.task:
                 entry.task.cancel()
         self.remote.close()
-        informers = [
-            *self.caches.values(),
-            *_merged(self.caches.values()),
-            self.secrets,
-            *self._import_informers,
-        ]
+        informers = [*self._local_informers(), self.secrets, *self._import_informers]
         await asyncio.gather(*(asyncio.to_thread(i.stop) for i in informers))
 
     # -- events in -----------------------------------------------------------------------
@@ -899,14 +893,6 @@ def _plain(body: Mapping[str, Any]) -> JSON:
 def _generation(body: Mapping[str, Any]) -> tuple[Any, Any]:
     metadata = body.get("metadata", {})
     return metadata.get("generation"), metadata.get("deletionTimestamp")
-
-
-def _merge(primary: Informer, extra: Informer) -> None:
-    primary.__dict__.setdefault("_extra", []).append(extra)
-
-
-def _merged(informers: Any) -> list[Informer]:
-    return [e for i in informers for e in i.__dict__.get("_extra", [])]
 
 
 def _spec_ports(spec: api.ImportSpec) -> tuple[builders.ResolvedPort, ...]:

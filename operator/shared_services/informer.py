@@ -82,7 +82,6 @@ class Informer:
         self._cache_lock = threading.Lock()
         self.synced = threading.Event()
         self.error: str | None = None
-        self.requests = 0
         self._on_event = on_event or (lambda _type, _obj: None)
         self._on_state = on_state or (lambda _synced, _error: None)
         self._timeout_seconds = timeout_seconds
@@ -185,7 +184,6 @@ class Informer:
         while True:
             # Pages keep the peak small: a single list of 10,000 objects, parsed at once,
             # would briefly cost more memory than the whole cache does afterwards.
-            self.requests += 1
             params = {**self.params, "limit": str(_PAGE)} | ({"continue": cursor} if cursor else {})
             listing = self.kube.request("GET", self.path, params=params)
             for item in listing.get("items", []):
@@ -218,7 +216,6 @@ class Informer:
 
     def _watch(self, version: str) -> None:
         while not self._stopped.is_set():
-            self.requests += 1
             stream = self.kube.watch(
                 self.path,
                 resource_version=version,
@@ -261,3 +258,39 @@ class Informer:
         self.error = error
         self.synced.clear()
         self._on_state(False, error)
+
+
+class InformerGroup:
+    """One kind's informers: a single cluster-wide one, or one per watched namespace.
+
+    The writer looks objects up through it without caring which: a lookup goes to the
+    informer of the object's namespace (or to the cluster-wide one).
+    """
+
+    def __init__(self, informers: Mapping[str | None, Informer]) -> None:
+        self.members: dict[str | None, Informer] = dict(informers)
+
+    def _of(self, namespace: str) -> Informer | None:
+        return self.members.get(namespace) or self.members.get(None)
+
+    def get(self, key: str) -> JSON | None:
+        """The cached object under ``namespace/name``, if any."""
+        informer = self._of(key.split("/", 1)[0])
+        return informer.get(key) if informer else None
+
+    def put(self, obj: JSON) -> None:
+        """Cache the answer to a write in the informer of its namespace."""
+        informer = self._of(str(obj.get("metadata", {}).get("namespace", "")))
+        if informer is not None:
+            informer.put(obj)
+
+    def drop(self, key: str) -> None:
+        """Forget an object."""
+        informer = self._of(key.split("/", 1)[0])
+        if informer is not None:
+            informer.drop(key)
+
+    def indexed(self, namespace: str, value: str) -> list[JSON]:
+        """Cached objects in ``namespace`` whose index label has ``value``."""
+        informer = self._of(namespace)
+        return informer.indexed(namespace, value) if informer else []

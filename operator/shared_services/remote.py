@@ -26,6 +26,7 @@ from typing import Literal
 import yaml
 from kubernetes import config as k8s_config
 
+from shared_services import conditions
 from shared_services.informer import Informer
 from shared_services.kube import JSON, Kube, KubeError, collection_path
 
@@ -236,7 +237,7 @@ class RemoteRegistry:
             connection.reason = "Connected"
             connection.server_version = str(version.get("gitVersion", ""))
             connection.message = f"connected to {kube.host}, Kubernetes {connection.server_version}"
-            connection.connected_at = _now()
+            connection.connected_at = conditions.now()
             for namespace in list(connection.informers):
                 connection.informers[namespace].stop()
                 connection.informers[namespace] = self._start_informer(connection, namespace)
@@ -288,7 +289,7 @@ class RemoteRegistry:
                 connection.message = (
                     f"connected to {kube.host}, Kubernetes {connection.server_version}"
                 )
-                connection.connected_at = _now()
+                connection.connected_at = conditions.now()
                 for informer in connection.informers.values():
                     informer.retry_now()
                 self._on_cluster(connection.name)
@@ -440,9 +441,3 @@ class RemoteRegistry:
             on_event=on_event,
             on_state=on_state,
         ).start()
-
-
-def _now() -> str:
-    from datetime import UTC, datetime  # noqa: PLC0415 - keeps the module's imports lean
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

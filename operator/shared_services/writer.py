@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shared_services import builders
-from shared_services.informer import Informer, object_key
+from shared_services.informer import InformerGroup, object_key
 from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Outcome:
 class Writer:
     """Applies desired objects to the local cluster through the managed-object caches."""
 
-    def __init__(self, kube: Kube, caches: Mapping[Kind, Informer]) -> None:
+    def __init__(self, kube: Kube, caches: Mapping[Kind, InformerGroup]) -> None:
         self.kube = kube
         self.caches = caches
 

@@ -63,3 +63,51 @@ def test_json_logs_and_one_namespace(kit: Kit, workload: Cluster, tmp_path: Path
     lines = [line for line in (tmp_path / "scoped.log").read_text().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]
     assert any(f"namespaces {kit.namespace}" in r.get("message", "") for r in records)
+
+
+def test_listed_namespaces_each_get_their_own_cache(
+    kit: Kit, workload: Cluster, tmp_path: Path
+) -> None:
+    # Two listed namespaces: the writer must find its objects in the second one too, or a
+    # rename there would leave the old Service behind.
+    second = f"{kit.namespace}-b"
+    kit.core.create_namespace({"metadata": {"name": second}})
+    kit.operator.stop()
+    scoped = OperatorProcess(
+        kubeconfig=workload.write_kubeconfig(tmp_path / "kubeconfig"),
+        log_path=tmp_path / "two.log",
+        extra_args=[f"--namespace={kit.namespace}", f"--namespace={second}"],
+    )
+    try:
+        with scoped:
+            body = {
+                "apiVersion": "sharedservices.io/v1alpha1",
+                "kind": "SharedServiceImport",
+                "metadata": {"name": "db"},
+                "spec": {"source": {"addresses": ["203.0.113.8"]}, "ports": [{"port": 80}]},
+            }
+            kit.custom.create_namespaced_custom_object(
+                "sharedservices.io", "v1alpha1", second, "sharedserviceimports", body
+            )
+
+            def services() -> list[str]:
+                return sorted(
+                    s.metadata.name
+                    for s in kit.core.list_namespaced_service(
+                        second, label_selector="sharedservices.io/import=db"
+                    ).items
+                )
+
+            eventually(lambda: services() == ["db"])
+            kit.custom.patch_namespaced_custom_object(
+                "sharedservices.io",
+                "v1alpha1",
+                second,
+                "sharedserviceimports",
+                "db",
+                {"spec": {"serviceName": "db-v2"}},
+            )
+            eventually(lambda: services() == ["db-v2"])
+    finally:
+        kit.operator.start()
+        kit.core.delete_namespace(second)
