@@ -31,8 +31,8 @@ format: install ## Format and autofix with ruff
 	uv run --frozen ruff format operator tests
 	uv run --frozen ruff check --fix operator tests
 
-typecheck: install ## Type-check the operator and the test harness with mypy --strict
-	uv run --frozen mypy operator/shared_services tests/harness tests/support.py
+typecheck: install ## Type-check the operator, the test harness and the benchmark with mypy --strict
+	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py
 
 test: install controlplane helm ## Run the whole test suite (unit, then against real local clusters)
 	uv run --frozen pytest $(PYTEST_ARGS)

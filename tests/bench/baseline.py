@@ -32,15 +32,21 @@ def main() -> int:
     local_ns, local_name = args.local.split("/")
     print("ready", flush=True)
     while True:
-        service = remote.read_namespaced_service(remote_name, remote_ns)
-        ips = [i.ip for i in service.status.load_balancer.ingress or [] if i.ip]
+        status = remote.read_namespaced_service(remote_name, remote_ns).status
+        balancer = status.load_balancer if status else None
+        ips = [i.ip for i in (balancer.ingress if balancer else None) or [] if i.ip]
         local.replace_namespaced_endpoints(
             local_name,
             local_ns,
-            {
-                "metadata": {"name": local_name},
-                "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": [{"port": 5432}]}],
-            },
+            client.V1Endpoints(
+                metadata=client.V1ObjectMeta(name=local_name),
+                subsets=[
+                    client.V1EndpointSubset(
+                        addresses=[client.V1EndpointAddress(ip=ip) for ip in ips],
+                        ports=[client.CoreV1EndpointPort(port=5432)],
+                    )
+                ],
+            ),
         )
         time.sleep(args.every)
 

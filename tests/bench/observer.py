@@ -36,6 +36,7 @@ class Observer:
         self.slices: dict[Key, tuple[frozenset[str], float]] = {}
         self.endpoints: dict[Key, tuple[frozenset[str], float]] = {}
         self.ready: dict[Key, bool] = {}
+        self.ready_count = 0  # kept beside ``ready`` so that waiting costs O(1) per event
         self._watch_endpoints = endpoints
         self._informers = [
             Informer(
@@ -112,6 +113,7 @@ class Observer:
             c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
         )
         with self._changed:
+            self.ready_count += ready - self.ready.get(key, False)
             self.ready[key] = ready
             self._changed.notify_all()
 
@@ -151,6 +153,6 @@ class Observer:
         """When ``count`` imports were Ready."""
 
         def check() -> float | None:
-            return time.monotonic() if sum(self.ready.values()) >= count else None
+            return time.monotonic() if self.ready_count >= count else None
 
         return self.wait(check, timeout)

@@ -6,7 +6,8 @@ address in the local EndpointSlice. The floor and the baseline are measured in t
 interleaved with the operator, on remote Services of their own.
 
 Scale: fresh clusters with N imports over 100 namespaces, reading 20 remote namespaces; the
-clock runs from the operator's process start until every import is Ready.
+clock runs from the operator's process start until every import is Ready. The scale floor
+(`scale_floor.py`) makes the same writes with no framework, on clusters of its own.
 
 Burst: 1,000 VIPs change at once; the clock runs until every local slice is right.
 """
@@ -14,6 +15,7 @@ Burst: 1,000 VIPs change at once; the clock runs until every local slice is righ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,7 +61,11 @@ class Scale:
     imports: int
     remote_services: int
     ready_seconds: float
+    floor_ready_seconds: float
     cpu_seconds: float
+    apiserver_cpu_seconds: float
+    floor_apiserver_cpu_seconds: float
+    service_create_ms: float
     peak_rss_mb: float
     remote_watches: float
     supervisor_service_watches: float
@@ -242,23 +249,71 @@ def _apiserver_metric(cluster: Cluster, name: str, **labels: str) -> float:
     return total
 
 
+def _server_seconds(cluster: Cluster, resource: str, verb: str) -> tuple[float, float]:
+    """Total time the API server spent on (resource, verb) requests, and their number."""
+    labels = {"resource": resource, "verb": verb}
+    return (
+        _apiserver_metric(cluster, "apiserver_request_duration_seconds_sum", **labels),
+        _apiserver_metric(cluster, "apiserver_request_duration_seconds_count", **labels),
+    )
+
+
+def _mean_ms(before: tuple[float, float], after: tuple[float, float]) -> float:
+    count = after[1] - before[1]
+    return (after[0] - before[0]) / count * 1000 if count else 0.0
+
+
+@contextlib.contextmanager
+def _populated(size: int) -> Iterator[Env]:
+    """Fresh clusters holding ``size`` imports, one remote Service per five."""
+    with environment() as env:
+        env.add_remote_services(max(1, size // 5))
+        env.add_imports(size, services=max(1, size // 5))
+        yield env
+
+
+def _floor_start_up(size: int) -> tuple[float, float]:
+    """Seconds until the scale floor made ``size`` imports Ready; the API server's CPU."""
+    with _populated(size) as env:
+        observer = Observer(env.local, endpoints=False).start()
+        apiserver = env.workload.pids()["kube-apiserver"]
+        cpu = _cpu_seconds(apiserver)
+        started = time.monotonic()
+        floor = _script(env, "scale_floor")
+        try:
+            ready = observer.all_ready(size, timeout=1800) - started
+            return ready, _cpu_seconds(apiserver) - cpu
+        finally:
+            _stop(floor)
+            observer.stop()
+
+
 def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
-    """Start-up time, memory, watches and requests with N imports, each on fresh clusters."""
+    """Start-up time, memory, watches and requests with N imports, each on fresh clusters.
+
+    The scale floor runs first, on clusters of its own, so that both start from the same
+    cold, freshly populated state.
+    """
     rows = []
     for size in sizes:
-        services = max(1, size // 5)
-        with environment() as env:
-            env.add_remote_services(services)
-            env.add_imports(size, services=services)
+        floor_ready, floor_apiserver_cpu = _floor_start_up(size)
+        with _populated(size) as env:
             observer = Observer(env.local, endpoints=False).start()
             operator = env.operator()
             others = _apiserver_metric(
                 env.supervisor, "apiserver_longrunning_requests", resource="services", verb="WATCH"
             )
+            apiserver = env.workload.pids()["kube-apiserver"]
+            apiserver_cpu = _cpu_seconds(apiserver)
+            service_creates = _server_seconds(env.workload, "services", "POST")
             started = time.monotonic()
             operator.start(wait=False)
             try:
-                ready = observer.all_ready(size, timeout=900) - started
+                ready = observer.all_ready(size, timeout=1800) - started
+                apiserver_cpu = _cpu_seconds(apiserver) - apiserver_cpu
+                service_create_ms = _mean_ms(
+                    service_creates, _server_seconds(env.workload, "services", "POST")
+                )
                 assert operator.process is not None
                 cpu = _cpu_seconds(operator.process.pid)
                 requests = sum(
@@ -273,9 +328,13 @@ def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
                 rows.append(
                     Scale(
                         imports=size,
-                        remote_services=services,
+                        remote_services=max(1, size // 5),
                         ready_seconds=ready,
+                        floor_ready_seconds=floor_ready,
                         cpu_seconds=cpu,
+                        apiserver_cpu_seconds=apiserver_cpu,
+                        floor_apiserver_cpu_seconds=floor_apiserver_cpu,
+                        service_create_ms=service_create_ms,
                         peak_rss_mb=_vmhwm_mb(operator.process.pid),
                         remote_watches=operator.metric(
                             "shared_services_remote_watches", cluster="supervisor", state="up"
