@@ -53,7 +53,7 @@ demo: install controlplane ## Show the operator keeping a local Service on a rem
 	$(PYTHON) -m demo
 
 bench: install controlplane ## Measure latency, scale and burst; writes bench/REPORT.md and plots
-	$(PYTHON) -m bench --out bench
+	$(PYTHON) -m bench --out bench $(BENCH_ARGS)
 
 clean: down ## Remove the virtualenv and caches inside the repository
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

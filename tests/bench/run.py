@@ -364,12 +364,32 @@ def _writes(samples: dict[str, float]) -> float:
     )
 
 
+def _load(path: Path) -> Results:
+    """Results as ``main`` saved them."""
+    saved = json.loads(path.read_text())
+    burst = saved.get("burst")
+    return Results(
+        latency=[Latency(**row) for row in saved.get("latency", [])],
+        scale=[Scale(**row) for row in saved.get("scale", [])],
+        burst=Burst(**burst) if burst else None,
+        settings=saved.get("settings", {}),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario and write the report."""
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to prove the code runs")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="render REPORT.md and the plots again from the results.json in --out",
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        print(write_report(_load(args.out / "results.json"), args.out))
+        return 0
     if args.smoke:
         settings: dict[str, Any] = {
             "latency_sizes": [1, 5],

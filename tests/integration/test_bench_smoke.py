@@ -24,3 +24,8 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert cells[10] == "0"
     assert (tmp_path / "latency.png").stat().st_size > 0
     assert (tmp_path / "scale.png").stat().st_size > 0
+
+    # The report renders again from the saved results alone, to the same text.
+    (tmp_path / "REPORT.md").unlink()
+    assert main(["--report-only", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "REPORT.md").read_text() == report
