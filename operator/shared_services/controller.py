@@ -19,7 +19,7 @@ from typing import Any
 
 from shared_services import api, builders, conditions, dns, metrics
 from shared_services.informer import Informer, InformerGroup, slim
-from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
 from shared_services.remote import ClusterSpec, RemoteRegistry
 from shared_services.settings import Settings
 from shared_services.writer import MANAGED_KINDS, Kind, Outcome, Writer
@@ -35,6 +35,8 @@ _CONFLICT_RETRY_START = 5.0
 _CONFLICT_RETRY_MAX = 300.0
 _ERROR_RETRY_MAX = 300.0
 _PENDING = frozenset({"Connecting", "Resolving"})
+# Enough of the API server's reason for a refused write (a quota's or a policy's message).
+_MAX_REFUSAL = 400
 
 
 class WorkQueue:
@@ -472,8 +474,7 @@ class Controller:
         except ValueError as error:
             await self._unservable(key, body, source=source, error=error)
             return
-        outcome = await asyncio.to_thread(self.writer.apply, owner=owner, desired=desired)
-        _count_writes(outcome)
+        outcome = await self._apply(key, body, owner=owner, desired=desired, source=source)
         received = self._pending_since.pop(key, None)
         if received is not None and outcome.endpoints_written:
             metrics.PROPAGATION.observe(self._loop.time() - received)
@@ -520,6 +521,50 @@ class Controller:
             old_status,
             generation=body["metadata"].get("generation"),
             ready=("False", getattr(error, "reason", "InvalidSpec"), str(error)),
+            source=_source_condition(source),
+            addresses=list(old_status.get("addresses") or []),
+            ports=list(old_status.get("ports") or []),
+        )
+        await self._write_import_status(key, body, status)
+
+    async def _apply(
+        self,
+        key: ImportKey,
+        body: JSON,
+        *,
+        owner: builders.Owner,
+        desired: builders.Desired,
+        source: Source,
+    ) -> Outcome:
+        """Write the desired objects; a refusal the builders did not foresee is reported."""
+        try:
+            outcome = await asyncio.to_thread(self.writer.apply, owner=owner, desired=desired)
+        except KubeError as error:
+            refused = not error.temporary and not isinstance(error, Conflict | NotFound)
+            if refused and not _namespace_terminating(error):
+                await self._rejected(key, body, source=source, error=error)
+            raise  # retried with backoff either way: a quota or a policy may change
+        _count_writes(outcome)
+        return outcome
+
+    async def _rejected(
+        self, key: ImportKey, body: JSON, *, source: Source, error: KubeError
+    ) -> None:
+        """Say on the import why the API server refused a write the builders allowed.
+
+        A ResourceQuota, an admission policy or a webhook can refuse what is otherwise a
+        valid object; without this the import would only say so in the operator's log.
+        What is in place stays, as for an invalid spec.
+        """
+        old_status: dict[str, Any] = body.get("status") or {}
+        said = error.message if error.message.isprintable() else repr(error.message)
+        if len(said) > _MAX_REFUSAL:
+            said = f"{said[:_MAX_REFUSAL]}..."
+        message = f"the API server refused a write ({error.status} {error.reason}): {said}"
+        status = self._import_status(
+            old_status,
+            generation=body["metadata"].get("generation"),
+            ready=("False", "WriteRejected", message),
             source=_source_condition(source),
             addresses=list(old_status.get("addresses") or []),
             ports=list(old_status.get("ports") or []),

@@ -88,6 +88,23 @@ def test_conflict_with_a_service_it_did_not_create(kit: Kit) -> None:
     kit.wait_condition("importer", "Ready", "True", timeout=30)
 
 
+def test_a_refused_write_is_reported_on_the_import(kit: Kit) -> None:
+    # A quota of no Services: the API server refuses what the builders think is valid.
+    kit.core.create_namespaced_resource_quota(
+        kit.namespace, {"metadata": {"name": "no-services"}, "spec": {"hard": {"services": "0"}}}
+    )
+    _fixed(kit, "quota")
+    ready = kit.wait_condition("quota", "Ready", "False", "WriteRejected")
+    assert "403 Forbidden" in ready["message"]
+    assert "no-services" in ready["message"]  # the quota's name, as the API server said it
+    assert kit.get_import("quota")["status"]["conditions"][1]["status"] == "True"  # source fine
+
+    # Once the quota goes, the retry (with backoff, nothing else changed) succeeds.
+    kit.core.delete_namespaced_resource_quota("no-services", kit.namespace)
+    kit.wait_condition("quota", "Ready", "True", timeout=60)
+    kit.wait_addresses("quota", {"IPv4": ["203.0.113.10"]})
+
+
 def test_rename_service_and_delete(kit: Kit) -> None:
     _fixed(kit, "app")
     kit.wait_condition("app", "Ready", "True")
