@@ -150,7 +150,7 @@ class Writer:
             if (kind.kind, metadata["name"]) in keep:
                 continue
             try:
-                self.kube.delete(
+                deleted = self.kube.delete(
                     kind.path(owner.namespace, metadata["name"]), uid=metadata.get("uid")
                 )
             except Conflict:
@@ -161,7 +161,8 @@ class Writer:
                 )
                 raise
             self.caches[kind].drop(object_key(obj))
-            outcome.writes.append((kind.kind, "delete"))
+            if deleted:  # gone already (the garbage collector, a hand): nothing was written
+                outcome.writes.append((kind.kind, "delete"))
 
 
 def _refers_to(actual: Mapping[str, Any], owner: builders.Owner) -> bool:
