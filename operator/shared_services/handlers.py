@@ -71,7 +71,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await controller.start()
         _started()
         return
-    elector = LeaderElector(kube, namespace=SETTINGS.operator_namespace)
+    elector = LeaderElector(kube, namespace=SETTINGS.operator_namespace, name=SETTINGS.lease_name)
     memo.elector = elector
     memo.leadership = asyncio.get_running_loop().create_task(_lead(controller, elector))
 

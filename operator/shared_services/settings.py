@@ -42,6 +42,7 @@ class Settings:
     workers: int = 16
     resync_seconds: float = 600.0
     leader_elect: bool = False
+    lease_name: str = "shared-services-operator"
     verbose: bool = False
 
     @classmethod
@@ -109,6 +110,12 @@ class Settings:
             help="elect a leader through a Lease in the operator namespace, so several replicas "
             "can run (env LEADER_ELECT; off by default: renewing the lease is a write)",
         )
+        parser.add_argument(
+            "--lease-name",
+            default=env.get("LEASE_NAME", "shared-services-operator"),
+            help="the Lease to elect a leader with; releases sharing a namespace need their "
+            "own (env LEASE_NAME; the chart uses the release's full name)",
+        )
         parser.add_argument("--verbose", action="store_true", help="log debug messages")
         args = parser.parse_args(argv)
         namespaces = tuple(args.namespaces or ()) or _split(env.get("WATCH_NAMESPACES", ""))
@@ -122,5 +129,6 @@ class Settings:
             workers=max(1, args.workers),
             resync_seconds=args.resync_seconds,
             leader_elect=args.leader_elect,
+            lease_name=args.lease_name,
             verbose=args.verbose,
         )

@@ -137,7 +137,8 @@ def test_rbac_listed_namespaces_and_leader_election(helm: Helm) -> None:
     assert rules(roles["shop"]) == WORKLOAD_RULES
     assert rules(roles["web"]) == WORKLOAD_RULES
     assert rules(roles["sso"]) == OWN_NAMESPACE_RULES + LEASE_RULES
-    assert roles["sso"]["rules"][-1]["resourceNames"] == ["shared-services-operator"]
+    # Each release elects on a Lease of its own, the one its RBAC names.
+    assert roles["sso"]["rules"][-1]["resourceNames"] == ["t-shared-services-operator"]
     bindings = {o["metadata"]["namespace"] for o in objects if o["kind"] == "RoleBinding"}
     assert bindings == {"shop", "web", "sso"}
     deployment = find(objects, "Deployment")
@@ -147,6 +148,7 @@ def test_rbac_listed_namespaces_and_leader_election(helm: Helm) -> None:
     }
     assert env["WATCH_NAMESPACES"] == "shop,web"
     assert env["LEADER_ELECT"] == "true"
+    assert env["LEASE_NAME"] == "t-shared-services-operator"
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     assert find(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1

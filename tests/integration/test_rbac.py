@@ -368,7 +368,11 @@ def test_listed_namespaces_with_roles_and_leader_election(
             operator_namespace=installed.namespace,
             directory=installed.directory,
             name="scoped",
-            extra_args=[f"--namespace={kit.namespace}", "--leader-elect"],
+            extra_args=[
+                f"--namespace={kit.namespace}",
+                "--leader-elect",
+                f"--lease-name={installed.release}-shared-services-operator",
+            ],
         )
         installed.operator = scoped.start()
         kit.operator = scoped
@@ -378,7 +382,7 @@ def test_listed_namespaces_with_roles_and_leader_election(
         )
         kit.wait_condition("db", "Ready", "True", timeout=30)
         lease = k8s.CoordinationV1Api(workload_api).read_namespaced_lease(
-            "shared-services-operator", installed.namespace
+            f"{installed.release}-shared-services-operator", installed.namespace
         )
         assert lease.spec.holder_identity
 

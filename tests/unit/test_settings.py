@@ -8,10 +8,17 @@ from shared_services.settings import DEFAULT_NAMESPACE, Settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPERATOR_NAMESPACE", "WATCH_NAMESPACES", "METRICS_PORT", "LOG_FORMAT"):
+    for name in (
+        "OPERATOR_NAMESPACE",
+        "WATCH_NAMESPACES",
+        "METRICS_PORT",
+        "LOG_FORMAT",
+        "LEASE_NAME",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = Settings.parse([])
     assert settings.namespaces == ()
+    assert settings.lease_name == "shared-services-operator"
     assert settings.operator_namespace == DEFAULT_NAMESPACE
     assert (settings.metrics_port, settings.health_port, settings.log_format) == (
         9090,
@@ -25,7 +32,9 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCH_NAMESPACES", "web, shop ,")
     monkeypatch.setenv("LOG_FORMAT", "json")
     monkeypatch.setenv("DNS_SERVERS", "127.0.0.1:5353")
+    monkeypatch.setenv("LEASE_NAME", "shard-a-shared-services-operator")
     settings = Settings.parse([])
+    assert settings.lease_name == "shard-a-shared-services-operator"
     assert settings.operator_namespace == "ops"
     assert settings.namespaces == ("web", "shop")
     assert settings.log_format == "json"
