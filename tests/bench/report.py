@@ -94,20 +94,11 @@ def _plots(results: Results, out: Path) -> None:
     if results.scale:
         figure, left = plt.subplots(figsize=(8, 4.5))
         sizes = [row.imports for row in results.scale]
-        left.plot(
-            sizes,
-            [row.ready_seconds for row in results.scale],
-            "o-",
-            color="tab:blue",
-            label="operator: all Ready (s)",
-        )
-        left.plot(
-            sizes,
-            [row.floor_ready_seconds for row in results.scale],
-            "o:",
-            color="tab:cyan",
-            label="scale floor: all Ready (s)",
-        )
+        for label, seconds, style, color in (
+            ("operator", [row.ready_seconds for row in results.scale], "o-", "tab:blue"),
+            ("scale floor", [row.floor_ready_seconds for row in results.scale], "o:", "tab:cyan"),
+        ):
+            left.plot(sizes, seconds, style, color=color, label=f"{label}: all Ready (s)")
         left.legend(loc="upper left", fontsize="small")
         left.set_xlabel("imports")
         left.axhline(TARGET_READY_S, color="grey", linewidth=0.8, linestyle=":")
