@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,19 @@ TARGET_P99_MS = 250.0
 TARGET_READY_S = 120.0  # for 10,000 imports
 
 
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, text_first: bool) -> list[str]:
+    """A Markdown table; numbers align right, and so does the first column unless it is text."""
+    alignments = ["---" if text_first else "---:"] + ["---:"] * (len(headers) - 1)
+    return [
+        f"| {' | '.join(headers)} |",
+        f"|{'|'.join(alignments)}|",
+        *(f"| {' | '.join(row)} |" for row in rows),
+    ]
+
+
 def _latency_table(results: Results) -> list[str]:
     floors = {row.imports: row for row in results.latency if row.contender == "floor"}
-    lines = [
-        "| contender | imports present | changes | p50 ms | p90 ms | p99 ms | p99 / floor p99 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for row in results.latency:
         floor = floors.get(row.imports)
         ratio = (
@@ -31,45 +39,69 @@ def _latency_table(results: Results) -> list[str]:
             if floor is not None and row.contender != "floor"
             else "—"
         )
-        lines.append(
-            f"| {row.contender} | {row.imports:,} | {len(row.seconds)} | "
-            f"{row.percentile(50):.1f} | {row.percentile(90):.1f} | {row.percentile(99):.1f} | "
-            f"{ratio} |"
+        rows.append(
+            [
+                row.contender,
+                f"{row.imports:,}",
+                f"{len(row.seconds)}",
+                *(f"{row.percentile(q):.1f}" for q in (50, 90, 99)),
+                ratio,
+            ]
         )
-    return lines
+    headers = ["contender", "imports present", "changes", "p50 ms", "p90 ms", "p99 ms"]
+    return _table([*headers, "p99 / floor p99"], rows, text_first=True)
 
 
 def _scale_table(results: Results) -> list[str]:
-    lines = [
-        "| imports | remote Services | all Ready after s | scale floor s | Ready / floor "
-        "| operator CPU s | peak RSS MB | remote watches "
-        "| Service watches the supervisor counts for it | API requests per import "
-        "| idle writes per minute |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    headers = [
+        "imports",
+        "remote Services",
+        "all Ready after s",
+        "scale floor s",
+        "Ready / floor",
+        "operator CPU s",
+        "peak RSS MB",
+        "remote watches",
+        "Service watches the supervisor counts for it",
+        "API requests per import",
+        "idle writes per minute",
     ]
-    for row in results.scale:
-        lines.append(
-            f"| {row.imports:,} | {row.remote_services:,} | {row.ready_seconds:.1f} | "
-            f"{row.floor_ready_seconds:.1f} | {row.ready_seconds / row.floor_ready_seconds:.2f} | "
-            f"{row.cpu_seconds:.1f} | {row.peak_rss_mb:.0f} | {row.remote_watches:.0f} | "
-            f"{row.supervisor_service_watches:.0f} | {row.requests_per_import:.2f} | "
-            f"{row.idle_writes_per_minute:.0f} |"
-        )
-    return lines
+    rows = [
+        [
+            f"{row.imports:,}",
+            f"{row.remote_services:,}",
+            f"{row.ready_seconds:.1f}",
+            f"{row.floor_ready_seconds:.1f}",
+            f"{row.ready_seconds / row.floor_ready_seconds:.2f}",
+            f"{row.cpu_seconds:.1f}",
+            f"{row.peak_rss_mb:.0f}",
+            f"{row.remote_watches:.0f}",
+            f"{row.supervisor_service_watches:.0f}",
+            f"{row.requests_per_import:.2f}",
+            f"{row.idle_writes_per_minute:.0f}",
+        ]
+        for row in results.scale
+    ]
+    return _table(headers, rows, text_first=False)
 
 
 def _cost_table(results: Results) -> list[str]:
-    lines = [
-        "| imports | workload API server CPU s, operator | same, scale floor "
-        "| mean Service create in the API server ms |",
-        "|---:|---:|---:|---:|",
+    headers = [
+        "imports",
+        "workload API server CPU s, operator",
+        "same, scale floor",
+        "mean Service create in the API server ms",
     ]
-    for row in results.scale:
-        lines.append(
-            f"| {row.imports:,} | {row.apiserver_cpu_seconds:.1f} | "
-            f"{row.floor_apiserver_cpu_seconds:.1f} | {row.service_create_ms:.1f} |"
-        )
-    return lines
+    rows = [
+        [
+            f"{row.imports:,}",
+            f"{row.apiserver_cpu_seconds:.1f}",
+            f"{row.floor_apiserver_cpu_seconds:.1f}",
+            f"{row.service_create_ms:.1f}",
+        ]
+        for row in results.scale
+    ]
+    return _table(headers, rows, text_first=False)
 
 
 def _plots(results: Results, out: Path) -> None:
