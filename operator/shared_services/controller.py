@@ -472,7 +472,8 @@ class Controller:
                 owner=owner, service_name=service_name, ports=ports, addresses=addresses
             )
         except ValueError as error:
-            await self._unservable(key, body, source=source, error=error)
+            reason = getattr(error, "reason", "InvalidSpec")
+            await self._unwritten(key, body, source=source, ready=("False", reason, str(error)))
             return
         outcome = await self._apply(key, body, owner=owner, desired=desired, source=source)
         received = self._pending_since.pop(key, None)
@@ -508,19 +509,20 @@ class Controller:
             )
         await self._write_import_status(key, body, status)
 
-    async def _unservable(
-        self, key: ImportKey, body: JSON, *, source: Source, error: ValueError
+    async def _unwritten(
+        self, key: ImportKey, body: JSON, *, source: Source, ready: Triple
     ) -> None:
-        """Report objects the API server would refuse, rather than retry writing them.
+        """Say on the import why its objects were not written; what is in place stays.
 
-        What is in place stays, as for an invalid spec; a change of the source queues the
-        import again.
+        Used for objects the API server would refuse (a change of the source queues the
+        import again) and for writes it did refuse (retried with backoff), as for an
+        invalid spec: endpoints that applications use are never taken away for this.
         """
         old_status: dict[str, Any] = body.get("status") or {}
         status = self._import_status(
             old_status,
             generation=body["metadata"].get("generation"),
-            ready=("False", getattr(error, "reason", "InvalidSpec"), str(error)),
+            ready=ready,
             source=_source_condition(source),
             addresses=list(old_status.get("addresses") or []),
             ports=list(old_status.get("ports") or []),
@@ -550,26 +552,16 @@ class Controller:
     async def _rejected(
         self, key: ImportKey, body: JSON, *, source: Source, error: KubeError
     ) -> None:
-        """Say on the import why the API server refused a write the builders allowed.
+        """Say why the API server refused a write the builders allowed.
 
         A ResourceQuota, an admission policy or a webhook can refuse what is otherwise a
         valid object; without this the import would only say so in the operator's log.
-        What is in place stays, as for an invalid spec.
         """
-        old_status: dict[str, Any] = body.get("status") or {}
         said = error.message if error.message.isprintable() else repr(error.message)
         if len(said) > _MAX_REFUSAL:
             said = f"{said[:_MAX_REFUSAL]}..."
         message = f"the API server refused a write ({error.status} {error.reason}): {said}"
-        status = self._import_status(
-            old_status,
-            generation=body["metadata"].get("generation"),
-            ready=("False", "WriteRejected", message),
-            source=_source_condition(source),
-            addresses=list(old_status.get("addresses") or []),
-            ports=list(old_status.get("ports") or []),
-        )
-        await self._write_import_status(key, body, status)
+        await self._unwritten(key, body, source=source, ready=("False", "WriteRejected", message))
 
     async def _conflicted(self, key: ImportKey, body: JSON, outcome: Outcome) -> Triple:
         """Report a conflict once (an Event on the transition) and retry with backoff."""
