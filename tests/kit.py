@@ -200,8 +200,15 @@ class Kit:
         """Wait until ``count()`` stays the same for ``quiet`` seconds; return its value.
 
         The session's operator also serves other tests, whose namespaces may still be going
-        away; a test that counts the operator's actions starts counting once that is over.
+        away; a test that counts the operator's actions starts counting once none is.
         """
+
+        def none_terminating() -> bool:
+            return all(ns.status.phase != "Terminating" for ns in self.core.list_namespace().items)
+
+        # A namespace going away makes the operator act in bursts, seconds apart as the
+        # namespace controller works through it: no quiet spell proves it is over.
+        eventually(none_terminating, timeout=timeout)
         seen: list[float] = [count()]
 
         def still() -> bool:
