@@ -21,7 +21,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from dnsserver import LoopbackDNSServer
-from harness.cluster import Cluster, _die_with_parent, free_port
+from harness.cluster import Cluster, _die_with_parent, free_port, wait_readyz
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import GROUP, VERSION, Kit
 from support import eventually
@@ -190,9 +190,13 @@ class SpareApiServer:
                 process_group=0,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
             )
-        api = k8s.VersionApi(self.api_client())
-        eventually(api.get_code, timeout=60, interval=0.2, retry_on=(Exception,))
-        api.api_client.close()
+        # Ready, not merely answering: until its post-start hooks ran, it may refuse what
+        # the first one allows.
+        if not wait_readyz(
+            self.url, ca_pem=self.cluster.pki.ca_pem, deadline=time.monotonic() + 60
+        ):
+            msg = f"the spare API server did not become ready; see {self.log_path}"
+            raise TimeoutError(msg)
         return self
 
     def stop(self) -> None:

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,6 +44,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_readyz(
+    url: str, *, ca_pem: bytes, deadline: float, check: Callable[[], None] = lambda: None
+) -> bool:
+    """Poll an API server's /readyz until it answers 200 (True) or ``deadline`` passes.
+
+    ``check`` runs before each attempt, to fail early when the server's process died.
+    """
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    while True:
+        check()
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", context=context, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _die_with_parent() -> None:
@@ -140,13 +162,17 @@ class Cluster:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Launch etcd, kube-apiserver and kube-controller-manager; do not wait."""
+        """Launch etcd and kube-apiserver; do not wait.
+
+        kube-controller-manager comes later, from :meth:`wait_ready`, once the API server
+        answers: started earlier, it exits on its first "connection refused" (it reads the
+        request-header CA from a ConfigMap at start and does not retry).
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._pki = write_pki(self.directory / "pki", cluster_name=self.name)
         self._write_tokens()
         self._spawn("etcd", self._etcd_args())
         self.start_apiserver()
-        self._spawn("kube-controller-manager", self._controller_manager_args())
 
     def start_apiserver(self) -> None:
         """(Re)launch the API server on the same port, e.g. after :meth:`stop_apiserver`."""
@@ -161,23 +187,15 @@ class Cluster:
         self._processes["kube-apiserver"].send_signal(sig)
 
     def wait_ready(self, timeout: float = 60.0) -> float:
-        """Block until /readyz answers ok and the controller manager works; return seconds."""
+        """Block until /readyz answers ok and the controller manager works; return seconds.
+
+        Starts the controller manager once the API server is ready, if it is not running.
+        """
         started = time.monotonic()
         deadline = started + timeout
-        context = ssl.create_default_context(cadata=self.pki.ca_pem.decode())
-        while True:
-            self._check_alive()
-            try:
-                with urllib.request.urlopen(
-                    f"{self.url}/readyz", context=context, timeout=2
-                ) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(self._timeout_message("/readyz"))
-            time.sleep(0.1)
+        self.wait_apiserver(deadline=deadline)
+        if "kube-controller-manager" not in self.pids():
+            self._spawn("kube-controller-manager", self._controller_manager_args())
         # The serviceaccount controller creating "default" proves the controller manager is up.
         api = k8s.CoreV1Api(self.api_client())
         while True:
@@ -190,6 +208,17 @@ class Cluster:
             time.sleep(0.1)
         api.api_client.close()
         return time.monotonic() - started
+
+    def wait_apiserver(self, *, deadline: float) -> None:
+        """Block until the API server's /readyz answers ok (every post-start hook has run).
+
+        /version, or an open port, comes earlier: RBAC's bootstrap roles and the default
+        ServiceCIDR may not exist yet, and a client started then sees 403s or no Service IPs.
+        """
+        if not wait_readyz(
+            self.url, ca_pem=self.pki.ca_pem, deadline=deadline, check=self._check_alive
+        ):
+            raise TimeoutError(self._timeout_message("/readyz"))
 
     def stop(self, *, remove: bool = True) -> None:
         """Stop every process (controller manager first, etcd last) and remove the state."""

@@ -8,7 +8,9 @@ kubeconfigs that work with nothing but their own text.
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 
+from harness.binaries import ensure_binaries
 from harness.cluster import Cluster
 from support import eventually
 
@@ -336,3 +339,25 @@ def test_kubeconfig_is_self_contained(supervisor: Cluster) -> None:
     assert api.configuration.verify_ssl
     assert k8s.CoreV1Api(api).read_namespace("default").metadata.name == "default"
     api.close()
+
+
+def test_a_slow_api_server_does_not_stop_the_controller_manager(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The controller manager exits on its first "connection refused" at start. An API server
+    # that is slow to listen (a loaded machine, a cold etcd) is made certain here by freezing
+    # it at once: the cluster must still come up whole once it thaws.
+    cluster = Cluster(
+        name="slowstart",
+        directory=tmp_path_factory.mktemp("slowstart") / "c",
+        bin_dir=ensure_binaries(),
+    )
+    try:
+        cluster.start()
+        cluster.signal_apiserver(signal.SIGSTOP)
+        time.sleep(3)
+        cluster.signal_apiserver(signal.SIGCONT)
+        cluster.wait_ready(timeout=90)
+        assert set(cluster.pids()) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    finally:
+        cluster.stop()
