@@ -103,11 +103,16 @@ class Kit:
 
     # -- workload side ------------------------------------------------------------------
 
-    def remote_cluster(self, *, name: str | None = None, **spec: Any) -> str:
-        """A kubeconfig Secret and a RemoteCluster for the supervisor; returns its name."""
+    def remote_cluster(
+        self, *, name: str | None = None, kubeconfig: str | None = None, **spec: Any
+    ) -> str:
+        """A kubeconfig Secret and a RemoteCluster for the supervisor; returns its name.
+
+        ``kubeconfig`` replaces the supervisor's admin kubeconfig (another server, say).
+        """
         name = name or self.cluster_name
         secret = f"{name}-kubeconfig"
-        kubeconfig = self.supervisor.kubeconfig_yaml()
+        kubeconfig = kubeconfig or self.supervisor.kubeconfig_yaml()
         self.core.create_namespaced_secret(
             OPERATOR_NAMESPACE,
             {

@@ -97,13 +97,22 @@ class Informer:
         return self
 
     def stop(self) -> None:
-        """Stop now: the open watch connection is shut, not left to time out."""
+        """Stop now: the open watch connection is shut, not left to time out.
+
+        Returns at once, without waiting for the thread: it is called on the event loop,
+        and a thread stuck in a list against a frozen server would otherwise stall every
+        sync and the health endpoints until its read timed out. The thread ends by itself
+        at its next step; its callbacks after this are about a cache nobody reads.
+        """
         self._stopped.set()
         self._wake.set()
         with self._lock:
             for response in self._response:
                 response.shutdown()
-        self._thread.join(timeout=10)
+
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for the thread to end after :meth:`stop`; blocks, so never on the loop."""
+        self._thread.join(timeout=timeout)
 
     def retry_now(self) -> None:
         """Cut a backoff wait short: the server is known to answer again."""

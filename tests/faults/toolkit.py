@@ -209,11 +209,15 @@ class SpareApiServer:
                 self.process.kill()
                 self.process.wait()
 
-    def api_client(self) -> k8s.ApiClient:
-        """An admin client of this server."""
+    def kubeconfig(self) -> dict[str, Any]:
+        """The cluster's admin kubeconfig, pointed at this server."""
         config = self.cluster.kubeconfig()
         config["clusters"][0]["cluster"]["server"] = self.url
-        api: k8s.ApiClient = k8s_config.new_client_from_config_dict(config)
+        return config
+
+    def api_client(self) -> k8s.ApiClient:
+        """An admin client of this server."""
+        api: k8s.ApiClient = k8s_config.new_client_from_config_dict(self.kubeconfig())
         return api
 
 
