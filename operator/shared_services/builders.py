@@ -627,7 +627,9 @@ def patch_for(*, desired: Mapping[str, Any], actual: Mapping[str, Any]) -> Chang
     and set to an absolute value, so applying it after any concurrent change is still
     right; a precondition would only turn unrelated writes (someone adding a label) into
     409s and retries. A concurrent change of our own fields shows up as a watch event,
-    and the next comparison settles it.
+    and the next comparison settles it. The writer does add the object's uid, which is
+    not a concurrency check but an identity check: the patch is for this object, not for a
+    same-named one that replaced it.
     """
     kind = desired.get("kind")
     if kind == "EndpointSlice" and actual.get("addressType") != desired.get("addressType"):

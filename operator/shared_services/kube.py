@@ -26,13 +26,19 @@ REQUEST_TIMEOUT: Final = (5.0, 30.0)
 
 
 class KubeError(Exception):
-    """A failed API request; ``status`` is the HTTP status, 0 for connection failures."""
+    """A failed API request; ``status`` is the HTTP status, 0 for connection failures.
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    ``fields`` are the paths the API server named as the causes of a 422 (Invalid).
+    """
+
+    def __init__(
+        self, status: int, reason: str, message: str, *, fields: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}" if status else message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.fields = fields
 
     @property
     def temporary(self) -> bool:
@@ -58,11 +64,14 @@ def _error(status: int, body: bytes, fallback: str) -> KubeError:
         payload = json.loads(body)
     except ValueError:
         payload = None
+    fields: tuple[str, ...] = ()
     if isinstance(payload, dict):
         reason = str(payload.get("reason") or fallback)
         message = str(payload.get("message") or message)
+        causes = (payload.get("details") or {}).get("causes") or []
+        fields = tuple(str(c.get("field")) for c in causes if isinstance(c, dict))
     kinds: dict[int, type[KubeError]] = {404: NotFound, 409: Conflict, 410: Gone}
-    return kinds.get(status, KubeError)(status, reason, message)
+    return kinds.get(status, KubeError)(status, reason, message, fields=fields)
 
 
 class Kube:
@@ -109,9 +118,23 @@ class Kube:
         """POST a new object to its collection path."""
         return self.request("POST", path, body=body)
 
-    def patch(self, path: str, body: Mapping[str, Any]) -> JSON:
-        """Apply a JSON merge patch."""
-        return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+    def patch(self, path: str, body: Mapping[str, Any], *, uid: str | None = None) -> JSON:
+        """Apply a JSON merge patch, only to the object with ``uid`` when given.
+
+        The uid rides in the patch's metadata. The API server refuses to change a uid, so a
+        patch aimed at an object that someone replaced under the same name fails instead of
+        landing on the newcomer; that refusal (a 422 naming metadata.uid) is raised as a
+        :class:`Conflict`, like a delete whose uid precondition failed.
+        """
+        if uid:
+            metadata = {**(body.get("metadata") or {}), "uid": uid}
+            body = {**body, "metadata": metadata}
+        try:
+            return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+        except KubeError as error:
+            if uid and error.status == 422 and "metadata.uid" in error.fields:
+                raise Conflict(409, "Replaced", f"{path} is no longer the object {uid}") from error
+            raise
 
     def delete(self, path: str, *, uid: str | None = None) -> bool:
         """Delete an object, only if it still has ``uid`` when given; False if it was gone.

@@ -106,40 +106,66 @@ class Writer:
 
     def _apply_one(self, owner: builders.Owner, obj: JSON, outcome: Outcome) -> None:
         kind = kind_of(obj)
-        name = obj["metadata"]["name"]
-        cache = self.caches[kind]
-        actual = cache.get(f"{owner.namespace}/{name}")
-        if actual is None:
-            try:
-                created = self.kube.create(kind.collection(owner.namespace), obj)
-            except Conflict:
-                actual = self.kube.get(kind.path(owner.namespace, name))
+        path = kind.path(owner.namespace, obj["metadata"]["name"])
+        key = f"{owner.namespace}/{obj['metadata']['name']}"
+        actual = self.caches[kind].get(key)
+        # The cache can be behind: the object it holds may have been replaced by a
+        # same-named one of somebody else's. Every change names the uid it was computed for,
+        # so such a change fails instead of landing on the newcomer; the object is then read
+        # afresh and judged again, once.
+        for attempt in (1, 2):
+            if actual is None:
+                actual = self._create(kind, owner, obj, outcome)
                 if actual is None:
-                    return  # deleted meanwhile; the watch brings us back here
-            else:
-                cache.put(created)
-                outcome.writes.append((kind.kind, "create"))
+                    return
+            if not builders.owned_by(actual, (owner.namespace, owner.name)) and not _refers_to(
+                actual, owner
+            ):
+                outcome.conflicts.append(_conflict_message(kind, actual, owner))
                 return
-        if not builders.owned_by(actual, (owner.namespace, owner.name)) and not _refers_to(
-            actual, owner
-        ):
-            outcome.conflicts.append(_conflict_message(kind, actual, owner))
-            return
-        change = builders.patch_for(desired=obj, actual=actual)
-        if change is None:
-            return
-        path = kind.path(owner.namespace, name)
+            change = builders.patch_for(desired=obj, actual=actual)
+            if change is None:
+                return
+            try:
+                self._change(kind, path, actual, change, outcome)
+            except Conflict:
+                if attempt == 2:
+                    raise  # replaced again meanwhile: the retry's backoff takes it from here
+                self.caches[kind].drop(key)
+                actual = self.kube.get(path)
+            else:
+                return
+
+    def _create(
+        self, kind: Kind, owner: builders.Owner, obj: JSON, outcome: Outcome
+    ) -> JSON | None:
+        """Create ``obj``; return the object that holds its name instead, if there is one."""
+        try:
+            created = self.kube.create(kind.collection(owner.namespace), obj)
+        except Conflict:
+            # Its name is taken; None when it was deleted meanwhile, and the watch event of
+            # that brings the import back here.
+            return self.kube.get(kind.path(owner.namespace, obj["metadata"]["name"]))
+        self.caches[kind].put(created)
+        outcome.writes.append((kind.kind, "create"))
+        return None
+
+    def _change(
+        self, kind: Kind, path: str, actual: JSON, change: builders.Change, outcome: Outcome
+    ) -> None:
+        """Patch or re-create ``actual``; raises Conflict when it is no longer that object."""
+        uid = actual["metadata"].get("uid")
         if change.kind == "patch":
             try:
-                updated = self.kube.patch(path, change.body)
+                updated = self.kube.patch(path, change.body, uid=uid)
             except NotFound:
                 return  # deleted by hand meanwhile: its DELETED event triggers a re-create
-            cache.put(updated)
+            self.caches[kind].put(updated)
             outcome.writes.append((kind.kind, "patch"))
             return
-        self.kube.delete(path, uid=actual["metadata"].get("uid"))
-        created = self.kube.create(kind.collection(owner.namespace), change.body)
-        cache.put(created)
+        self.kube.delete(path, uid=uid)
+        created = self.kube.create(path.rsplit("/", 1)[0], change.body)
+        self.caches[kind].put(created)
         outcome.writes.append((kind.kind, "recreate"))
 
     def _remove(

@@ -1,0 +1,120 @@
+"""The writer never changes an object it did not write, even when its cache says otherwise.
+
+Between the moment the operator's cache saw its own Service, EndpointSlice or Endpoints and
+the moment it writes, somebody may delete the object and create their own under the same
+name. Here the cache is made stale on purpose, and deterministically: a writer's informers
+are stopped once they hold the operator's objects, the objects are replaced by foreign ones,
+and the writer is asked to move the endpoints. The foreign objects must come out exactly as
+they went in (same resourceVersion, none of the operator's labels or owners), and the
+outcome must report the conflict. The session's operator is stopped meanwhile, so that the
+only writer is the one under test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.cluster import Cluster
+from kit import Kit
+from shared_services import builders
+from shared_services.informer import Informer, InformerGroup
+from shared_services.kube import Kube
+from shared_services.writer import ENDPOINT_SLICE, ENDPOINTS, MANAGED_KINDS, SERVICE, Kind, Writer
+
+PORTS = [{"port": 80}]
+
+
+def _foreign(kind: Kind, name: str) -> dict[str, Any]:
+    """A same-named object of somebody else's: no managed-by label, no owner."""
+    metadata = {"name": name, "labels": {"owner": "somebody-else"}}
+    if kind is SERVICE:
+        return {"metadata": metadata, "spec": {"ports": [{"port": 80}]}}
+    if kind is ENDPOINT_SLICE:
+        return {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": metadata,
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["198.51.100.66"]}],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        }
+    return {
+        "metadata": {
+            **metadata,
+            "labels": {**metadata["labels"], builders.SKIP_MIRROR_LABEL: "true"},
+        },
+        "subsets": [{"addresses": [{"ip": "198.51.100.66"}], "ports": [{"port": 80}]}],
+    }
+
+
+def _stale_writer(kube: Kube, namespace: str) -> Writer:
+    """A writer whose caches hold the operator's objects of ``namespace``, then freeze."""
+    informers: dict[Kind, Informer] = {
+        kind: Informer(
+            kube,
+            kind.collection(namespace),
+            name=f"test {kind.plural}",
+            params={"labelSelector": builders.managed_selector()},
+            index_label=builders.IMPORT_LABEL,
+        ).start()
+        for kind in MANAGED_KINDS
+    }
+    for informer in informers.values():
+        assert informer.synced.wait(30), f"{informer.name} did not list"
+    for informer in informers.values():
+        informer.stop()
+        informer.join()
+    return Writer(kube, {kind: InformerGroup({namespace: i}) for kind, i in informers.items()})
+
+
+@pytest.mark.parametrize(
+    "replaced", [(SERVICE, ENDPOINT_SLICE, ENDPOINTS), (ENDPOINT_SLICE, ENDPOINTS)]
+)
+def test_a_replaced_object_is_not_taken_over(
+    kit: Kit, workload: Cluster, replaced: tuple[Kind, ...]
+) -> None:
+    created = kit.create_import("db", {"source": {"addresses": ["203.0.113.10"]}, "ports": PORTS})
+    kit.wait_condition("db", "Ready", "True", "Synced")
+    kit.wait_addresses("db", {"IPv4": ["203.0.113.10"]})
+    kit.operator.stop()
+    kube = Kube(workload.api_client())
+    try:
+        writer = _stale_writer(kube, kit.namespace)
+        names = {SERVICE: "db", ENDPOINT_SLICE: "db-ipv4", ENDPOINTS: "db"}
+        versions: dict[str, str] = {}
+        for kind in replaced:
+            kube.delete(kind.path(kit.namespace, names[kind]))
+            body = {
+                "apiVersion": f"{kind.group + '/' if kind.group else ''}{kind.version}",
+                "kind": kind.kind,
+            }
+            foreign = kube.create(
+                kind.collection(kit.namespace), {**body, **_foreign(kind, names[kind])}
+            )
+            versions[kind.kind] = foreign["metadata"]["resourceVersion"]
+
+        owner = builders.Owner(kit.namespace, "db", created["metadata"]["uid"])
+        desired = builders.build(
+            owner=owner,
+            service_name="db",
+            ports=[builders.ResolvedPort(name=None, port=80, target_port=80, protocol="TCP")],
+            addresses=["203.0.113.20"],
+        )
+        outcome = writer.apply(owner=owner, desired=desired)
+
+        for kind in replaced:
+            now = kube.get(kind.path(kit.namespace, names[kind]))
+            assert now is not None
+            labels = now["metadata"].get("labels") or {}
+            assert now["metadata"]["resourceVersion"] == versions[kind.kind], (
+                f"the foreign {kind.kind} was changed: {now['metadata']}"
+            )
+            assert builders.MANAGED_BY_LABEL not in labels
+            assert not now["metadata"].get("ownerReferences")
+        assert outcome.conflicts, "the conflict was not reported"
+        assert outcome.writes == []
+    finally:
+        kube.api_client.close()
+        kit.operator.start()
