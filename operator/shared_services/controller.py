@@ -259,7 +259,8 @@ class Controller:
         old = self.imports.get(key)
         new = self.imports[key] = body if isinstance(body, dict) else _plain(body)
         # The echo of a status write (ours, or anyone's) changes nothing the sync reads:
-        # only a new generation (a spec change) or a deletion is worth a sync.
+        # only a new generation (a spec change), a new object under the same name or a
+        # deletion is worth a sync.
         if self.active and (old is None or _generation(old) != _generation(new)):
             self.queue.add(key)
 
@@ -927,9 +928,15 @@ def _plain(body: Mapping[str, Any]) -> JSON:
     return slim(dict(body.items()))
 
 
-def _generation(body: Mapping[str, Any]) -> tuple[Any, Any]:
+def _generation(body: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """What of an import's metadata says its spec (or its very identity) may have changed.
+
+    The uid is there because an import deleted and created again under its name while a
+    watch was broken comes back, in the list that mends the watch, with the same generation
+    (1, like any new object) and a spec that may differ in anything.
+    """
     metadata = body.get("metadata", {})
-    return metadata.get("generation"), metadata.get("deletionTimestamp")
+    return metadata.get("uid"), metadata.get("generation"), metadata.get("deletionTimestamp")
 
 
 def _spec_ports(spec: api.ImportSpec) -> tuple[builders.ResolvedPort, ...]:

@@ -182,6 +182,10 @@ class Cluster:
         """Stop only the API server, to simulate an outage of the cluster's API."""
         self._terminate("kube-apiserver")
 
+    def stop_controller_manager(self) -> None:
+        """Stop the controller manager (its garbage collector too); wait_ready() restarts it."""
+        self._terminate("kube-controller-manager")
+
     def signal_apiserver(self, sig: signal.Signals) -> None:
         """Send a signal to the API server (SIGSTOP/SIGCONT freeze and thaw it)."""
         self._processes["kube-apiserver"].send_signal(sig)
