@@ -22,7 +22,7 @@ from shared_services.informer import Informer, InformerGroup, slim
 from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
 from shared_services.remote import ClusterSpec, RemoteRegistry
 from shared_services.settings import Settings
-from shared_services.writer import MANAGED_KINDS, Kind, Outcome, Writer
+from shared_services.writer import ENDPOINT_SLICE, MANAGED_KINDS, SERVICE, Kind, Outcome, Writer
 
 log = logging.getLogger(__name__)
 
@@ -450,13 +450,18 @@ class Controller:
             # again when it arrives. Writing "pending" meanwhile would be churn on every
             # restart; a new import (no status yet) does show that it is pending.
             return
+        service_name = spec.effective_service_name(name)
         addresses = (
             source.addresses
             if source.addresses is not None
-            else tuple(str(a) for a in old_status.get("addresses") or ())
+            else self._last_known(owner, service_name, old_status)
         )
-        ports = _spec_ports(spec) or source.ports or _status_ports(old_status)
-        service_name = spec.effective_service_name(name)
+        ports = (
+            _spec_ports(spec)
+            or source.ports
+            or _status_ports(old_status)
+            or self._serving_ports(owner, service_name)
+        )
         if not ports:
             status = self._import_status(
                 old_status,
@@ -509,6 +514,38 @@ class Controller:
                 f"{', '.join(old_addresses) or '(none)'} -> {', '.join(written) or '(none)'}",
             )
         await self._write_import_status(key, body, status)
+
+    def _last_known(
+        self, owner: builders.Owner, service_name: str, status: Mapping[str, Any]
+    ) -> tuple[str, ...]:
+        """The addresses to keep while the source cannot be known.
+
+        What is serving comes first: the import's EndpointSlices as the cache holds them.
+        The status says what was last reported, which lags behind the slices when a status
+        write failed (and then the operator restarted): trusting it then would empty slices
+        that applications are using. Only with no slice at all (deleted by hand while the
+        source is unknown) is the status used, to put them back.
+        """
+        serving = [
+            address
+            for obj in self.caches[ENDPOINT_SLICE].indexed(owner.namespace, owner.name)
+            if (obj["metadata"].get("labels") or {}).get(builders.SERVICE_NAME_LABEL)
+            == service_name
+            for endpoint in obj.get("endpoints") or []
+            for address in endpoint.get("addresses") or []
+        ]
+        if serving:
+            return tuple(str(a) for a in serving)
+        return tuple(str(a) for a in status.get("addresses") or ())
+
+    def _serving_ports(
+        self, owner: builders.Owner, service_name: str
+    ) -> tuple[builders.ResolvedPort, ...]:
+        """The ports of the import's Service as it is serving, when nothing else says."""
+        service = self.caches[SERVICE].get(f"{owner.namespace}/{service_name}")
+        if service is None or not builders.owned_by(service, (owner.namespace, owner.name)):
+            return ()
+        return _status_ports({"ports": (service.get("spec") or {}).get("ports") or []})
 
     async def _unwritten(
         self, key: ImportKey, body: JSON, *, source: Source, ready: Triple
