@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +118,17 @@ class Dependencies:
     hostnames: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class ClusterReport:
+    """What a RemoteCluster's status should say."""
+
+    connected: bool
+    reason: str
+    message: str
+    version: str | None = None
+    connected_at: str | None = None
+
+
 @dataclass
 class _Hostname:
     resolution: dns.Resolution | None = None
@@ -143,26 +155,52 @@ class Controller:
         self._errors: dict[ImportKey, int] = {}
         self._conflicts: dict[ImportKey, int] = {}
         self._watched_clusters: set[str] = set()
+        self._cluster_reports: dict[str, ClusterReport] = {}
+        self._cluster_writers: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
         self.caches: dict[Kind, InformerGroup] = {}
         self._import_informers: list[Informer] = []
-        self.secrets = Informer(
-            kube,
-            collection_path(
-                group="", version="v1", plural="secrets", namespace=settings.operator_namespace
-            ),
-            name="secrets",
-            on_event=lambda _t, obj: self._threadsafe(self._secret_event, obj),
-        )
         self.remote = RemoteRegistry(
             loop=self._loop,
-            secrets=self.secrets,
+            kube=kube,
+            secrets_namespace=settings.operator_namespace,
             on_service=self._remote_event,
             on_cluster=self._cluster_changed,
         )
         self.writer = Writer(kube, self.caches)
+        metrics.TRACKED.source = self.tracked
+
+    def tracked(self) -> dict[str, int]:
+        """How many entries each in-memory table holds (read from the metrics thread).
+
+        ``list()`` of a dict's values is one step under the GIL, so the event loop changing
+        a table meanwhile cannot break the count.
+        """
+        connections = list(self.remote.clusters.values())
+        local = [i for group in list(self.caches.values()) for i in group.members.values()]
+        return {
+            "imports": len(self.imports),
+            "remote_clusters": len(self.clusters),
+            "ready_states": len(self.ready),
+            "dependencies": len(self._deps),
+            "remote_service_index": len(self._by_remote),
+            "hostnames": len(self._hostnames),
+            "pending_propagations": len(self._pending_since),
+            "error_backoffs": len(self._errors),
+            "conflict_backoffs": len(self._conflicts),
+            "queue": len(self.queue),
+            "cluster_reports": len(self._cluster_reports) + len(self._cluster_writers),
+            "connections": len(connections),
+            "remote_users": sum(len(u) for c in connections for u in list(c.users.values())),
+            "remote_watches": sum(len(c.informers) for c in connections),
+            "remote_cached_services": sum(
+                len(i.cache) for c in connections for i in list(c.informers.values())
+            ),
+            "secret_watches": len(self.remote.secrets.informers),
+            "local_cached_objects": sum(len(i.cache) for i in local),
+        }
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -189,7 +227,6 @@ class Controller:
                     for namespace in namespaces
                 }
             )
-        self.secrets.start()
         # Imports come through an informer too, not through kopf: kopf gives every object
         # a worker and processes every event, including the echo of each status write,
         # which at 10,000 imports was a quarter of the operator's CPU for nothing.
@@ -207,7 +244,7 @@ class Controller:
                     on_event=lambda t, obj: self._threadsafe(self.import_event, t, obj),
                 ).start()
             )
-        waiters = [*self._local_informers(), self.secrets, *self._import_informers]
+        waiters = [*self._local_informers(), *self._import_informers]
         await asyncio.gather(*(asyncio.to_thread(i.synced.wait) for i in waiters))
         await asyncio.sleep(0)  # the informers' last callbacks, queued before synced was set
         path = collection_path(
@@ -240,7 +277,7 @@ class Controller:
             if entry.task:
                 entry.task.cancel()
         self.remote.close()
-        informers = [*self._local_informers(), self.secrets, *self._import_informers]
+        informers = [*self._local_informers(), *self._import_informers]
         await asyncio.gather(*(asyncio.to_thread(i.stop) for i in informers))
 
     # -- events in -----------------------------------------------------------------------
@@ -281,16 +318,7 @@ class Controller:
             spec = api.parse_remote_cluster_spec(body.get("spec") or {})
         except api.InvalidSpecError as error:
             self.remote.remove(name)
-            self._loop.create_task(
-                self._write_cluster_status(
-                    name,
-                    connected=False,
-                    reason="InvalidSpec",
-                    message=str(error),
-                    version=None,
-                    connected_at=None,
-                )
-            )
+            self._report_cluster(name, ClusterReport(False, "InvalidSpec", str(error)))
             return
         self.remote.upsert(
             name,
@@ -306,9 +334,6 @@ class Controller:
 
     def _threadsafe(self, callback: Any, *args: Any) -> None:
         self._loop.call_soon_threadsafe(callback, *args)
-
-    def _secret_event(self, obj: JSON) -> None:
-        self.remote.secret_changed(str(obj.get("metadata", {}).get("name")))
 
     def _local_event(self, obj: JSON) -> None:
         metadata = obj.get("metadata", {})
@@ -345,16 +370,20 @@ class Controller:
         connection = self.remote.clusters.get(name)
         if connection is not None and connection.state != "Pending":
             metrics.REMOTE_CONNECTED.labels(name).set(1 if connection.state == "Connected" else 0)
-            self._loop.create_task(
-                self._write_cluster_status(
-                    name,
+            self._report_cluster(
+                name,
+                ClusterReport(
                     connected=connection.state == "Connected",
                     reason=connection.reason,
                     message=connection.message,
                     version=connection.server_version,
                     connected_at=connection.connected_at,
-                )
+                ),
             )
+        if name not in self.clusters:
+            # Deleted: its series end, rather than stay at their last value forever.
+            self._cluster_reports.pop(name, None)
+            metrics.forget_cluster(name)
         for key, deps in self._deps.items():
             if deps.cluster == name:
                 self.queue.add(key)
@@ -778,12 +807,19 @@ class Controller:
             self._update_watch_metrics()
 
     def _forget(self, key: ImportKey) -> None:
+        """Drop what the operator tracks for an import that is gone or reads nothing.
+
+        Every table keyed by import is emptied here, so that memory follows the number of
+        imports that exist, not the number that ever existed.
+        """
         self._set_deps(key, Dependencies())
+        del self._deps[key]
         self.remote.release(key)
         self._update_watch_metrics()
         self._pending_since.pop(key, None)
         self._conflicts.pop(key, None)
         if key not in self.imports:
+            self._errors.pop(key, None)
             self._set_ready(key, None)
 
     # -- status and events ---------------------------------------------------------------
@@ -847,16 +883,43 @@ class Controller:
         if key in self.imports:
             self.imports[key] = slim(updated)
 
-    async def _write_cluster_status(
-        self,
-        name: str,
-        *,
-        connected: bool,
-        reason: str,
-        message: str,
-        version: str | None,
-        connected_at: str | None,
-    ) -> None:
+    def _report_cluster(self, name: str, report: ClusterReport) -> None:
+        """Have a RemoteCluster's status say ``report``, replacing any report not yet written."""
+        self._cluster_reports[name] = report
+        if name not in self._cluster_writers:
+            self._cluster_writers[name] = self._loop.create_task(
+                self._write_cluster_reports(name), name=f"status {name}"
+            )
+
+    async def _write_cluster_reports(self, name: str) -> None:
+        """Write a RemoteCluster's status until the latest report is written.
+
+        One task per cluster, one write at a time: a report that comes while a write is
+        under way replaces any report still waiting, so an older state never lands after a
+        newer one, and a failed write is logged and retried with backoff, never dropped.
+        """
+        delay = 1.0
+        try:
+            while name in self._cluster_reports:
+                report = self._cluster_reports.pop(name)
+                try:
+                    await self._write_cluster_status(name, report)
+                except KubeError as error:
+                    self._cluster_reports.setdefault(name, report)
+                    log.warning(
+                        "status of RemoteCluster %s not written, retrying in %.0f s: %s",
+                        name,
+                        delay,
+                        error,
+                    )
+                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+                    delay = min(delay * 2, _ERROR_RETRY_MAX)
+                else:
+                    delay = 1.0
+        finally:
+            self._cluster_writers.pop(name, None)
+
+    async def _write_cluster_status(self, name: str, report: ClusterReport) -> None:
         body = self.clusters.get(name)
         if body is None:
             return
@@ -865,23 +928,23 @@ class Controller:
             "conditions": [
                 conditions.condition(
                     type_="Connected",
-                    status="True" if connected else "False",
-                    reason=reason,
-                    message=message,
+                    status="True" if report.connected else "False",
+                    reason=report.reason,
+                    message=report.message,
                     previous=old.get("conditions") or [],
                     generation=body.get("metadata", {}).get("generation"),
                 )
             ]
         }
-        if version:
-            status["serverVersion"] = version
+        if report.version:
+            status["serverVersion"] = report.version
         still_connected = (
-            connected
+            report.connected
             and (conditions.find(old.get("conditions") or [], "Connected") or {}).get("status")
             == "True"
         )
-        if connected_at and not (still_connected and old.get("lastContactTime")):
-            status["lastContactTime"] = connected_at
+        if report.connected_at and not (still_connected and old.get("lastContactTime")):
+            status["lastContactTime"] = report.connected_at
         elif old.get("lastContactTime"):
             # Connected before and after (a restart, a rotated Secret): the contact never
             # broke, and rewriting the time would be a write on every restart.
@@ -891,11 +954,14 @@ class Controller:
         path = collection_path(
             group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
         )
-        with contextlib.suppress(KubeError):
+        try:
             updated = await asyncio.to_thread(
                 self.kube.patch, f"{path}/{name}/status", {"status": status}
             )
-            metrics.STATUS_WRITES.labels("RemoteCluster").inc()
+        except NotFound:
+            return  # deleted meanwhile
+        metrics.STATUS_WRITES.labels("RemoteCluster").inc()
+        if name in self.clusters:
             self.clusters[name] = slim(updated)
 
     def _set_ready(self, key: ImportKey, state: tuple[str, str] | None) -> None:

@@ -7,7 +7,11 @@ a VIP move reach the local endpoints, and is the operator writing when nothing c
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 IMPORTS = Gauge(
     "shared_services_imports",
@@ -57,3 +61,41 @@ API_REQUESTS = Counter(
     "Requests sent to an API server, by target (local, or the RemoteCluster's name) and verb.",
     ["target", "verb"],
 )
+
+
+def forget_cluster(name: str) -> None:
+    """End the series of a RemoteCluster that was deleted.
+
+    Left in place they would stay at their last value for the life of the process, and
+    clusters created and deleted over months would pile up series.
+    """
+    REMOTE_CONNECTED.remove_by_labels({"cluster": name})
+    REMOTE_WATCHES.remove_by_labels({"cluster": name})
+    API_REQUESTS.remove_by_labels({"target": name})
+
+
+class _Tracked(Collector):
+    """``shared_services_tracked_items{table}``: what the operator holds in memory, by table.
+
+    Counted when scraped, not kept up to date on every change, so it costs nothing on the
+    hot path. Every table should follow the imports and RemoteClusters that exist; one that
+    only grows is a leak, which is what this series is for.
+    """
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "shared_services_tracked_items",
+            "Entries the operator holds in memory, by table; they follow the imports and "
+            "RemoteClusters that exist.",
+            labels=["table"],
+        )
+        for table, count in sorted(self.source().items()):
+            family.add_metric([table], count)
+        yield family
+
+
+TRACKED = _Tracked()
+REGISTRY.register(TRACKED)

@@ -98,6 +98,62 @@ class CredentialsError(Exception):
         self.message = message
 
 
+class SecretWatches:
+    """Watches of exactly the Secrets that RemoteClusters name, one per Secret.
+
+    The operator's namespace holds other Secrets too (Helm keeps every release there, each
+    a compressed copy of the chart); a watch of the whole namespace would cache all of them
+    and grow with every upgrade. A field selector on the name keeps each watch to one
+    Secret, and a watch is closed once no RemoteCluster names its Secret any more.
+    """
+
+    def __init__(self, kube: Kube, *, namespace: str, on_change: Callable[[str], None]) -> None:
+        self._kube = kube
+        self.namespace = namespace
+        self._on_change = on_change  # called from the watches' threads, with the name
+        self.informers: dict[str, Informer] = {}
+
+    def use(self, name: str) -> None:
+        """Watch Secret ``name`` (idempotent)."""
+        if name in self.informers:
+            return
+
+        def changed(_type: str, _obj: JSON) -> None:
+            self._on_change(name)
+
+        def state(synced: bool, _error: str | None) -> None:
+            if synced:  # listed: present or not, the answer is now known
+                self._on_change(name)
+
+        self.informers[name] = Informer(
+            self._kube,
+            collection_path(group="", version="v1", plural="secrets", namespace=self.namespace),
+            name=f"secret {name}",
+            params={"fieldSelector": f"metadata.name={name}"},
+            on_event=changed,
+            on_state=state,
+        ).start()
+
+    def keep_only(self, names: set[str]) -> None:
+        """Close the watches of Secrets that no RemoteCluster names any more."""
+        for name in set(self.informers) - names:
+            self.informers.pop(name).stop()
+
+    def synced(self, name: str) -> bool:
+        """Whether the watch of ``name`` has listed, so that its absence means something."""
+        informer = self.informers.get(name)
+        return informer is not None and informer.synced.is_set()
+
+    def get(self, name: str) -> JSON | None:
+        """The Secret as last seen, if it exists."""
+        informer = self.informers.get(name)
+        return informer.get(f"{self.namespace}/{name}") if informer else None
+
+    def close(self) -> None:
+        """Stop every watch."""
+        self.keep_only(set())
+
+
 def build_client(kubeconfig_text: str, *, context: str | None, target: str = "remote") -> Kube:
     """A client from kubeconfig text; refuses kubeconfigs that read files or skip TLS checks.
 
@@ -161,12 +217,17 @@ class RemoteRegistry:
         self,
         *,
         loop: asyncio.AbstractEventLoop,
-        secrets: Informer,
+        kube: Kube,
+        secrets_namespace: str,
         on_service: Callable[[str, str, str, float], None],
         on_cluster: Callable[[str], None],
     ) -> None:
         self._loop = loop
-        self._secrets = secrets
+
+        def secret_event(name: str) -> None:  # from a watch's thread
+            loop.call_soon_threadsafe(self.secret_changed, name)
+
+        self.secrets = SecretWatches(kube, namespace=secrets_namespace, on_change=secret_event)
         self._on_service = on_service
         self._on_cluster = on_cluster
         self.clusters: dict[str, Connection] = {}
@@ -182,6 +243,7 @@ class RemoteRegistry:
             return
         connection.spec = spec
         connection.fingerprint = None  # credentials may now come from elsewhere
+        self._watch_secrets()
         self._schedule_connect(connection)
 
     def remove(self, name: str) -> None:
@@ -194,7 +256,14 @@ class RemoteRegistry:
                 task.cancel()
         for informer in connection.informers.values():
             informer.stop()
+        self._watch_secrets()
         self._on_cluster(name)
+
+    def _watch_secrets(self) -> None:
+        names = {c.spec.secret_name for c in self.clusters.values()}
+        self.secrets.keep_only(names)
+        for name in names:
+            self.secrets.use(name)
 
     def secret_changed(self, secret_name: str) -> None:
         """A Secret in the operator's namespace changed: reconnect clusters that use it."""
@@ -210,6 +279,8 @@ class RemoteRegistry:
     async def _connect(self, connection: Connection) -> None:
         delay = 1.0
         while connection.name in self.clusters:
+            if not self.secrets.synced(connection.spec.secret_name):
+                return  # its watch has not listed yet; when it has, secret_changed comes
             try:
                 text, fingerprint = self._read_secret(connection.spec)
                 if fingerprint == connection.fingerprint and connection.state == "Connected":
@@ -318,12 +389,12 @@ class RemoteRegistry:
             self._on_cluster(connection.name)
 
     def _read_secret(self, spec: ClusterSpec) -> tuple[str, str]:
-        secret = self._secrets.get(f"{self._secrets_namespace()}/{spec.secret_name}")
+        secret = self.secrets.get(spec.secret_name)
         if secret is None:
             raise CredentialsError(
                 "SecretNotFound",
                 f"Secret {spec.secret_name!r} not found in the operator's namespace "
-                f"{self._secrets_namespace()!r}",
+                f"{self.secrets.namespace!r}",
             )
         data = secret.get("data") or {}
         if spec.secret_key not in data:
@@ -334,9 +405,6 @@ class RemoteRegistry:
         raw = base64.b64decode(data[spec.secret_key])
         # Only a fingerprint is kept to notice rotation; the credentials are never logged.
         return raw.decode(errors="replace"), hashlib.sha256(raw).hexdigest()
-
-    def _secrets_namespace(self) -> str:
-        return self._secrets.path.split("/namespaces/")[1].split("/")[0]
 
     # -- shared watches ------------------------------------------------------------------
 
@@ -417,6 +485,7 @@ class RemoteRegistry:
         """Stop every watch."""
         for name in list(self.clusters):
             self.remove(name)
+        self.secrets.close()
 
     def _start_informer(self, connection: Connection, namespace: str) -> Informer:
         assert connection.kube is not None
