@@ -151,6 +151,9 @@ def _import(ready: tuple[str, str] | None, *, generation: int = 1, observed: int
         (("False", "RemoteServiceNotFound"), "Degraded"),
         (("False", "RemoteUnavailable"), "Degraded"),
         (("False", "NoPorts"), "Degraded"),
+        # The address policy: the platform team or the tenant has to act.
+        (("False", "AddressNotAllowed"), "Degraded"),
+        (("False", "SourceNotAllowed"), "Degraded"),
     ],
 )
 def test_import_health(ready: tuple[str, str] | None, expected: str) -> None:
