@@ -1,12 +1,19 @@
-"""How the operator is configured: flags first, then environment, then defaults."""
+"""How the operator is configured: flags first, then environment, then defaults.
+
+The address policy (where endpoints may point, who may use static sources) is set here too,
+by the platform team that installs the operator; :mod:`shared_services.policy` says why
+it is flags and not a resource.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from shared_services import policy
 
 DEFAULT_NAMESPACE = "shared-services-system"
 _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -44,6 +51,7 @@ class Settings:
     leader_elect: bool = False
     lease_name: str = "shared-services-operator"
     verbose: bool = False
+    address_policy: policy.AddressPolicy = field(default_factory=policy.AddressPolicy)
 
     @classmethod
     def parse(cls, argv: Sequence[str] | None = None) -> Settings:
@@ -116,9 +124,11 @@ class Settings:
             help="the Lease to elect a leader with; releases sharing a namespace need their "
             "own (env LEASE_NAME; the chart uses the release's full name)",
         )
+        _add_policy_arguments(parser)
         parser.add_argument("--verbose", action="store_true", help="log debug messages")
         args = parser.parse_args(argv)
         namespaces = tuple(args.namespaces or ()) or _split(env.get("WATCH_NAMESPACES", ""))
+        address_policy = _address_policy(parser, args)
         return cls(
             namespaces=namespaces,
             operator_namespace=args.operator_namespace,
@@ -131,4 +141,90 @@ class Settings:
             leader_elect=args.leader_elect,
             lease_name=args.lease_name,
             verbose=args.verbose,
+            address_policy=address_policy,
         )
+
+
+def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ
+    group = parser.add_argument_group(
+        "address policy",
+        "where endpoints may point; refused addresses are reported on the import "
+        "(AddressNotAllowed), never written",
+    )
+    group.add_argument(
+        policy.ALLOWED_FLAG,
+        action="append",
+        dest="allowed_cidrs",
+        metavar="CIDR[,CIDR...]",
+        help="endpoints may point only into these ranges, e.g. the Supervisor's ingress "
+        "range (repeatable; env ALLOWED_CIDRS, comma-separated; default: anywhere not denied)",
+    )
+    group.add_argument(
+        policy.DENIED_FLAG,
+        action="append",
+        dest="denied_cidrs",
+        metavar="CIDR[,CIDR...]",
+        help="endpoints may never point into these ranges (repeatable; env DENIED_CIDRS, "
+        "comma-separated)",
+    )
+    group.add_argument(
+        policy.CLUSTER_FLAG,
+        action="store_true",
+        default=env.get("ALLOW_CLUSTER_NETWORKS", "").lower() in {"1", "true", "yes"},
+        help="let endpoints point at this cluster's Service and Pod ranges and Node "
+        "addresses, refused by default (env ALLOW_CLUSTER_NETWORKS)",
+    )
+    group.add_argument(
+        policy.STATIC_FLAG,
+        choices=policy.STATIC_SOURCES,
+        default=None,
+        help="which namespaces may import from spec.source.addresses and hostname: all, "
+        "none, or those listed (env STATIC_SOURCES; default all)",
+    )
+    group.add_argument(
+        policy.STATIC_NAMESPACE_FLAG,
+        action="append",
+        dest="static_source_namespaces",
+        metavar="NS",
+        help="a namespace that may use static sources with --static-sources=listed "
+        "(repeatable; env STATIC_SOURCE_NAMESPACES, comma-separated)",
+    )
+
+
+def _address_policy(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> policy.AddressPolicy:
+    """The policy from flags, else the environment; anything malformed stops start-up.
+
+    Starting with a policy other than the one written down would be worse than not
+    starting: a typo in an allow-list must not open it to everything.
+    """
+    env = os.environ
+    static_sources = args.static_sources or env.get("STATIC_SOURCES", "").strip() or "all"
+    if not policy.is_static_sources(static_sources):
+        parser.error(
+            f"STATIC_SOURCES: invalid choice {static_sources!r} "
+            f"(choose from {', '.join(policy.STATIC_SOURCES)})"
+        )
+    namespaces = _split(",".join(args.static_source_namespaces or ())) or _split(
+        env.get("STATIC_SOURCE_NAMESPACES", "")
+    )
+    try:
+        allowed = policy.parse_cidrs(args.allowed_cidrs or [env.get("ALLOWED_CIDRS", "")])
+    except ValueError as error:
+        parser.error(f"{policy.ALLOWED_FLAG} (or ALLOWED_CIDRS): {error}")
+    try:
+        denied = policy.parse_cidrs(args.denied_cidrs or [env.get("DENIED_CIDRS", "")])
+    except ValueError as error:
+        parser.error(f"{policy.DENIED_FLAG} (or DENIED_CIDRS): {error}")
+    try:
+        return policy.AddressPolicy(
+            allowed=allowed,
+            denied=denied,
+            allow_cluster_networks=args.allow_cluster_networks,
+            static_sources=static_sources,
+            static_source_namespaces=frozenset(namespaces),
+        )
+    except ValueError as error:
+        parser.error(f"{error} (or STATIC_SOURCE_NAMESPACES)")

@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 from deploykit import CHART, DEPLOY, Helm, find, kubectl, status_of, write_values
 from harness.cluster import Cluster
 from harness.helm import ensure_helm
+from shared_services.settings import Settings
 
 # What the chart grants, rule by rule; test_rbac proves each is needed and enough.
 WORKLOAD_RULES = [
@@ -32,12 +33,24 @@ WORKLOAD_RULES = [
 CLUSTER_RULES = [
     (("sharedservices.io",), ("remoteclusters",), ("list", "watch")),
     (("sharedservices.io",), ("remoteclusters/status",), ("patch",)),
+    # The address policy's view of the cluster itself, in either mode.
+    (("",), ("nodes",), ("list", "watch")),
+    (("networking.k8s.io",), ("servicecidrs",), ("list", "watch")),
 ]
 OWN_NAMESPACE_RULES = [(("",), ("secrets",), ("list", "watch"))]
 LEASE_RULES = [
     (("coordination.k8s.io",), ("leases",), ("create",)),
     (("coordination.k8s.io",), ("leases",), ("get", "update")),
 ]
+
+
+POLICY_ENV = (
+    "ALLOWED_CIDRS",
+    "DENIED_CIDRS",
+    "ALLOW_CLUSTER_NETWORKS",
+    "STATIC_SOURCES",
+    "STATIC_SOURCE_NAMESPACES",
+)
 
 
 def rules(role: dict[str, Any]) -> list[tuple[tuple[str, ...], ...]]:
@@ -56,6 +69,8 @@ def test_lint_and_schema(helm: Helm) -> None:
         [],
         ["--set", "watchNamespaces={a,b}"],
         ["--set", "leaderElection.enabled=true,replicaCount=3"],
+        ["--set", "addressPolicy.allowedCIDRs={198.51.100.0/24,2001:db8:100::/48}"],
+        ["--set", "addressPolicy.staticSources=listed,addressPolicy.staticSourceNamespaces={a}"],
     ):
         result = helm.run("lint", "--strict", str(CHART), *args)
         assert "0 chart(s) failed" in result.stdout
@@ -65,11 +80,30 @@ def test_lint_and_schema(helm: Helm) -> None:
         "watchNamespaces={Bad_Name}": "/watchNamespaces/0",
         "imageTag=1": "additional properties 'imageTag' not allowed",
         "remoteClusters[0].name=supervisor,remoteClusters[0].kubeconfigs=x": "kubeconfigs",
+        "addressPolicy.allowedCIDRs={198.51.100.0/33}": "/addressPolicy/allowedCIDRs/0",
+        "addressPolicy.deniedCIDRs={192.0.2.0/24,banana}": "/addressPolicy/deniedCIDRs/1",
+        "addressPolicy.allowedCIDRs={2001:db8::/129}": "/addressPolicy/allowedCIDRs/0",
+        "addressPolicy.staticSources=some": "/addressPolicy/staticSources",
+        "addressPolicy.staticSources=listed": "/addressPolicy/staticSourceNamespaces",
+        "addressPolicy.staticSourceNamespaces={Bad_Name}": "staticSourceNamespaces/0",
+        "addressPolicy.allowClusterNetwork=true": "additional properties 'allowClusterNetwork'",
     }
     for setting, complaint in refused.items():
         result = helm.run("template", "t", str(CHART), "--set", setting, check=False)
         assert result.returncode != 0, setting
         assert complaint in result.stderr, result.stderr
+    # Without the schema, the template itself still refuses "listed" with no namespace.
+    result = helm.run(
+        "template",
+        "t",
+        str(CHART),
+        "--skip-schema-validation",
+        "--set",
+        "addressPolicy.staticSources=listed",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "addressPolicy.staticSources=listed needs" in result.stderr
 
 
 def test_the_deployment_is_hardened(helm: Helm) -> None:
@@ -95,6 +129,14 @@ def test_the_deployment_is_hardened(helm: Helm) -> None:
     assert env["OPERATOR_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["WATCH_NAMESPACES"] == ""
     assert env["LEADER_ELECT"] == "false"
+    # The default address policy: nowhere in the cluster itself, static sources for all.
+    assert {k: env[k] for k in POLICY_ENV} == {
+        "ALLOWED_CIDRS": "",
+        "DENIED_CIDRS": "",
+        "ALLOW_CLUSTER_NETWORKS": "false",
+        "STATIC_SOURCES": "all",
+        "STATIC_SOURCE_NAMESPACES": "",
+    }
     # One replica without election: an upgrade must never run two at once.
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
@@ -153,6 +195,42 @@ def test_rbac_listed_namespaces_and_leader_election(helm: Helm) -> None:
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     assert find(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert find(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_the_address_policy_from_values(helm: Helm, tmp_path: Path) -> None:
+    values = write_values(
+        tmp_path / "values.yaml",
+        {
+            "addressPolicy": {
+                "allowedCIDRs": ["198.51.100.0/24", "2001:db8:100::/48"],
+                "deniedCIDRs": ["198.51.100.128/25"],
+                "allowClusterNetworks": True,
+                "staticSources": "listed",
+                "staticSourceNamespaces": ["ops", "platform"],
+            },
+            "watchNamespaces": ["ops"],
+        },
+    )
+    objects = helm.template("-f", str(values))
+    (container,) = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert {k: env[k] for k in POLICY_ENV} == {
+        "ALLOWED_CIDRS": "198.51.100.0/24,2001:db8:100::/48",
+        "DENIED_CIDRS": "198.51.100.128/25",
+        "ALLOW_CLUSTER_NETWORKS": "true",
+        "STATIC_SOURCES": "listed",
+        "STATIC_SOURCE_NAMESPACES": "ops,platform",
+    }
+    # What the chart renders is what the operator reads, flag for flag.
+    with pytest.MonkeyPatch.context() as patch:
+        for name in POLICY_ENV:
+            patch.setenv(name, env[name])
+        policy = Settings.parse([]).address_policy
+    assert [str(n) for n in policy.allowed] == ["198.51.100.0/24", "2001:db8:100::/48"]
+    assert [str(n) for n in policy.denied] == ["198.51.100.128/25"]
+    assert policy.allow_cluster_networks is True
+    assert policy.static_sources == "listed"
+    assert policy.static_source_namespaces == frozenset({"ops", "platform"})
 
 
 def test_remote_clusters_from_values(helm: Helm, tmp_path: Path) -> None:

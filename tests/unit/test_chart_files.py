@@ -1,11 +1,16 @@
 """The files under deploy/ agree with each other and with the project: the chart's CRDs are the
-generated ones byte for byte, the chart's version is the package's, Argo CD's config map
-carries the health scripts verbatim and those scripts judge every kind of status as
-documented, and the examples grant and use exactly what deploy/supervisor/ defines.
+generated ones byte for byte, the chart's version is the package's, its address-policy values
+are the ones its schema checks, and that schema never admits a CIDR the operator would refuse
+to start with; Argo CD's config map carries the health scripts verbatim and those scripts
+judge every kind of status as documented, and the examples grant and use exactly what
+deploy/supervisor/ defines.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,68 @@ def test_chart_version_is_the_package_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert chart["appVersion"] == project["version"]
+
+
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+    return schema
+
+
+def test_address_policy_values_are_the_schemas() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["addressPolicy"]
+    properties = _schema()["properties"]["addressPolicy"]["properties"]
+    assert set(values) == set(properties)
+    assert values == {
+        "allowedCIDRs": [],
+        "deniedCIDRs": [],
+        "allowClusterNetworks": False,
+        "staticSources": "all",
+        "staticSourceNamespaces": [],
+    }
+    assert properties["staticSources"]["enum"] == ["all", "none", "listed"]
+
+
+CIDR_SAMPLES = [
+    "198.51.100.0/24",
+    "0.0.0.0/0",
+    "192.0.2.7/32",
+    "2001:db8::/32",
+    "2001:db8:100::/48",
+    "::/0",
+    "fd00:10:96::/112",
+    "1:2:3:4:5:6:7:8/128",
+    "::ffff:198.51.100.0/120",
+    "198.51.100.0/33",
+    "198.51.100.256/24",
+    "010.0.0.0/8",
+    "198.51.100.0",
+    "198.51.100.0/",
+    " 198.51.100.0/24",
+    "198.51.100.0/24,192.0.2.0/24",
+    "2001:db8::/129",
+    "2001:db8:::/32",
+    "1:2:3:4:5:6:7:8:9/64",
+    "12345::/64",
+    "fe80::%eth0/64",
+    "g::/64",
+    "banana",
+]
+
+
+@pytest.mark.parametrize("text", CIDR_SAMPLES)
+def test_the_schema_admits_no_cidr_the_operator_cannot_read(text: str) -> None:
+    cidr = _schema()["definitions"]["cidr"]
+    # The patterns use no syntax in which Go's RE2 (helm) and Python's re differ.
+    admitted = len(text) <= cidr["maxLength"] and any(
+        re.search(p["pattern"], text) for p in cidr["anyOf"]
+    )
+    try:
+        ipaddress.ip_network(text, strict=False)
+        readable = "/" in text and "%" not in text
+    except ValueError:
+        readable = False
+    # Host bits are for the operator to point out; the pattern checks the form alone.
+    assert admitted == readable
 
 
 def test_argocd_config_map_carries_the_scripts_verbatim() -> None:
@@ -84,6 +151,9 @@ def _import(ready: tuple[str, str] | None, *, generation: int = 1, observed: int
         (("False", "RemoteServiceNotFound"), "Degraded"),
         (("False", "RemoteUnavailable"), "Degraded"),
         (("False", "NoPorts"), "Degraded"),
+        # The address policy: the platform team or the tenant has to act.
+        (("False", "AddressNotAllowed"), "Degraded"),
+        (("False", "SourceNotAllowed"), "Degraded"),
     ],
 )
 def test_import_health(ready: tuple[str, str] | None, expected: str) -> None:

@@ -1,10 +1,30 @@
-"""Flags win over environment variables, which win over defaults; namespaces come from either."""
+"""Flags win over environment variables, which win over defaults; namespaces come from either.
+The address policy comes from flags or environment too, and a malformed one stops start-up
+with one clear line instead of starting with a policy other than the one written down.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
+from shared_services.policy import AddressPolicy
 from shared_services.settings import DEFAULT_NAMESPACE, Settings
+
+POLICY_ENV = (
+    "ALLOWED_CIDRS",
+    "DENIED_CIDRS",
+    "ALLOW_CLUSTER_NETWORKS",
+    "STATIC_SOURCES",
+    "STATIC_SOURCE_NAMESPACES",
+)
+
+
+@pytest.fixture
+def no_policy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in POLICY_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,3 +72,120 @@ def test_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_flag_is_refused() -> None:
     with pytest.raises(SystemExit):
         Settings.parse(["--log-format=xml"])
+
+
+def test_the_default_policy_refuses_the_cluster_and_allows_static_sources(
+    no_policy_env: None,
+) -> None:
+    assert Settings.parse([]).address_policy == AddressPolicy()
+    assert Settings().address_policy == AddressPolicy()
+    default = Settings.parse([]).address_policy
+    assert default.allow_cluster_networks is False
+    assert (default.allowed, default.denied, default.static_sources) == ((), (), "all")
+
+
+def test_policy_from_the_environment(no_policy_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_CIDRS", "198.51.100.0/24, 2001:db8:100::/48")
+    monkeypatch.setenv("DENIED_CIDRS", "198.51.100.128/25")
+    monkeypatch.setenv("ALLOW_CLUSTER_NETWORKS", "true")
+    monkeypatch.setenv("STATIC_SOURCES", "listed")
+    monkeypatch.setenv("STATIC_SOURCE_NAMESPACES", "ops, platform,")
+    policy = Settings.parse([]).address_policy
+    assert policy.allowed == (
+        ipaddress.ip_network("198.51.100.0/24"),
+        ipaddress.ip_network("2001:db8:100::/48"),
+    )
+    assert policy.denied == (ipaddress.ip_network("198.51.100.128/25"),)
+    assert policy.allow_cluster_networks is True
+    assert policy.static_sources == "listed"
+    assert policy.static_source_namespaces == frozenset({"ops", "platform"})
+
+
+def test_policy_flags_win(no_policy_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_CIDRS", "192.0.2.0/24")
+    monkeypatch.setenv("STATIC_SOURCES", "none")
+    monkeypatch.setenv("STATIC_SOURCE_NAMESPACES", "web")
+    policy = Settings.parse(
+        [
+            "--allowed-cidrs=198.51.100.0/25,198.51.100.128/25",
+            "--allowed-cidrs",
+            "2001:db8::/32",
+            "--static-sources=listed",
+            "--static-source-namespace=ops",
+            "--static-source-namespace",
+            "platform",
+            "--allow-cluster-networks",
+        ]
+    ).address_policy
+    assert [str(n) for n in policy.allowed] == [
+        "198.51.100.0/25",
+        "198.51.100.128/25",
+        "2001:db8::/32",
+    ]
+    assert policy.static_sources == "listed"
+    assert policy.static_source_namespaces == frozenset({"ops", "platform"})
+    assert policy.allow_cluster_networks is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "complaint"),
+    [
+        (
+            ["--allowed-cidrs=10.1.2.3/8"],
+            {},
+            "--allowed-cidrs (or ALLOWED_CIDRS): 10.1.2.3/8 has host bits set; "
+            "did you mean 10.0.0.0/8?",
+        ),
+        (
+            [],
+            {"DENIED_CIDRS": "192.0.2.0/24,banana"},
+            "--denied-cidrs (or DENIED_CIDRS): banana is not a CIDR such as 198.51.100.0/24",
+        ),
+        (
+            ["--static-sources=listed"],
+            {},
+            "--static-sources=listed needs at least one --static-source-namespace "
+            "(or STATIC_SOURCE_NAMESPACES)",
+        ),
+        (
+            [],
+            {"STATIC_SOURCES": "listed", "STATIC_SOURCE_NAMESPACES": " , "},
+            "--static-sources=listed needs at least one --static-source-namespace",
+        ),
+        (["--static-sources=some"], {}, "argument --static-sources: invalid choice: 'some'"),
+        ([], {"STATIC_SOURCES": "some"}, "STATIC_SOURCES: invalid choice 'some'"),
+    ],
+)
+def test_a_malformed_policy_stops_start_up_with_one_clear_line(
+    no_policy_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    env: dict[str, str],
+    complaint: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        Settings.parse(argv)
+    assert stopped.value.code == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    assert line.startswith("shared-services-operator: error: ")
+    assert complaint in line
+
+
+def test_help_shows_every_policy_flag_with_its_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        Settings.parse(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, variable in (
+        ("--allowed-cidrs", "ALLOWED_CIDRS"),
+        ("--denied-cidrs", "DENIED_CIDRS"),
+        ("--allow-cluster-networks", "ALLOW_CLUSTER_NETWORKS"),
+        ("--static-sources {all,none,listed}", "STATIC_SOURCES"),
+        ("--static-source-namespace NS", "STATIC_SOURCE_NAMESPACES"),
+    ):
+        assert flag in text
+        assert f"env {variable}" in text

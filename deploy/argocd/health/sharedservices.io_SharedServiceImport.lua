@@ -34,7 +34,8 @@ if transient[ready.reason] or ready.status == "Unknown" then
   hs.status = "Progressing"
 else
   -- Conflict, NamespaceDenied, RemoteNamespaceDenied, InvalidSpec, RemoteServiceNotFound,
-  -- RemoteUnavailable without a last known address, and the like.
+  -- RemoteUnavailable without a last known address, AddressNotAllowed and SourceNotAllowed
+  -- (the platform team's address policy refused the source or an address), and the like.
   hs.status = "Degraded"
 end
 hs.message = ready.reason .. ": " .. (ready.message or "")

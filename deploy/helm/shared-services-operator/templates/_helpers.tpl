@@ -85,7 +85,10 @@ rules go into a ClusterRole (every namespace) or into a Role in each listed name
   verbs: ["create"]
 {{- end }}
 
-{{/* RemoteClusters are cluster-scoped, so they need a ClusterRole in either mode. */}}
+{{/*
+RemoteClusters, Nodes and ServiceCIDRs are cluster-scoped, so they need a ClusterRole in
+either mode.
+*/}}
 {{- define "sso.clusterRules" -}}
 - apiGroups: ["sharedservices.io"]
   resources: ["remoteclusters"]
@@ -93,4 +96,12 @@ rules go into a ClusterRole (every namespace) or into a Role in each listed name
 - apiGroups: ["sharedservices.io"]
   resources: ["remoteclusters/status"]
   verbs: ["patch"]
+# The address policy keeps endpoints out of the cluster itself: the Nodes' addresses and
+# Pod ranges, and the Service ranges. Read through watches; never written.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["list", "watch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["servicecidrs"]
+  verbs: ["list", "watch"]
 {{- end }}
