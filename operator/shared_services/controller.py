@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared_services import api, builders, conditions, dns, metrics
+from shared_services import api, builders, conditions, dns, metrics, policy
 from shared_services.informer import Informer, InformerGroup, slim
 from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
 from shared_services.remote import ClusterSpec, RemoteRegistry
@@ -38,6 +38,11 @@ _ERROR_RETRY_MAX = 300.0
 _PENDING = frozenset({"Connecting", "Resolving"})
 # Enough of the API server's reason for a refused write (a quota's or a policy's message).
 _MAX_REFUSAL = 400
+_NODES = collection_path(group="", version="v1", plural="nodes", namespace=None)
+_SERVICE_CIDRS = collection_path(
+    group="networking.k8s.io", version="v1", plural="servicecidrs", namespace=None
+)
+_NETWORKS_SETTLE = 0.5
 
 
 class WorkQueue:
@@ -162,6 +167,13 @@ class Controller:
         self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
         self.caches: dict[Kind, InformerGroup] = {}
         self._import_informers: list[Informer] = []
+        self._network_informers: list[Informer] = []
+        # The local cluster's own ranges and addresses, one entry per Node and ServiceCIDR,
+        # so that a Node's heartbeat is compared in microseconds and changes nothing.
+        self._node_networks: dict[str, policy.NodeNetworks] = {}
+        self._service_cidrs: dict[str, policy.ServiceCIDRNetworks] = {}
+        self.networks = policy.ClusterNetworks()
+        self._networks_timer: asyncio.TimerHandle | None = None
         self.remote = RemoteRegistry(
             loop=self._loop,
             kube=kube,
@@ -244,9 +256,17 @@ class Controller:
                     on_event=lambda t, obj: self._threadsafe(self.import_event, t, obj),
                 ).start()
             )
-        waiters = [*self._local_informers(), *self._import_informers]
+        if not self.settings.address_policy.allow_cluster_networks:
+            self._network_informers = [
+                self._network_informer("nodes", _NODES),
+                self._network_informer("servicecidrs", _SERVICE_CIDRS),
+            ]
+        waiters = [*self._local_informers(), *self._import_informers, *self._network_informers]
         await asyncio.gather(*(asyncio.to_thread(i.synced.wait) for i in waiters))
         await asyncio.sleep(0)  # the informers' last callbacks, queued before synced was set
+        # Every address is judged against the cluster's own networks, so they must be whole
+        # before the first sync: a Node not yet seen would let an endpoint point at it.
+        self._rebuild_networks()
         path = collection_path(
             group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
         )
@@ -266,6 +286,14 @@ class Controller:
         ]
         self._tasks.append(self._loop.create_task(self._resync(), name="resync"))
 
+    def _network_informer(self, what: str, path: str) -> Informer:
+        def on_event(event_type: str, obj: JSON) -> None:
+            self._threadsafe(self._network_event, what, event_type, obj)
+
+        return Informer(
+            self.kube, path, name=f"local {what}", on_event=on_event, transform=_network_fields
+        ).start()
+
     def _local_informers(self) -> list[Informer]:
         return [i for group in self.caches.values() for i in group.members.values()]
 
@@ -277,7 +305,7 @@ class Controller:
             if entry.task:
                 entry.task.cancel()
         self.remote.close()
-        informers = [*self._local_informers(), *self._import_informers]
+        informers = [*self._local_informers(), *self._import_informers, *self._network_informers]
         await asyncio.gather(*(asyncio.to_thread(i.stop) for i in informers))
 
     # -- events in -----------------------------------------------------------------------
@@ -334,6 +362,38 @@ class Controller:
 
     def _threadsafe(self, callback: Any, *args: Any) -> None:
         self._loop.call_soon_threadsafe(callback, *args)
+
+    def _network_event(self, what: str, event_type: str, obj: JSON) -> None:
+        """A Node or ServiceCIDR changed: rebuild the cluster's networks if what counts did."""
+        name = str(obj.get("metadata", {}).get("name"))
+        table: dict[str, Any] = self._node_networks if what == "nodes" else self._service_cidrs
+        entry = None
+        if event_type != "DELETED":
+            entry = (
+                policy.node_networks(obj) if what == "nodes" else policy.service_cidr_networks(obj)
+            )
+        if table.get(name) == entry:
+            return  # a heartbeat, a label: nothing the policy reads
+        if entry is None:
+            table.pop(name, None)
+        else:
+            table[name] = entry
+        if self.active and self._networks_timer is None:
+            # Nodes come in bursts (a scale-up); one rebuild and one requeue for the burst.
+            self._networks_timer = self._loop.call_later(_NETWORKS_SETTLE, self._rebuild_networks)
+
+    def _rebuild_networks(self) -> None:
+        self._networks_timer = None
+        networks = policy.ClusterNetworks.of(
+            service_cidrs=self._service_cidrs.values(), nodes=self._node_networks.values()
+        )
+        if networks == self.networks:
+            return
+        self.networks = networks
+        if self.active:
+            # An address allowed until now may be a new Node's, and the other way round.
+            for key in self.imports:
+                self.queue.add(key)
 
     def _local_event(self, obj: JSON) -> None:
         metadata = obj.get("metadata", {})
@@ -485,6 +545,12 @@ class Controller:
             if source.addresses is not None
             else self._last_known(owner, service_name, old_status)
         )
+        # Whatever the source, and the last known addresses too: a refused address is
+        # never written, and the allowed rest of an answer still is.
+        verdict = policy.judge(
+            addresses, policy=self.settings.address_policy, networks=self.networks
+        )
+        addresses = verdict.allowed
         ports = (
             _spec_ports(spec)
             or source.ports
@@ -521,19 +587,45 @@ class Controller:
         else:
             self._conflicts.pop(key, None)
             metrics.SYNCS.labels("ok").inc()
-            ready = _ready(source, written, service_name)
+            if verdict.refused:
+                ready = await self._refused(key, body, verdict, written)
+            else:
+                ready = _ready(source, written, service_name)
+        await self._synced(
+            key,
+            body,
+            ready=ready,
+            source=source,
+            written=written,
+            ports=ports,
+            conflicted=bool(outcome.conflicts),
+        )
+
+    async def _synced(
+        self,
+        key: ImportKey,
+        body: JSON,
+        *,
+        ready: Triple,
+        source: Source,
+        written: list[str],
+        ports: tuple[builders.ResolvedPort, ...],
+        conflicted: bool,
+    ) -> None:
+        """Write the status of a sync that applied its objects; an Event if addresses moved."""
+        old_status: dict[str, Any] = body.get("status") or {}
         status = self._import_status(
             old_status,
-            generation=generation,
+            generation=body["metadata"].get("generation"),
             ready=ready,
             source=_source_condition(source),
             addresses=written,
             ports=[_port_status(p) for p in ports],
         )
         old_addresses = list(old_status.get("addresses") or [])
-        if written != old_addresses and not outcome.conflicts:
+        if written != old_addresses and not conflicted:
             metrics.ADDRESS_CHANGES.inc()
-        if written != old_addresses and old_addresses and not outcome.conflicts:
+        if written != old_addresses and old_addresses and not conflicted:
             # First addresses are the import's creation, not a change worth an Event each
             # (10,000 imports would start with 10,000 Events); every later change has one.
             await self._event(
@@ -643,10 +735,27 @@ class Controller:
         metrics.SYNCS.labels("conflict").inc()
         return ("False", "Conflict", message)
 
+    async def _refused(
+        self, key: ImportKey, body: JSON, verdict: policy.Verdict, written: list[str]
+    ) -> Triple:
+        """Say which addresses the policy refused; a Warning Event when it starts."""
+        serving = f"serving {', '.join(written)}" if written else "nothing is served"
+        message = f"{verdict.message()}; {serving}"
+        if self.ready.get(key, ("", ""))[1] != policy.ADDRESS_NOT_ALLOWED:
+            await self._event(body, "Warning", policy.ADDRESS_NOT_ALLOWED, message)
+        return ("False", policy.ADDRESS_NOT_ALLOWED, message)
+
     async def _resolve(self, key: ImportKey, namespace: str, spec: api.ImportSpec) -> Source:
         deps = Dependencies()
         try:
             source = spec.source
+            refusal = policy.static_source_refusal(
+                source.kind, namespace, policy=self.settings.address_policy
+            )
+            if refusal is not None:
+                # Known for certain, so the endpoints are emptied: they pointed where the
+                # tenant said, which the platform team has now ruled out.
+                return Source(False, policy.SOURCE_NOT_ALLOWED, refusal, addresses=())
             if source.addresses is not None:
                 addresses = tuple(builders.canonical_address(a) for a in source.addresses)
                 return Source(True, "Resolved", "fixed addresses", addresses=addresses)
@@ -1024,6 +1133,21 @@ def _list_all(kube: Kube, path: str) -> list[JSON]:
         cursor = listing.get("metadata", {}).get("continue") or ""
         if not cursor:
             return items
+
+
+def _network_fields(obj: JSON) -> JSON:
+    """What the address policy reads of a Node or ServiceCIDR, and the watch's bookkeeping.
+
+    A Node's status also lists every image on it and its conditions, often tens of kB; a
+    cache of 1,000 of them would be most of the operator's memory for nothing.
+    """
+    metadata = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    return {
+        "metadata": {k: metadata[k] for k in ("name", "uid", "resourceVersion") if k in metadata},
+        "spec": {k: spec[k] for k in ("podCIDR", "podCIDRs", "cidrs") if k in spec},
+        "status": {"addresses": (obj.get("status") or {}).get("addresses") or []},
+    }
 
 
 def _plain(body: Mapping[str, Any]) -> JSON:

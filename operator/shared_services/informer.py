@@ -70,6 +70,7 @@ class Informer:
         on_state: StateCallback | None = None,
         timeout_seconds: int = 300,
         index_label: str | None = None,
+        transform: Callable[[JSON], JSON] = slim,
     ) -> None:
         self.kube = kube
         self.path = path
@@ -79,6 +80,10 @@ class Informer:
         # (namespace, value of index_label) -> keys: finds an import's objects without a scan.
         self.index: dict[tuple[str, str], set[str]] = {}
         self._index_label = index_label
+        # What of each object is kept: by default all but managedFields; a reader of a few
+        # fields of a large kind (a Node's status lists every image on it) keeps just those,
+        # and metadata.resourceVersion, which the echo check needs.
+        self._transform = transform
         self._cache_lock = threading.Lock()
         self.synced = threading.Event()
         self.error: str | None = None
@@ -196,7 +201,7 @@ class Informer:
             params = {**self.params, "limit": str(_PAGE)} | ({"continue": cursor} if cursor else {})
             listing = self.kube.request("GET", self.path, params=params)
             for item in listing.get("items", []):
-                fresh[object_key(item)] = slim(item)
+                fresh[object_key(item)] = self._transform(item)
             cursor = listing.get("metadata", {}).get("continue") or ""
             if not cursor:
                 break
@@ -240,7 +245,7 @@ class Informer:
                     if kind == "BOOKMARK":
                         continue
                     key = object_key(obj)
-                    obj = slim(obj)
+                    obj = self._transform(obj)
                     if kind == "DELETED":
                         self.drop(key)
                     else:

@@ -222,6 +222,13 @@ def test_the_chart_identity_is_refused_everything_else(
         assert status_of(core.list_namespaced_secret, kit.namespace) == 403
         assert status_of(core.read_namespaced_secret, "app-password", kit.namespace) == 403
         assert status_of(core.list_secret_for_all_namespaces) == 403
+        # The address policy's reads of the cluster itself: list and watch, nothing else.
+        networking = k8s.NetworkingV1Api(api)
+        assert status_of(core.list_node) == 200
+        assert status_of(networking.list_service_cidr) == 200
+        assert status_of(networking.read_service_cidr, "kubernetes") == 403
+        assert status_of(core.create_node, {"metadata": {"name": "rogue"}}) == 403
+        assert status_of(networking.delete_service_cidr, "kubernetes") == 403
         # Nothing of other kinds.
         assert status_of(core.list_namespaced_pod, kit.namespace) == 403
         assert status_of(core.list_namespaced_config_map, kit.namespace) == 403
