@@ -321,10 +321,11 @@ def test_an_auth_provider_runs_nothing(authority: Authority, tmp_path: Path) -> 
             }
         },
     )
-    error = _refusal(config)
-    assert error.reason == "InsecureKubeconfig"
-    assert "users[0].user.auth-provider" in error.message
-    assert not marker.exists()
+    with pytest.raises(remote.CredentialsError) as caught:
+        _build(config).api_client.close()
+    assert not marker.exists(), "the kubeconfig's program ran"
+    assert caught.value.reason == "InsecureKubeconfig"
+    assert "users[0].user.auth-provider" in caught.value.message
 
 
 @pytest.mark.parametrize(
