@@ -25,8 +25,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from shared_services import kubeconfig
 from shared_services.kube import Kube, KubeError
-from shared_services.remote import CredentialsError, build_client
 from shared_services.settings import DEFAULT_NAMESPACE
 
 DEFAULT_ACCESS_NAMESPACE = "shared-services-access"
@@ -117,10 +117,9 @@ def kubeconfig_secret(
 def check_kubeconfig(kubeconfig_text: str) -> None:
     """Apply the operator's own rules (inline CA and token, TLS verified) to the result."""
     try:
-        kube = build_client(kubeconfig_text, context=None)
-    except CredentialsError as error:
+        kubeconfig.parse(kubeconfig_text)
+    except kubeconfig.CredentialsError as error:
         raise IdentityError(f"the operator would refuse this kubeconfig: {error}") from error
-    kube.api_client.close()
 
 
 def read_identity(kube: Kube, *, namespace: str, secret: str, timeout: float) -> Identity:

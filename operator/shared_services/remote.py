@@ -18,17 +18,19 @@ import asyncio
 import base64
 import hashlib
 import logging
+import os
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import yaml
-from kubernetes import config as k8s_config
+from kubernetes import client as k8s
 
-from shared_services import conditions
+from shared_services import conditions, kubeconfig
 from shared_services.informer import Informer
 from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.kubeconfig import CredentialsError
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +91,6 @@ class RemoteLookup:
     message: str
 
 
-class CredentialsError(Exception):
-    """The Secret or the kubeconfig in it cannot be used; the message says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 class SecretWatches:
     """Watches of exactly the Secrets that RemoteClusters name, one per Secret.
 
@@ -155,48 +148,65 @@ class SecretWatches:
 
 
 def build_client(kubeconfig_text: str, *, context: str | None, target: str = "remote") -> Kube:
-    """A client from kubeconfig text; refuses kubeconfigs that read files or skip TLS checks.
+    """A client from kubeconfig text, built only from what :mod:`kubeconfig` lets through.
 
-    A kubeconfig in a Secret must carry its CA and credentials inline: a path would point
-    into the operator's own filesystem, which is no business of whoever wrote the Secret.
+    The document itself never reaches the kubernetes client: its loader runs programs, reads
+    files and follows proxies when a kubeconfig asks. It also writes CA and client key data
+    to temporary files that stay until the process exits, one more per rotated Secret; here
+    the CA and the key go into one TLS context in memory instead, which every connection of
+    the client shares.
     """
-    try:
-        config = yaml.safe_load(kubeconfig_text)
-    except yaml.YAMLError as error:
-        raise CredentialsError(
-            "KubeconfigInvalid", f"the kubeconfig is not YAML: {error}"
-        ) from error
-    if not isinstance(config, dict) or not config.get("clusters"):
-        raise CredentialsError("KubeconfigInvalid", "the kubeconfig names no clusters")
-    for entry in config.get("clusters") or []:
-        cluster = (entry or {}).get("cluster") or {}
-        if cluster.get("insecure-skip-tls-verify"):
-            raise CredentialsError(
-                "InsecureKubeconfig",
-                "the kubeconfig turns off TLS verification (insecure-skip-tls-verify); "
-                "give the server's CA in certificate-authority-data instead",
-            )
-        if cluster.get("certificate-authority"):
-            raise CredentialsError(
-                "KubeconfigInvalid",
-                "the kubeconfig refers to a CA file; embed it as certificate-authority-data",
-            )
-    for entry in config.get("users") or []:
-        user = (entry or {}).get("user") or {}
-        for key in ("client-certificate", "client-key", "tokenFile", "token-file", "exec"):
-            if user.get(key):
-                raise CredentialsError(
-                    "KubeconfigInvalid",
-                    f"the kubeconfig's user uses {key!r}; embed the credentials "
-                    "(token or client-certificate-data/client-key-data)",
-                )
-    try:
-        api_client = k8s_config.new_client_from_config_dict(config, context=context or None)
-    except (k8s_config.ConfigException, KeyError, TypeError, ValueError) as error:
-        raise CredentialsError(
-            "KubeconfigInvalid", f"the kubeconfig cannot be used: {error}"
-        ) from error
+    config = kubeconfig.parse(kubeconfig_text, context=context)
+    configuration = k8s.Configuration()
+    configuration.host = config.server
+    configuration.verify_ssl = True
+    configuration.tls_server_name = config.tls_server_name
+    if isinstance(config.credentials, kubeconfig.BearerToken):
+        configuration.api_key = {"BearerToken": config.credentials.token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    tls = _tls_context(config)
+    api_client = k8s.ApiClient(configuration)
+    # The client has no setting for a ready-made context; urllib3 takes one per pool.
+    api_client.rest_client.pool_manager.connection_pool_kw["ssl_context"] = tls
     return Kube(api_client, target=target)
+
+
+def _tls_context(config: kubeconfig.Kubeconfig) -> ssl.SSLContext:
+    """TLS that verifies the server against the kubeconfig's CA, else the system's.
+
+    With a client certificate as the credential, the context presents it.
+    """
+    where = f"{config.cluster_path}.certificate-authority-data"
+    try:
+        tls = ssl.create_default_context(
+            cadata=config.ca_pem.decode("ascii") if config.ca_pem else None
+        )
+    except ssl.SSLError:
+        msg = f"{where} holds no certificate that TLS can use"
+        raise CredentialsError(kubeconfig.INVALID, msg) from None
+    tls.hostname_checks_common_name = False  # as client-go: the names are in the SANs
+    credentials = config.credentials
+    if isinstance(credentials, kubeconfig.ClientCertificate):
+        # ssl loads a certificate and key only from files: these live in memory, are read
+        # once, here, and are gone when closed.
+        cert = os.memfd_create("client-certificate", os.MFD_CLOEXEC)
+        key = os.memfd_create("client-key", os.MFD_CLOEXEC)
+        try:
+            for fd, pem in ((cert, credentials.certificate_pem), (key, credentials.key_pem)):
+                with open(fd, "wb", closefd=False) as file:
+                    file.write(pem)
+            # A key that wants a password gets an empty one, rather than a prompt.
+            tls.load_cert_chain(f"/proc/self/fd/{cert}", f"/proc/self/fd/{key}", password=b"")
+        except ssl.SSLError:
+            msg = (
+                f"{config.user_path}.client-certificate-data and client-key-data are not a "
+                "certificate and its unencrypted private key"
+            )
+            raise CredentialsError(kubeconfig.INVALID, msg) from None
+        finally:
+            os.close(cert)
+            os.close(key)
+    return tls
 
 
 def _describe_failure(error: KubeError) -> tuple[str, str]:

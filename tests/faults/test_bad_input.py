@@ -398,7 +398,7 @@ def test_bad_input_is_refused_or_reported(
     bench.cluster(
         "kubeconfig-ca-file",
         bench.kubeconfig(_cluster_field("certificate-authority", "/etc/ssl/certs/ca.pem")),
-        "KubeconfigInvalid",
+        "InsecureKubeconfig",
         "CA file",
     )
     bench.cluster(
@@ -406,13 +406,13 @@ def test_bad_input_is_refused_or_reported(
         bench.kubeconfig(
             _user_field("exec", {"command": "/bin/sh", "args": ["-c", "id"], "apiVersion": "x"})
         ),
-        "KubeconfigInvalid",
+        "InsecureKubeconfig",
         "exec",
     )
     bench.cluster(
         "kubeconfig-token-file",
         bench.kubeconfig(_user_field("tokenFile", "/var/run/secrets/token")),
-        "KubeconfigInvalid",
+        "InsecureKubeconfig",
         "tokenFile",
     )
     untrusted_ca = base64.b64encode(workload.pki.ca_pem).decode()

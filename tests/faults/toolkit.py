@@ -12,6 +12,7 @@ import base64
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +265,14 @@ def metric_sum(operator: OperatorProcess, prefix: str, **labels: str) -> float:
         if key.split("{")[0] == prefix and all(w in key for w in wanted):
             total += value
     return total
+
+
+def metrics_text(operator: OperatorProcess) -> str:
+    """The operator's metrics page exactly as Prometheus scrapes it."""
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: str = response.read().decode()
+    return text
 
 
 def writes(operator: OperatorProcess) -> float:
