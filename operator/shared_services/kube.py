@@ -11,7 +11,7 @@ crate-operator keeps 404/409 handling in one module.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
 
 import urllib3
@@ -77,9 +77,23 @@ def _error(status: int, body: bytes, fallback: str) -> KubeError:
 class Kube:
     """JSON requests to one API server, through a configured kubernetes ApiClient."""
 
-    def __init__(self, api_client: k8s.ApiClient, *, target: str = "local") -> None:
+    def __init__(
+        self, api_client: k8s.ApiClient, *, target: str = "local", secrets: Sequence[str] = ()
+    ) -> None:
         self.api_client = api_client
         self.target = target
+        # Credentials this client sends. A server's error text is quoted in conditions and
+        # logs, and a server (or a proxy before it) may echo the Authorization header back:
+        # every error message is scrubbed of them, whatever its source.
+        self._secrets = tuple(s for s in secrets if len(s) >= 8)
+
+    def _scrubbed(self, error: KubeError) -> KubeError:
+        message = error.message
+        for secret in self._secrets:
+            message = message.replace(secret, "[redacted]")
+        if message == error.message:
+            return error
+        return type(error)(error.status, error.reason, message, fields=error.fields)
 
     @property
     def host(self) -> str:
@@ -103,7 +117,7 @@ class Kube:
         )
         data = response.read()
         if response.status >= 300:
-            raise _error(response.status, data, response.reason or "Error")
+            raise self._scrubbed(_error(response.status, data, response.reason or "Error"))
         decoded: JSON = json.loads(data) if data else {}
         return decoded
 
@@ -172,7 +186,9 @@ class Kube:
         }
         response = self._send("GET", path, params=query, timeout=(5.0, timeout_seconds + 30.0))
         if response.status >= 300:
-            raise _error(response.status, response.read(), response.reason or "Error")
+            raise self._scrubbed(
+                _error(response.status, response.read(), response.reason or "Error")
+            )
         raw: urllib3.BaseHTTPResponse = response.response
         if opened is not None:
             opened(raw)  # lets another thread shut the stream down
@@ -181,11 +197,14 @@ class Kube:
                 event: JSON = json.loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object", {})
-                    raise _error(int(status.get("code", 500)), json.dumps(status).encode(), "Error")
+                    raise self._scrubbed(
+                        _error(int(status.get("code", 500)), json.dumps(status).encode(), "Error")
+                    )
                 yield event
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
             # A reset, a timeout, a shutdown from another thread, or a torn JSON line.
-            raise KubeError(0, "WatchBroken", f"{self.host}: watch ended: {error}") from error
+            broken = KubeError(0, "WatchBroken", f"{self.host}: watch ended: {error}")
+            raise self._scrubbed(broken) from error
         finally:
             raw.release_conn()
 
@@ -214,9 +233,13 @@ class Kube:
         try:
             return self.api_client.call_api(*serialized[:4], _request_timeout=timeout)
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise KubeError(0, "ConnectionError", f"{self.host}: {error}") from error
+            raise self._scrubbed(
+                KubeError(0, "ConnectionError", f"{self.host}: {error}")
+            ) from error
         except k8s.ApiException as error:
-            raise KubeError(error.status or 0, error.reason or "Error", str(error.body)) from error
+            refused = KubeError(error.status or 0, error.reason or "Error", str(error.body))
+            # Not chained: the client's exception quotes the body as it came, unscrubbed.
+            raise self._scrubbed(refused) from None
 
 
 def collection_path(*, group: str, version: str, plural: str, namespace: str | None) -> str:

@@ -161,14 +161,17 @@ def build_client(kubeconfig_text: str, *, context: str | None, target: str = "re
     configuration.host = config.server
     configuration.verify_ssl = True
     configuration.tls_server_name = config.tls_server_name
+    secrets: tuple[str, ...] = ()
     if isinstance(config.credentials, kubeconfig.BearerToken):
         configuration.api_key = {"BearerToken": config.credentials.token}
         configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        token = config.credentials.token
+        secrets = (token, base64.b64encode(token.encode()).decode())
     tls = _tls_context(config)
     api_client = k8s.ApiClient(configuration)
     # The client has no setting for a ready-made context; urllib3 takes one per pool.
     api_client.rest_client.pool_manager.connection_pool_kw["ssl_context"] = tls
-    return Kube(api_client, target=target)
+    return Kube(api_client, target=target, secrets=secrets)
 
 
 def _tls_context(config: kubeconfig.Kubeconfig) -> ssl.SSLContext:

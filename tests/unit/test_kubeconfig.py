@@ -689,8 +689,13 @@ def server(tmp_path: Path, authority: Authority) -> Iterator[Server]:
             subject = dict(x[0] for x in peer["subject"]).get("commonName") if peer else None
             seen.client_subjects.append(subject)
             seen.authorization.append(self.headers.get("Authorization"))
-            body = json.dumps({"gitVersion": "v1.37.2"}).encode()
-            self.send_response(200)
+            status, body = 200, json.dumps({"gitVersion": "v1.37.2"}).encode()
+            if self.path == "/echo":  # a server that quotes the request back in its refusal
+                status = 403
+                message = f"forbidden: request had Authorization: {self.headers['Authorization']}"
+                body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": message})
+                body = body.encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -784,3 +789,18 @@ def test_no_temporary_file_is_left_per_connection_attempt(
     assert server.seen.client_subjects == ["operator"] * 3
     assert list(temporary.iterdir()) == []
     assert kube_config._temp_files == before
+
+
+def test_a_server_that_echoes_the_token_does_not_put_it_in_messages(server: Server) -> None:
+    token = "echoed-token-0123456789abcdef"
+    config = _server_config(server, {"token": token}, **{"tls-server-name": "supervisor.internal"})
+    kube = _build(config)
+    with pytest.raises(KubeError) as caught:
+        kube.request("GET", "/echo")
+    kube.api_client.close()
+    assert server.seen.authorization == [f"Bearer {token}"]
+    reason, message = remote._describe_failure(caught.value)
+    assert reason == "Forbidden"
+    assert "[redacted]" in message
+    for text in (message, str(caught.value), repr(caught.value)):
+        assert not _pieces(token) & {text[i : i + 6] for i in range(len(text))}, text
