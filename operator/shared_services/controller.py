@@ -211,6 +211,9 @@ class Controller:
                 len(i.cache) for c in connections for i in list(c.informers.values())
             ),
             "secret_watches": len(self.remote.secrets.informers),
+            "cached_secrets": sum(
+                len(i.cache) for i in list(self.remote.secrets.informers.values())
+            ),
             "local_cached_objects": sum(len(i.cache) for i in local),
         }
 

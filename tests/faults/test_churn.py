@@ -149,6 +149,8 @@ def _cycle(kit: Kit, operator: OperatorProcess, cycle: int, imports: int) -> Rea
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda i: kit.create_import(f"i{i}", _spec(kit, i, cycle)), range(imports)))
     eventually(lambda: _ready(kit) == imports, timeout=60 + imports, interval=1.0)
+    # Only the Secrets that RemoteClusters name are held, not the namespace's others.
+    assert _tracked(operator).get("cached_secrets") == CLUSTERS
     kit.custom.delete_collection_namespaced_custom_object(
         GROUP, VERSION, kit.namespace, "sharedserviceimports"
     )
@@ -179,6 +181,16 @@ def test_churn_soak(kit: Kit, row: Row, fault_env: FaultEnv, cycles: int, import
     for number in range(HOSTNAMES):
         fault_env.dns.set(f"h{number}.churn.test", [f"198.51.100.{200 + number}"], ttl=5)
     _remote_services(kit)
+    # What else lives in an operator's namespace: Helm's release Secrets, each a chart.
+    others = [f"sh.helm.release.v1.{kit.namespace}.v{n}" for n in range(3)]
+    for name in others:
+        kit.core.create_namespaced_secret(
+            OPERATOR_NAMESPACE,
+            {
+                "metadata": {"name": name},
+                "data": {"release": base64.b64encode(b"x" * 65536).decode()},
+            },
+        )
     operator = OperatorProcess(
         kubeconfig=fault_env.workload_kubeconfig,
         log_path=fault_env.logs / "churn.log",
@@ -193,6 +205,8 @@ def test_churn_soak(kit: Kit, row: Row, fault_env: FaultEnv, cycles: int, import
     finally:
         operator.stop()
         kit.operator.start()
+        for name in others:
+            kit.core.delete_namespaced_secret(name, OPERATOR_NAMESPACE)
         for number in range(CLUSTERS):
             try:
                 kit.remote.delete_namespace(f"{kit.namespace}-r{number}")
