@@ -52,6 +52,14 @@ class Gone(KubeError):
     """410: a watch asked for a resourceVersion the server no longer has."""
 
 
+class Fenced(KubeError):
+    """A write this process refused to send, because it may not write now (status 0).
+
+    With leader election, a replica whose leadership is no longer certain must not write,
+    even from work it queued while it still led: see :mod:`shared_services.leader`.
+    """
+
+
 def _error(status: int, body: bytes, fallback: str) -> KubeError:
     reason, message = fallback, body.decode(errors="replace")[:500]
     try:
@@ -68,9 +76,18 @@ def _error(status: int, body: bytes, fallback: str) -> KubeError:
 class Kube:
     """JSON requests to one API server, through a configured kubernetes ApiClient."""
 
-    def __init__(self, api_client: k8s.ApiClient, *, target: str = "local") -> None:
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        target: str = "local",
+        may_write: Callable[[], bool] | None = None,
+    ) -> None:
         self.api_client = api_client
         self.target = target
+        # Asked before every request but a GET is sent; when it says no, the request is not
+        # sent and Fenced is raised instead.
+        self.may_write = may_write
 
     @property
     def host(self) -> str:
@@ -176,6 +193,8 @@ class Kube:
         content_type: str = "application/json",
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> Any:
+        if method != "GET" and self.may_write is not None and not self.may_write():
+            raise Fenced(0, "Fenced", f"{method} {path} not sent: this process may not write now")
         metrics.API_REQUESTS.labels(
             self.target, "WATCH" if "watch" in (params or {}) else method
         ).inc()
