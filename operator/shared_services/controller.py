@@ -37,6 +37,9 @@ _ERROR_RETRY_MAX = 300.0
 _PENDING = frozenset({"Connecting", "Resolving"})
 # Enough of the API server's reason for a refused write (a quota's or a policy's message).
 _MAX_REFUSAL = 400
+# A refused list of RemoteClusters at start-up (a missing permission) is tried again.
+_LIST_RETRY_START = 0.5
+_LIST_RETRY_MAX = 30.0
 
 
 class WorkQueue:
@@ -143,6 +146,8 @@ class Controller:
         self._errors: dict[ImportKey, int] = {}
         self._conflicts: dict[ImportKey, int] = {}
         self._watched_clusters: set[str] = set()
+        self._clusters_listed = False
+        self._clusters_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
@@ -166,11 +171,14 @@ class Controller:
 
     # -- start and stop ------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Fill the caches, learn every import, then start the workers.
+    async def fill(self) -> None:
+        """Fill the local caches and learn every import and RemoteCluster; sync nothing.
 
-        The imports are listed before any sync runs, so an object whose import exists is
-        never mistaken for an orphan of a crash, and orphans really are cleaned up.
+        Every replica does this at start-up, a standby too, so that taking over needs no
+        list. The imports are listed before any sync runs, so an object whose import exists
+        is never mistaken for an orphan of a crash, and orphans really are cleaned up. A
+        list that is refused (a missing permission) is retried until it succeeds;
+        :meth:`unsynced` says meanwhile what is missing.
         """
         namespaces: tuple[str | None, ...] = self.settings.namespaces or (None,)
         for kind in MANAGED_KINDS:
@@ -207,14 +215,64 @@ class Controller:
                     on_event=lambda t, obj: self._threadsafe(self.import_event, t, obj),
                 ).start()
             )
-        waiters = [*self._local_informers(), self.secrets, *self._import_informers]
-        await asyncio.gather(*(asyncio.to_thread(i.synced.wait) for i in waiters))
+        await asyncio.gather(self._synced(), self._list_clusters())
         await asyncio.sleep(0)  # the informers' last callbacks, queued before synced was set
+
+    async def _synced(self) -> None:
+        # The informers' threads set these flags; looking at them from the loop, rather
+        # than blocking a thread on each, because a list refused for good would hold that
+        # thread forever.
+        informers = [*self._local_informers(), self.secrets, *self._import_informers]
+        while not all(i.synced.is_set() for i in informers):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    async def _list_clusters(self) -> None:
         path = collection_path(
             group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
         )
-        for item in await asyncio.to_thread(_list_all, self.kube, path):
+        backoff = _LIST_RETRY_START
+        while True:
+            try:
+                items = await asyncio.to_thread(_list_all, self.kube, path)
+            except KubeError as error:
+                if str(error) != self._clusters_error:
+                    log.warning("listing RemoteClusters: %s", error)
+                self._clusters_error = str(error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _LIST_RETRY_MAX)
+                continue
+            break
+        for item in items:
             self.clusters[item["metadata"]["name"]] = item
+        self._clusters_error = None
+        self._clusters_listed = True
+
+    def unsynced(self) -> list[str]:
+        """The local caches that are not filled, each with its last error: readiness waits.
+
+        The remote clusters' watches are not among them: a central cluster that is down must
+        not take the operator out of service, since its imports keep their last known
+        addresses and say so.
+        """
+        if not self.caches:
+            return ["local caches: not started"]
+        waiting = [
+            f"{i.name}: {i.error or 'listing'}"
+            for i in (*self._local_informers(), self.secrets, *self._import_informers)
+            if not i.synced.is_set()
+        ]
+        if not self._clusters_listed:
+            waiting.append(f"remoteclusters: {self._clusters_error or 'listing'}")
+        return waiting
+
+    async def start(self) -> None:
+        """Start the workers and the resync: only the leader does, with its caches filled.
+
+        Every import is queued once, and every object in the caches looked at, so that
+        whatever changed while no one was leading is brought in line.
+        """
+        if not self.caches:
+            await self.fill()
         self.active = True
         for name, body in list(self.clusters.items()):
             self._apply_cluster(name, body)
@@ -233,7 +291,8 @@ class Controller:
         return [i for group in self.caches.values() for i in group.members.values()]
 
     async def stop(self) -> None:
-        """Stop workers, timers and every watch."""
+        """Stop workers, timers and every watch; a standby's caches too."""
+        self.active = False
         for task in self._tasks:
             task.cancel()
         for entry in self._hostnames.values():
@@ -241,7 +300,9 @@ class Controller:
                 entry.task.cancel()
         self.remote.close()
         informers = [*self._local_informers(), self.secrets, *self._import_informers]
-        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in informers))
+        # Stopped before they were started (a stop during start-up): nothing to stop.
+        running = [i for i in informers if i.running]
+        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in running))
 
     # -- events in -----------------------------------------------------------------------
 
