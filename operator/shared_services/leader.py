@@ -238,7 +238,7 @@ class LeaderElector:
             return
         for _ in range(3):  # a renewal in flight may have moved the resourceVersion on
             try:
-                lease = self.kube.get(f"{self.path}/{self.name}")
+                lease = self.kube.get(self._object)
                 spec = (lease or {}).get("spec") or {}
                 if lease is None or spec.get("holderIdentity") != self.identity:
                     return  # not ours any more: nothing to give up
@@ -249,7 +249,7 @@ class LeaderElector:
                     "renewTime": now,
                     "leaseTransitions": spec.get("leaseTransitions") or 0,
                 }
-                self.kube.request("PUT", f"{self.path}/{self.name}", body=lease)
+                self.kube.request("PUT", self._object, body=lease)
             except Conflict:
                 continue
             except KubeError as error:
@@ -262,36 +262,17 @@ class LeaderElector:
 
     def _try(self) -> bool:
         started = self._clock()
-        path = f"{self.path}/{self.name}"
+        if not self._campaigning():
+            return False
         timeout = self._timeout(started)
-        if self.state == "leading" and self._lease is not None:
-            # The usual renewal: one PUT of the lease as last written, no read. A 409 means
-            # that someone else changed it; the slow path below reads what they did.
-            body = self._lease | {"spec": self._spec(self._lease.get("spec") or {})}
-            try:
-                written = self.kube.request("PUT", path, body=body, timeout=timeout)
-            except Conflict:
-                pass
-            else:
-                self._won(written, started=started)
-                return True
+        if self.state == "leading" and self._renew(started=started, timeout=timeout):
+            return True
         try:
-            lease: JSON | None = self.kube.request("GET", path, timeout=timeout)
+            lease: JSON | None = self.kube.request("GET", self._object, timeout=timeout)
         except NotFound:
             lease = None
         if lease is None:
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": self.name},
-                "spec": self._spec({}),
-            }
-            try:
-                created = self.kube.request("POST", self.path, body=body, timeout=timeout)
-            except Conflict:
-                return False  # another replica created it first
-            self._won(created, started=started)
-            return True
+            return self._create(started=started, timeout=timeout)
         self._lease = lease
         record = lease.get("spec") or {}
         if self._observed.see(record, now=self._clock()):
@@ -302,16 +283,55 @@ class LeaderElector:
                 return False  # someone else took it: this replica lost, it never takes back
             if not self._observed.expired(now=self._clock(), default_duration=self.duration):
                 return False
+        if not self._campaigning():
+            return False  # released meanwhile (this runs in a thread): never take it back
         try:
             # The resourceVersion in the body makes this a compare-and-swap: of two replicas
             # taking over an expired lease, one gets 409 and stays a standby.
             written = self.kube.request(
-                "PUT", path, body=lease | {"spec": self._spec(record)}, timeout=timeout
+                "PUT", self._object, body=lease | {"spec": self._spec(record)}, timeout=timeout
             )
         except Conflict:
             return False
         self._won(written, started=started)
         return True
+
+    def _renew(self, *, started: float, timeout: tuple[float, float]) -> bool:
+        """The usual renewal: one PUT of the lease as last written, and no read.
+
+        A 409 means that someone else changed it; the caller then reads what they did.
+        """
+        if self._lease is None:
+            return False
+        body = self._lease | {"spec": self._spec(self._lease.get("spec") or {})}
+        try:
+            written = self.kube.request("PUT", self._object, body=body, timeout=timeout)
+        except Conflict:
+            return False
+        self._won(written, started=started)
+        return True
+
+    def _create(self, *, started: float, timeout: tuple[float, float]) -> bool:
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name},
+            "spec": self._spec({}),
+        }
+        try:
+            created = self.kube.request("POST", self.path, body=body, timeout=timeout)
+        except Conflict:
+            return False  # another replica created it first
+        self._won(created, started=started)
+        return True
+
+    @property
+    def _object(self) -> str:
+        return f"{self.path}/{self.name}"
+
+    def _campaigning(self) -> bool:
+        # Asked again before each write: _try runs in a thread while release() may run.
+        return self.state in ("standby", "leading")
 
     def _spec(self, current: Mapping[str, Any]) -> dict[str, Any]:
         """The record to write: renewed when this replica holds it, taken over otherwise."""
