@@ -29,14 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A line per handled event and per health probe drowns what matters at scale.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    kopf.run(
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        standalone=True,
-        liveness_endpoint=(
-            f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
-        ),
-    )
+    # No liveness_endpoint: the operator serves /healthz and /readyz itself (handlers.py).
+    kopf.run(clusterwide=not settings.namespaces, namespaces=settings.namespaces, standalone=True)
     return 0
 
 

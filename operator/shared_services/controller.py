@@ -43,6 +43,9 @@ _SERVICE_CIDRS = collection_path(
     group="networking.k8s.io", version="v1", plural="servicecidrs", namespace=None
 )
 _NETWORKS_SETTLE = 0.5
+# A refused list of RemoteClusters at start-up (a missing permission) is tried again.
+_LIST_RETRY_START = 0.5
+_LIST_RETRY_MAX = 30.0
 
 
 class WorkQueue:
@@ -162,6 +165,8 @@ class Controller:
         self._watched_clusters: set[str] = set()
         self._cluster_reports: dict[str, ClusterReport] = {}
         self._cluster_writers: dict[str, asyncio.Task[None]] = {}
+        self._clusters_listed = False
+        self._clusters_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         self.resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
@@ -219,11 +224,14 @@ class Controller:
 
     # -- start and stop ------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Fill the caches, learn every import, then start the workers.
+    async def fill(self) -> None:
+        """Fill the local caches and learn every import and RemoteCluster; sync nothing.
 
-        The imports are listed before any sync runs, so an object whose import exists is
-        never mistaken for an orphan of a crash, and orphans really are cleaned up.
+        Every replica does this at start-up, a standby too, so that taking over needs no
+        list. The imports are listed before any sync runs, so an object whose import exists
+        is never mistaken for an orphan of a crash, and orphans really are cleaned up. A
+        list that is refused (a missing permission) is retried until it succeeds;
+        :meth:`unsynced` says meanwhile what is missing.
         """
         namespaces: tuple[str | None, ...] = self.settings.namespaces or (None,)
         for kind in MANAGED_KINDS:
@@ -264,17 +272,75 @@ class Controller:
                 self._network_informer("nodes", _NODES),
                 self._network_informer("servicecidrs", _SERVICE_CIDRS),
             ]
-        waiters = [*self._local_informers(), *self._import_informers, *self._network_informers]
-        await asyncio.gather(*(asyncio.to_thread(i.synced.wait) for i in waiters))
+        await asyncio.gather(self._synced(), self._list_clusters())
         await asyncio.sleep(0)  # the informers' last callbacks, queued before synced was set
         # Every address is judged against the cluster's own networks, so they must be whole
         # before the first sync: a Node not yet seen would let an endpoint point at it.
         self._rebuild_networks()
+
+    async def _synced(self) -> None:
+        # The informers' threads set these flags; looking at them from the loop, rather
+        # than blocking a thread on each, because a list refused for good would hold that
+        # thread forever.
+        informers = [*self._local_informers(), *self._import_informers, *self._network_informers]
+        while not all(i.synced.is_set() for i in informers):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    async def _list_clusters(self) -> None:
         path = collection_path(
             group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
         )
-        for item in await asyncio.to_thread(_list_all, self.kube, path):
+        backoff = _LIST_RETRY_START
+        while True:
+            try:
+                items = await asyncio.to_thread(_list_all, self.kube, path)
+            except KubeError as error:
+                if str(error) != self._clusters_error:
+                    log.warning("listing RemoteClusters: %s", error)
+                self._clusters_error = str(error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _LIST_RETRY_MAX)
+                continue
+            break
+        for item in items:
             self.clusters[item["metadata"]["name"]] = item
+        self._clusters_error = None
+        self._clusters_listed = True
+
+    def unsynced(self) -> list[str]:
+        """The local caches that are not filled, each with its last error: readiness waits.
+
+        The remote clusters' watches are not among them: a central cluster that is down must
+        not take the operator out of service, since its imports keep their last known
+        addresses and say so.
+        """
+        if not self.caches:
+            return ["local caches: not started"]
+        # The Secrets' watches open once a leader applies the RemoteClusters that name
+        # them; counted from then on, since a refused one leaves its cluster unconnected.
+        waiting = [
+            f"{i.name}: {i.error or 'listing'}"
+            for i in (
+                *self._local_informers(),
+                *self._import_informers,
+                *self._network_informers,
+                *list(self.remote.secrets.informers.values()),
+            )
+            if not i.synced.is_set()
+        ]
+        if not self._clusters_listed:
+            waiting.append(f"remoteclusters: {self._clusters_error or 'listing'}")
+        return waiting
+
+    async def start(self) -> None:
+        """Start the workers and the resync: only the leader does, with its caches filled.
+
+        Every import is queued once, and every object in the caches looked at, so that
+        whatever changed while no one was leading is brought in line.
+        """
+        if not self.caches:
+            await self.fill()
+        self._rebuild_networks()  # what a standby saw of Nodes since it filled its caches
         self.active = True
         for name, body in list(self.clusters.items()):
             self._apply_cluster(name, body)
@@ -301,7 +367,8 @@ class Controller:
         return [i for group in self.caches.values() for i in group.members.values()]
 
     async def stop(self) -> None:
-        """Stop workers, timers and every watch."""
+        """Stop workers, timers and every watch; a standby's caches too."""
+        self.active = False
         for task in self._tasks:
             task.cancel()
         for entry in self._hostnames.values():
@@ -309,7 +376,9 @@ class Controller:
                 entry.task.cancel()
         self.remote.close()
         informers = [*self._local_informers(), *self._import_informers, *self._network_informers]
-        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in informers))
+        # Stopped before they were started (a stop during start-up): nothing to stop.
+        running = [i for i in informers if i.running]
+        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in running))
 
     # -- events in -----------------------------------------------------------------------
 
@@ -594,7 +663,7 @@ class Controller:
                 ready = await self._refused(key, body, verdict, written)
             else:
                 ready = _ready(source, written, service_name)
-        await self._synced(
+        await self._write_outcome(
             key,
             body,
             ready=ready,
@@ -604,7 +673,7 @@ class Controller:
             conflicted=bool(outcome.conflicts),
         )
 
-    async def _synced(
+    async def _write_outcome(
         self,
         key: ImportKey,
         body: JSON,

@@ -58,6 +58,14 @@ class Gone(KubeError):
     """410: a watch asked for a resourceVersion the server no longer has."""
 
 
+class Fenced(KubeError):
+    """A write this process refused to send, because it may not write now (status 0).
+
+    With leader election, a replica whose leadership is no longer certain must not write,
+    even from work it queued while it still led: see :mod:`shared_services.leader`.
+    """
+
+
 def _error(status: int, body: bytes, fallback: str) -> KubeError:
     reason, message = fallback, body.decode(errors="replace")[:500]
     try:
@@ -78,7 +86,12 @@ class Kube:
     """JSON requests to one API server, through a configured kubernetes ApiClient."""
 
     def __init__(
-        self, api_client: k8s.ApiClient, *, target: str = "local", secrets: Sequence[str] = ()
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        target: str = "local",
+        secrets: Sequence[str] = (),
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         self.api_client = api_client
         self.target = target
@@ -86,6 +99,9 @@ class Kube:
         # logs, and a server (or a proxy before it) may echo the Authorization header back:
         # every error message is scrubbed of them, whatever its source.
         self._secrets = tuple(s for s in secrets if len(s) >= 8)
+        # Asked before every request but a GET is sent; when it says no, the request is not
+        # sent and Fenced is raised instead.
+        self.may_write = may_write
 
     def _scrubbed(self, error: KubeError) -> KubeError:
         message = error.message
@@ -218,6 +234,8 @@ class Kube:
         content_type: str = "application/json",
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> Any:
+        if method != "GET" and self.may_write is not None and not self.may_write():
+            raise Fenced(0, "Fenced", f"{method} {path} not sent: this process may not write now")
         metrics.API_REQUESTS.labels(
             self.target, "WATCH" if "watch" in (params or {}) else method
         ).inc()

@@ -85,7 +85,8 @@ class Settings:
             "--health-port",
             type=int,
             default=int(env.get("HEALTH_PORT", "8080")),
-            help="liveness endpoint port, serving /healthz (env HEALTH_PORT; default 8080)",
+            help="probes port, serving /healthz and /readyz, 0 to disable (env HEALTH_PORT; "
+            "default 8080)",
         )
         parser.add_argument(
             "--log-format",

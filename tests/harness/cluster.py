@@ -25,6 +25,7 @@ import urllib.request
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -82,9 +83,83 @@ class StaticUser:
     groups: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class AuditedRequest:
+    """One request as the API server recorded it in its audit log."""
+
+    user: str
+    verb: str
+    uri: str
+    code: int
+    received: float  # the API server's wall clock (time.time()), when the request came in
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """An API server's record of every request that the given users made.
+
+    What a process really sent, counted by the server rather than by the process itself:
+    a client's own metrics cannot show a write that it believes it never made.
+    """
+
+    path: Path
+    users: tuple[str, ...]
+
+    def flags(self) -> list[str]:
+        """The kube-apiserver flags that write this log (and its policy, next to it)."""
+        policy = self.path.with_name(f"{self.path.stem}-policy.yaml")
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "audit.k8s.io/v1",
+                    "kind": "Policy",
+                    "omitStages": ["RequestReceived"],
+                    "rules": [
+                        {"level": "Metadata", "users": list(self.users)},
+                        {"level": "None"},
+                    ],
+                }
+            )
+        )
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.path}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",  # written before the response: none is missing
+        ]
+
+    def requests(self) -> list[AuditedRequest]:
+        """Every finished request logged so far (a watch counts once, when it ends)."""
+        if not self.path.exists():
+            return []
+        found = []
+        for line in self.path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # the line being written right now
+            if event.get("stage") != "ResponseComplete":
+                continue
+            received = event.get("requestReceivedTimestamp", "")
+            found.append(
+                AuditedRequest(
+                    user=str(event.get("user", {}).get("username", "")),
+                    verb=str(event.get("verb", "")),
+                    uri=str(event.get("requestURI", "")),
+                    code=int(event.get("responseStatus", {}).get("code", 0)),
+                    received=datetime.fromisoformat(received).timestamp(),
+                )
+            )
+        return found
+
+
 @dataclass
 class Cluster:
-    """A running (or startable) local control plane."""
+    """A running (or startable) local control plane.
+
+    With ``audit`` set, its API server writes an audit log of the requests of those users.
+    """
 
     name: str
     directory: Path
@@ -93,6 +168,7 @@ class Cluster:
     etcd_peer_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
     users: dict[str, StaticUser] = field(default_factory=dict)
+    audit: AuditLog | None = None
     _pki: Pki | None = None
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[TextIO] = field(default_factory=list)
@@ -294,6 +370,7 @@ class Cluster:
             # The "kubernetes" Service would point at 127.0.0.1, which Endpoints reject.
             "--endpoint-reconciler-type=none",
             "--profiling=false",
+            *(self.audit.flags() if self.audit else []),
         ]
 
     def _controller_manager_args(self) -> list[str]:

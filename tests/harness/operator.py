@@ -45,7 +45,7 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait: bool = True) -> OperatorProcess:
-        """Start the process; by default wait until its liveness endpoint answers."""
+        """Start the process; by default wait until it is ready (its caches are filled)."""
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
@@ -71,25 +71,39 @@ class OperatorProcess:
         )
         log.close()
         if wait:
-            self.wait_live()
+            self.wait_ready()
         return self
+
+    def probe(self, path: str) -> tuple[int, str]:
+        """The HTTP status and body of a probe (``/healthz``, ``/readyz``); 0 if none answers."""
+        url = f"http://127.0.0.1:{self.health_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.read().decode()
+        except (urllib.error.URLError, OSError) as error:
+            return 0, str(error)
 
     def wait_live(self, timeout: float = 60.0) -> None:
         """Block until /healthz answers 200."""
+        self._wait_probe("/healthz", "live", timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until /readyz answers 200: every local cache is filled."""
+        self._wait_probe("/readyz", "ready", timeout)
+
+    def _wait_probe(self, path: str, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.process is None or self.process.poll() is not None:
                 msg = f"the operator exited:\n{self.log_tail()}"
                 raise RuntimeError(msg)
-            try:
-                url = f"http://127.0.0.1:{self.health_port}/healthz"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            status, body = self.probe(path)
+            if status == 200:
+                return
             if time.monotonic() > deadline:
-                msg = f"the operator did not become live:\n{self.log_tail()}"
+                msg = f"the operator did not become {what} ({status} {body}):\n{self.log_tail()}"
                 raise TimeoutError(msg)
             time.sleep(0.1)
 

@@ -119,7 +119,8 @@ def test_the_deployment_is_hardened(helm: Helm) -> None:
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Ready once the caches are filled (a standby too); live while it waits for them.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["resources"]["limits"]["memory"]
     # The client writes CAs to temporary files: /tmp is writable, the rest is not.

@@ -2,24 +2,30 @@
 generated ones byte for byte, the chart's version is the package's, its address-policy values
 are the ones its schema checks, and that schema never admits a CIDR the operator would refuse
 to start with; Argo CD's config map carries the health scripts verbatim and those scripts
-judge every kind of status as documented, and the examples grant and use exactly what
-deploy/supervisor/ defines.
+judge every kind of status as documented, the examples grant and use exactly what
+deploy/supervisor/ defines, and the Deployment's probes ask for paths that the operator's
+probe server answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import re
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kopf
 import lupa
 import pytest
 import yaml
 
 from deploykit import forbidden_requests
+from shared_services import handlers
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -274,3 +280,38 @@ def test_forbidden_requests_spots_every_403() -> None:
         "[t,2] kop",
         "[t,3] kop",
     ]
+
+
+def _answer(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+
+
+def test_the_probes_ask_for_what_the_operator_serves() -> None:
+    (deployment,) = [d for d in _docs(DEPLOY / "manifests") if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    probes = {
+        kind: container[kind]["httpGet"]["path"] for kind in ("livenessProbe", "readinessProbe")
+    }
+    assert probes == {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+
+    async def ask() -> dict[str, tuple[int, str]]:
+        # Just started, nothing filled yet: live, not ready.
+        server = await handlers.serve_probes(0, kopf.Memo())
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return {
+                path: await asyncio.to_thread(_answer, port, path)
+                for path in (*probes.values(), "/elsewhere")
+            }
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    answers = asyncio.run(ask())
+    assert answers["/healthz"] == (200, '{"imports": 0}')
+    assert answers["/readyz"] == (503, "not ready, waiting for:\n  start-up\n")
+    assert answers["/elsewhere"][0] == 404
