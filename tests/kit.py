@@ -112,7 +112,8 @@ class Kit:
         """
         name = name or self.cluster_name
         secret = f"{name}-kubeconfig"
-        kubeconfig = kubeconfig or self.supervisor.kubeconfig_yaml()
+        if kubeconfig is None:
+            kubeconfig = self.supervisor.kubeconfig_yaml()
         self.core.create_namespaced_secret(
             OPERATOR_NAMESPACE,
             {
@@ -133,6 +134,12 @@ class Kit:
         )
         self.created_clusters.append(name)
         return name
+
+    def delete_remote_cluster(self, name: str) -> None:
+        """Delete a RemoteCluster made by :meth:`remote_cluster`, and its Secret."""
+        self.custom.delete_cluster_custom_object(GROUP, VERSION, "remoteclusters", name)
+        self.core.delete_namespaced_secret(f"{name}-kubeconfig", OPERATOR_NAMESPACE)
+        self.created_clusters.remove(name)
 
     def reader_token(self) -> str:
         """A token of a supervisor ServiceAccount that may only read Services here.

@@ -98,30 +98,10 @@ def _spec(kit: Kit, index: int, cycle: int) -> dict[str, object]:
 def _clusters(kit: Kit, cycle: int, *, create: bool) -> None:
     for number in range(CLUSTERS):
         name = f"{kit.cluster_name}-{cycle}-{number}"
-        secret = f"{name}-kubeconfig"
         if create:
-            kubeconfig = kit.supervisor.kubeconfig_yaml().encode()
-            kit.core.create_namespaced_secret(
-                OPERATOR_NAMESPACE,
-                {
-                    "metadata": {"name": secret},
-                    "data": {"kubeconfig": base64.b64encode(kubeconfig).decode()},
-                },
-            )
-            kit.custom.create_cluster_custom_object(
-                GROUP,
-                VERSION,
-                "remoteclusters",
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "RemoteCluster",
-                    "metadata": {"name": name},
-                    "spec": {"kubeconfigSecretRef": {"name": secret}},
-                },
-            )
+            kit.remote_cluster(name=name)
         else:
-            kit.custom.delete_cluster_custom_object(GROUP, VERSION, "remoteclusters", name)
-            kit.core.delete_namespaced_secret(secret, OPERATOR_NAMESPACE)
+            kit.delete_remote_cluster(name)
 
 
 def _remote_services(kit: Kit) -> None:

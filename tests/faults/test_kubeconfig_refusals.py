@@ -32,33 +32,13 @@ import pytest
 import yaml
 
 from faults.toolkit import FaultEnv, Row, metrics_text, remote_condition, wait_for
-from harness.operator import OPERATOR_NAMESPACE
 from kit import GROUP, VERSION, Kit
 from support import eventually
 
 
 def _remote_cluster(kit: Kit, name: str, text: str) -> str:
     """A kubeconfig Secret holding ``text`` and a RemoteCluster naming it."""
-    kit.core.create_namespaced_secret(
-        OPERATOR_NAMESPACE,
-        {
-            "metadata": {"name": f"{name}-kubeconfig"},
-            "data": {"kubeconfig": base64.b64encode(text.encode()).decode()},
-        },
-    )
-    kit.custom.create_cluster_custom_object(
-        GROUP,
-        VERSION,
-        "remoteclusters",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemoteCluster",
-            "metadata": {"name": name},
-            "spec": {"kubeconfigSecretRef": {"name": f"{name}-kubeconfig"}},
-        },
-    )
-    kit.created_clusters.append(name)
-    return name
+    return kit.remote_cluster(name=name, kubeconfig=text)
 
 
 class CountingListener:
