@@ -34,7 +34,7 @@ ENV PATH=/app/.venv/bin:$PATH \
 # Any non-root UID works; 65532 is the conventional "nonroot" of distroless images, and the
 # chart's securityContext names the same.
 USER 65532:65532
-# Metrics, and the liveness endpoint /healthz, which the operator serves unless told not to.
+# Metrics, and the probes /healthz (liveness) and /readyz (readiness) on the health port.
 # Ports and everything else are set through the environment (see --help), as the chart does.
 EXPOSE 9090 8080
 ENTRYPOINT ["/app/.venv/bin/shared-services-operator"]
