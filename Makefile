@@ -34,7 +34,7 @@ format: install ## Format and autofix with ruff
 typecheck: install ## Type-check the operator, the test harness and the benchmark with mypy --strict
 	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py
 
-test: install controlplane helm ## Run the whole test suite (unit, then against real local clusters)
+test: install controlplane helm promtool ## Run the whole test suite (unit, then against real local clusters)
 	uv run --frozen pytest $(PYTEST_ARGS)
 
 crds: install ## Regenerate crds/ from the pydantic models
@@ -65,10 +65,16 @@ HELM_BUILD := tests/tools/helm/build.sh
 SUPERVISOR_KUBECONFIG ?= $(KUBECONFIG)
 OPERATOR_NAMESPACE ?= shared-services-system
 
-.PHONY: helm chart-lint manifests image-check supervisor-kubeconfig
+PROMTOOL_BUILD := tests/tools/promtool/build.sh
+
+.PHONY: helm promtool chart-lint manifests image-check supervisor-kubeconfig
 
 helm: ## Build helm from its Go module (cached), for the chart's tests and `make manifests`
 	@bash $(HELM_BUILD) >/dev/null
+
+promtool: ## Build promtool from the Prometheus Go module (cached), for the chart's alert tests
+	@bash $(PROMTOOL_BUILD) >/dev/null
+	@bash $(PROMTOOL_BUILD) selectors >/dev/null
 
 chart-lint: helm ## Lint the Helm chart strictly, against its values.schema.json
 	"$$(bash $(HELM_BUILD))" lint --strict $(CHART)

@@ -26,13 +26,13 @@ def ensure_binaries() -> Path:
     return run_build(BUILD_SCRIPT)
 
 
-def run_build(script: Path) -> Path:
+def run_build(script: Path, *args: str) -> Path:
     """Run one of the repository's cached-build scripts; return the path it prints last.
 
     The build's progress goes to stderr so a first run in CI shows why it is slow.
     """
     result = subprocess.run(
-        ["bash", str(script)],
+        ["bash", str(script), *args],
         check=True,
         stdout=subprocess.PIPE,
         stderr=sys.stderr,
