@@ -49,7 +49,8 @@ TARGET_LABELS = frozenset(
 PROMETHEUS_SERIES = frozenset({"up"})
 # Labels whose values are names a user picks (RemoteClusters), not a fixed set.
 NAME_LABELS = frozenset({"cluster", "target"})
-# The series each panel of the list is about; the dashboard must show them all.
+# What a platform team reads first: imports by state, propagation latency, remote
+# connection state, writes, API requests. The dashboard must show them all.
 DASHBOARD_MUST_SHOW = frozenset(
     {
         "shared_services_imports",
@@ -302,6 +303,17 @@ def test_every_alert_is_tested_firing_and_quiet(rules: dict[str, Any]) -> None:
     assert len(alerts) >= 7
     assert alerts - fired == set(), "alerts that no test makes fire"
     assert alerts - quiet == set(), "alerts that no test keeps quiet"
+
+
+def test_the_operators_labels_leave_the_target_labels_alone(exported: Exported) -> None:
+    # A series of its own with, say, a namespace label would reach Prometheus as
+    # exported_namespace, and every rule selecting the release's namespace would miss it.
+    clashes = {
+        metric: sorted(exported.label_names(metric) & TARGET_LABELS)
+        for metric in exported.series
+        if metric.startswith("shared_services_") and exported.label_names(metric) & TARGET_LABELS
+    }
+    assert clashes == {}
 
 
 def test_rules_read_what_the_operator_exports(exported: Exported, rules: dict[str, Any]) -> None:
