@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
 
-.PHONY: help install controlplane lint format typecheck test crds up down run demo bench clean
+.PHONY: help install controlplane coredns packages lint format typecheck test crds up down run demo bench clean
 
 help: ## List the targets with what each does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,8 +20,11 @@ install: ## Install uv if missing, then the locked Python dependencies into .ven
 		python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	@uv sync --frozen --quiet
 
-controlplane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl (cached)
+controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kube-proxy (cached)
 	@bash tests/controlplane/build.sh >/dev/null
+
+coredns: ## Build CoreDNS and its kubernetes plugin from its Go module (cached)
+	@bash tests/tools/coredns/build.sh >/dev/null
 
 lint: install ## Check formatting and lint with ruff
 	uv run --frozen ruff format --check operator tests
