@@ -7,6 +7,9 @@ UV_VERSION ?= 0.13.9
 PYTHON := .venv/bin/python
 STATE := .local
 PYTEST_ARGS ?=
+# What the clusters and the workload cluster's data plane (kube-proxy, CoreDNS, the servers on
+# the load-balancer network) need, built or installed when missing.
+DATAPLANE := controlplane coredns packages
 
 export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
 
@@ -26,6 +29,9 @@ controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, k
 coredns: ## Build CoreDNS and its kubernetes plugin from its Go module (cached)
 	@bash tests/tools/coredns/build.sh >/dev/null
 
+packages: ## Install the data plane's Debian packages if missing: nftables, Redis, PostgreSQL
+	@bash tests/tools/debian/install.sh
+
 lint: install ## Check formatting and lint with ruff
 	uv run --frozen ruff format --check operator tests
 	uv run --frozen ruff check operator tests
@@ -37,13 +43,13 @@ format: install ## Format and autofix with ruff
 typecheck: install ## Type-check the operator, the test harness and the benchmark with mypy --strict
 	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py
 
-test: install controlplane helm ## Run the whole test suite (unit, then against real local clusters)
+test: install helm $(DATAPLANE) ## Run the whole test suite (unit, then against real local clusters)
 	uv run --frozen pytest $(PYTEST_ARGS)
 
 crds: install ## Regenerate crds/ from the pydantic models
 	uv run --frozen python -m shared_services.crdgen --out crds
 
-up: install controlplane ## Start a supervisor and a workload cluster in the background
+up: install $(DATAPLANE) ## Start both clusters and the workload's data plane in the background
 	$(PYTHON) -m harness up --state $(STATE)
 
 down: ## Stop the clusters that `make up` started and remove their state
