@@ -187,6 +187,27 @@ def socket_in(
         return socket.socket(family, kind)
 
 
+def listening(name: str, address: str, port: int) -> bool:
+    """Whether a TCP socket in namespace ``name`` listens on ``address``:``port``.
+
+    Read from the namespace's /proc/net/tcp, so it works for an address that is not (yet)
+    on any interface, where connecting to find out would fail.
+    """
+    ip = ipaddress.ip_address(address)
+    table = "tcp" if ip.version == 4 else "tcp6"
+    # The kernel prints each 32-bit word of the address in host (little-endian) order.
+    packed = ip.packed
+    words = [packed[i : i + 4][::-1].hex().upper() for i in range(0, len(packed), 4)]
+    wanted = f"{''.join(words)}:{port:04X}"
+    with netns.entered(name):
+        text = Path("/proc/thread-self/net", table).read_text()
+    listen = "0A"
+    return any(
+        fields[1] == wanted and fields[3] == listen
+        for fields in (line.split() for line in text.splitlines()[1:])
+    )
+
+
 def http_get(name: str, port: int, path: str, *, timeout: float = 2.0) -> tuple[int, str]:
     """GET http://127.0.0.1:``port````path`` inside namespace ``name``; status and body."""
     sock = socket_in(name)
@@ -578,17 +599,27 @@ class DataPlane:
         for family in (0, 1) if v6 else (0,):
             # The pod reaches everything through the node; the node sends what is not its
             # own to the load-balancer network, which knows only the way back to the pod. A
-            # packet for an address that is nowhere is refused there, never routed on.
+            # packet for an address that is nowhere (a VIP that went away) is answered there
+            # with "host unreachable", as a router would, and never routed on.
             lines[pod].append(f"route add default via {NODE_TO_POD[family]}")
             lines[node].append(f"route add default via {LB_ADDRESS[family]}")
             lines[lb].append(f"route add {POD_NETWORKS[family]} via {NODE_TO_LB[family]}")
+            lines[lb].append(f"route add unreachable {('0.0.0.0/0', '::/0')[family]}")
         for name in self.namespaces:
             netns.ip_batch(lines[name], netns=name)
-        netns.sysctl(node, "net.ipv4.ip_forward", "1")
+        # Forwarding on the load-balancer network only makes it answer for addresses it
+        # does not have (a host without it drops such packets silently); its routes lead
+        # nowhere but back to the pod. Those answers are not rate-limited, so every client
+        # attempt gets one.
+        for name in (node, lb):
+            netns.sysctl(name, "net.ipv4.ip_forward", "1")
         netns.sysctl(lb, "net.ipv4.ip_nonlocal_bind", "1")
+        netns.sysctl(lb, "net.ipv4.icmp_ratelimit", "0")
         if v6:
-            netns.sysctl(node, "net.ipv6.conf.all.forwarding", "1")
+            for name in (node, lb):
+                netns.sysctl(name, "net.ipv6.conf.all.forwarding", "1")
             netns.sysctl(lb, "net.ipv6.ip_nonlocal_bind", "1")
+            netns.sysctl(lb, "net.ipv6.icmp.ratelimit", "0")
 
     # -- internals: identities and objects ------------------------------------------------
 

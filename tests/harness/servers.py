@@ -17,28 +17,18 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from harness.dataplane import DataPlane, Process, postgres_bin_dir, socket_in
+from harness.dataplane import DataPlane, Process, listening, postgres_bin_dir, socket_in
 
 
 def _family(address: str) -> int:
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 
 
-def _connect(plane: DataPlane, address: str, port: int, timeout: float) -> socket.socket:
-    sock = socket_in(plane.lb, _family(address))
-    sock.settimeout(timeout)
-    try:
-        sock.connect((address, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _wait_listening(
-    plane: DataPlane, process: Process, address: str, port: int, timeout: float = 30.0
+def _wait_ready(
+    process: Process, ready: Callable[[], bool], what: str, timeout: float = 30.0
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -46,10 +36,10 @@ def _wait_listening(
             msg = f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}"
             raise RuntimeError(msg)
         with contextlib.suppress(OSError):
-            _connect(plane, address, port, 1.0).close()
-            return
+            if ready():
+                return
         if time.monotonic() > deadline:
-            msg = f"{process.name} does not listen on {address}:{port}:\n{process.tail()}"
+            msg = f"{process.name}: not {what} within {timeout} s:\n{process.tail()}"
             raise TimeoutError(msg)
         time.sleep(0.05)
 
@@ -75,24 +65,33 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start it and wait until it answers."""
+        # Its name is set through a Unix socket, which reaches it whether or not its VIP is
+        # on the network yet; Redis removes the socket when it stops.
+        socket_path = self.plane.directory / f"redis-{self.name}.sock"
         self.process = self.plane.spawn_on_lb(
             f"redis-{self.name}",
             [
                 "redis-server",
                 "--bind", self.address,
                 "--port", str(self.port),
+                "--unixsocket", str(socket_path),
+                "--unixsocketperm", "700",
                 "--save", "",
                 "--appendonly", "no",
                 "--protected-mode", "no",
                 "--daemonize", "no",
-                "--dir", str(self.plane.directory),
-                "--dbfilename", f"redis-{self.name}.rdb",
             ],
         )  # fmt: skip
-        _wait_listening(self.plane, self.process, self.address, self.port)
-        with _connect(self.plane, self.address, self.port, 5.0) as sock:
-            sock.sendall(resp("SET", "whoami", self.name))
-            assert sock.recv(64).startswith(b"+OK"), f"redis {self.name} refused SET"
+
+        def named() -> bool:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(5)
+                sock.connect(str(socket_path))
+                sock.sendall(resp("SET", "whoami", self.name))
+                return sock.recv(64).startswith(b"+OK")
+
+        # Redis listens on TCP before it opens the Unix socket, and exits if it cannot.
+        _wait_ready(self.process, named, "answering on its Unix socket")
         return self
 
     def stop(self) -> None:
@@ -162,6 +161,9 @@ class PostgresServer:
         )
         bin_dir = postgres_bin_dir()
         assert bin_dir is not None
+        log_path = self.plane.directory / f"postgres-{self.name}.log"
+        # The log may hold an earlier server's lines: only what this one writes counts.
+        offset = log_path.stat().st_size if log_path.exists() else 0
         self.process = self.plane.spawn_on_lb(
             f"postgres-{self.name}",
             [
@@ -176,7 +178,16 @@ class PostgresServer:
             ],
             user="postgres",
         )  # fmt: skip
-        _wait_listening(self.plane, self.process, self.address, self.port)
+
+        def accepting() -> bool:
+            with log_path.open("rb") as log:
+                log.seek(offset)
+                said = log.read()
+            return b"ready to accept connections" in said and listening(
+                self.plane.lb, self.address, self.port
+            )
+
+        _wait_ready(self.process, accepting, "accepting connections")
         return self
 
     def stop(self) -> None:

@@ -85,6 +85,8 @@ def test_up_and_down(tmp_path: Path) -> None:
             assert k8s.CoreV1Api(api).read_namespace("default").metadata.name == "default"
             api.close()
 
+        # The data plane's namespaces are joined to each other, never to the host's.
+        assert _host_network() == host_before
         pod, lb = state / "bin" / "pod", state / "bin" / "lb"
         assert f"{pod} NS -- CMD" in printed or "bin/pod NS -- CMD" in printed
         # A pod of "default" finds the kubernetes Service by its short name, through CoreDNS
