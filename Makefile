@@ -58,7 +58,7 @@ down: ## Stop the clusters that `make up` started and remove their state
 run: install ## Run the operator in the foreground against the cluster of your KUBECONFIG
 	uv run --frozen shared-services-operator
 
-demo: install controlplane ## Show the operator keeping a local Service on a remote VIP, end to end
+demo: install $(DATAPLANE) ## Show the operator keeping a local Service on a remote VIP, with a client
 	$(PYTHON) -m demo
 
 bench: install controlplane ## Measure latency, scale and burst; writes bench/REPORT.md and plots

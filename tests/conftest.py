@@ -2,9 +2,9 @@
 
 Tests under ``tests/integration``, ``tests/e2e`` and ``tests/faults`` get the ``cluster`` marker
 (``tests/e2e`` brings its own clusters and data plane, see its conftest), and those of
-``tests/integration`` two real control planes, ``supervisor`` (with the load-balancer allocator) and ``workload``, started
-once per session. Each test gets a fresh namespace of its own on both, so tests never see
-each other's objects and need no cleanup of their own.
+``tests/integration`` two real control planes, ``supervisor`` (with the load-balancer
+allocator) and ``workload``, started once per session. Each test gets a fresh namespace of
+its own on both, so tests never see each other's objects and need no cleanup of their own.
 """
 
 from __future__ import annotations

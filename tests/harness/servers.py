@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.dataplane import DataPlane, Process, listening, postgres_bin_dir, socket_in
@@ -107,7 +107,7 @@ class RedisServer:
 
 
 class PostgresServer:
-    """Debian's PostgreSQL, at one VIP, as the ``postgres`` user, trusting every client.
+    """Debian's PostgreSQL, at one VIP (or more), as the ``postgres`` user, trusting all.
 
     Its data directory is outside the test's temporary tree, which root alone may enter.
     """
@@ -115,10 +115,18 @@ class PostgresServer:
     _template: Path | None = None
     _template_lock = threading.Lock()
 
-    def __init__(self, plane: DataPlane, *, name: str, address: str, port: int = 5432) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        *,
+        name: str,
+        address: str,
+        also: Sequence[str] = (),
+        port: int = 5432,
+    ) -> None:
         self.plane = plane
         self.name = name
-        self.address = address
+        self.addresses = (address, *also)
         self.port = port
         self.process: Process | None = None
         self.directory: Path | None = None
@@ -169,7 +177,7 @@ class PostgresServer:
             [
                 str(bin_dir / "postgres"),
                 "-D", str(self.directory / "data"),
-                "-c", f"listen_addresses={self.address}",
+                "-c", f"listen_addresses={','.join(self.addresses)}",
                 "-p", str(self.port),
                 "-c", f"unix_socket_directories={self.directory}",
                 "-c", f"cluster_name={self.name}",
@@ -183,8 +191,8 @@ class PostgresServer:
             with log_path.open("rb") as log:
                 log.seek(offset)
                 said = log.read()
-            return b"ready to accept connections" in said and listening(
-                self.plane.lb, self.address, self.port
+            return b"ready to accept connections" in said and all(
+                listening(self.plane.lb, address, self.port) for address in self.addresses
             )
 
         _wait_ready(self.process, accepting, "accepting connections")
