@@ -44,7 +44,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -544,15 +544,19 @@ class DataPlane:
         *,
         user: str | None = None,
         env: dict[str, str] | None = None,
+        ready_line: bool = False,
     ) -> Process:
-        """Start a long-running process (a server) on the load-balancer network."""
+        """Start a long-running process (a server) on the load-balancer network.
+
+        With ``ready_line``, wait until it prints ``ready``.
+        """
         prefix = ["nsenter", f"--net={netns.NETNS_DIR / self.lb}"]
         if user is not None:
             import pwd  # noqa: PLC0415
 
             entry = pwd.getpwnam(user)
             prefix += [f"--setuid={entry.pw_uid}", f"--setgid={entry.pw_gid}"]
-        return self._spawn(name, [*prefix, "--", *command], env=env)
+        return self._spawn(name, [*prefix, "--", *command], env=env, ready_line=ready_line)
 
     def stop_process(self, process: Process) -> None:
         """Stop one process started with :meth:`spawn_on_lb`."""
@@ -598,19 +602,30 @@ class DataPlane:
             lines[name] += [f"link set {d} up" for d in devices]
         for family in (0, 1) if v6 else (0,):
             # The pod reaches everything through the node; the node sends what is not its
-            # own to the load-balancer network, which knows only the way back to the pod. A
-            # packet for an address that is nowhere (a VIP that went away) is answered there
-            # with "host unreachable", as a router would, and never routed on.
+            # own to the load-balancer network, which sends it back (its only link) but
+            # never gets to: its forward hook rejects everything (below).
             lines[pod].append(f"route add default via {NODE_TO_POD[family]}")
             lines[node].append(f"route add default via {LB_ADDRESS[family]}")
-            lines[lb].append(f"route add {POD_NETWORKS[family]} via {NODE_TO_LB[family]}")
-            lines[lb].append(f"route add unreachable {('0.0.0.0/0', '::/0')[family]}")
+            lines[lb].append(f"route add default via {NODE_TO_LB[family]}")
         for name in self.namespaces:
             netns.ip_batch(lines[name], netns=name)
-        # Forwarding on the load-balancer network only makes it answer for addresses it
-        # does not have (a host without it drops such packets silently); its routes lead
-        # nowhere but back to the pod. Those answers are not rate-limited, so every client
-        # attempt gets one.
+        # A packet for an address that is nowhere on the load-balancer network (a VIP that
+        # went away) is answered "host unreachable", as a router would, and routed no
+        # further. The answer comes from a rule in the forward hook, because the kernel's
+        # own for unroutable packets is limited to one a second per client, by a setting
+        # only the host's namespace has; this one's limit is switched off here, so every
+        # client attempt gets its answer.
+        nft = (
+            "table inet lb {\n"
+            "  chain forward {\n"
+            "    type filter hook forward priority filter; policy drop;\n"
+            "    reject with icmpx host-unreachable\n"
+            "  }\n"
+            "}\n"
+        )
+        subprocess.run(
+            ["ip", "netns", "exec", lb, "nft", "-f", "-"], input=nft, text=True, check=True
+        )
         for name in (node, lb):
             netns.sysctl(name, "net.ipv4.ip_forward", "1")
         netns.sysctl(lb, "net.ipv4.ip_nonlocal_bind", "1")
@@ -947,16 +962,6 @@ def _wait_token(core: k8s.CoreV1Api, secret: str, timeout: float = 30.0) -> str:
             msg = f"the token controller did not fill kube-system/{secret}"
             raise TimeoutError(msg)
         time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def running(**kwargs: Any) -> Iterator[DataPlane]:
-    """A started data plane, stopped again at the end of the block."""
-    plane = DataPlane(**kwargs).start()
-    try:
-        yield plane
-    finally:
-        plane.stop()
 
 
 # The commands, written into the data plane's bin/ directory with its names filled in. POSIX
