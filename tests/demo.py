@@ -53,11 +53,12 @@ LOCAL_NAMESPACE = "web"
 SERVICE = "db"
 REMOTE_CLUSTER = "supervisor"
 MANAGED = "app.kubernetes.io/managed-by=shared-services-operator"
-# Where the VIP moves to, back and forth: documentation addresses, outside the allocator's
-# 192.0.2.0/24 pool. Server db-b listens at the first, db-a at the second and at the VIP the
-# load balancer first gives.
-MOVES = ("198.51.100.50", "198.51.100.51") * 3
-SERVERS = {MOVES[0]: "db-b", MOVES[1]: "db-a"}
+# Where the VIP moves to: documentation addresses, outside the allocator's 192.0.2.0/24 pool,
+# each used once (a client's failed attempt leaves a conntrack entry that would send a later
+# attempt to an address that came back). db-b listens at every other one, db-a at the rest
+# and at the VIP the load balancer first gives, so the VIP goes back and forth between them.
+MOVES = tuple(f"198.51.100.{host}" for host in range(50, 56))
+SERVERS = {vip: ("db-b", "db-a")[i % 2] for i, vip in enumerate(MOVES)}
 STEPS = 9
 WAIT_SECONDS = 30.0
 FREEZE_SECONDS = 8
@@ -262,15 +263,15 @@ class _Demo:
         vip = _wait_for("the load balancer to give the Service a VIP", self.remote_vip)
         self.say(f"the load balancer gave it the VIP {vip}")
         assert self.plane is not None
-        for name, address, also in (("db-a", vip, (MOVES[1],)), ("db-b", MOVES[0], ())):
+        for name, address, also in (("db-a", vip, MOVES[1::2]), ("db-b", MOVES[0], MOVES[2::2])):
             server = PostgresServer(self.plane, name=name, address=address, also=also)
             self.servers.append(server)
             server.start()
             if server.process is not None:
                 self.pids.append(server.process.popen.pid)
         self.say(
-            f"PostgreSQL on the load-balancer network: db-a at {vip} (and {MOVES[1]}),\n"
-            f"db-b at {MOVES[0]}, where the VIP will move"
+            f"PostgreSQL on the load-balancer network: db-a at {vip}, db-b at {MOVES[0]},\n"
+            "where the VIP will move (and each at every other address it moves to after that)"
         )
         return vip
 
