@@ -61,7 +61,7 @@ MOVES = tuple(f"198.51.100.{host}" for host in range(50, 56))
 SERVERS = {vip: ("db-b", "db-a")[i % 2] for i, vip in enumerate(MOVES)}
 STEPS = 9
 WAIT_SECONDS = 30.0
-FREEZE_SECONDS = 8
+FREEZE_SECONDS = 5
 # The client: psql, as a pod of the application's namespace, asking which server it reached.
 PSQL = ("env", "PGCONNECT_TIMEOUT=2", "psql", "-h", SERVICE, "-U", "postgres", "-w", "-At")
 
