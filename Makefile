@@ -61,7 +61,7 @@ run: install ## Run the operator in the foreground against the cluster of your K
 demo: install $(DATAPLANE) ## Show the operator keeping a local Service on a remote VIP, with a client
 	$(PYTHON) -m demo
 
-bench: install controlplane ## Measure latency, scale and burst; writes bench/REPORT.md and plots
+bench: install $(DATAPLANE) ## Measure latency, recovery, scale and burst; writes bench/REPORT.md
 	$(PYTHON) -m bench --out bench $(BENCH_ARGS)
 
 clean: down ## Remove the virtualenv and caches inside the repository
