@@ -7,10 +7,13 @@ UV_VERSION ?= 0.13.9
 PYTHON := .venv/bin/python
 STATE := .local
 PYTEST_ARGS ?=
+# What the clusters and the workload cluster's data plane (kube-proxy, CoreDNS, the servers on
+# the load-balancer network) need, built or installed when missing.
+DATAPLANE := controlplane coredns packages
 
 export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
 
-.PHONY: help install controlplane lint format typecheck test crds up down run demo bench clean
+.PHONY: help install controlplane coredns packages lint format typecheck test crds up down run demo bench clean
 
 help: ## List the targets with what each does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,8 +23,14 @@ install: ## Install uv if missing, then the locked Python dependencies into .ven
 		python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	@uv sync --frozen --quiet
 
-controlplane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl (cached)
+controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kube-proxy (cached)
 	@bash tests/controlplane/build.sh >/dev/null
+
+coredns: ## Build CoreDNS and its kubernetes plugin from its Go module (cached)
+	@bash tests/tools/coredns/build.sh >/dev/null
+
+packages: ## Install the data plane's Debian packages if missing: nftables, Redis, PostgreSQL
+	@bash tests/tools/debian/install.sh
 
 lint: install ## Check formatting and lint with ruff
 	uv run --frozen ruff format --check operator tests
@@ -34,13 +43,13 @@ format: install ## Format and autofix with ruff
 typecheck: install ## Type-check the operator, the test harness and the benchmark with mypy --strict
 	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py
 
-test: install controlplane helm promtool ## Run the whole test suite (unit, then against real local clusters)
+test: install helm promtool $(DATAPLANE) ## Run the whole test suite (unit, then against real local clusters)
 	uv run --frozen pytest $(PYTEST_ARGS)
 
 crds: install ## Regenerate crds/ from the pydantic models
 	uv run --frozen python -m shared_services.crdgen --out crds
 
-up: install controlplane ## Start a supervisor and a workload cluster in the background
+up: install $(DATAPLANE) ## Start both clusters and the workload's data plane in the background
 	$(PYTHON) -m harness up --state $(STATE)
 
 down: ## Stop the clusters that `make up` started and remove their state
@@ -49,10 +58,10 @@ down: ## Stop the clusters that `make up` started and remove their state
 run: install ## Run the operator in the foreground against the cluster of your KUBECONFIG
 	uv run --frozen shared-services-operator
 
-demo: install controlplane ## Show the operator keeping a local Service on a remote VIP, end to end
+demo: install $(DATAPLANE) ## Show the operator keeping a local Service on a remote VIP, with a client
 	$(PYTHON) -m demo
 
-bench: install controlplane ## Measure latency, scale and burst; writes bench/REPORT.md and plots
+bench: install $(DATAPLANE) ## Measure latency, recovery, scale and burst; writes bench/REPORT.md
 	$(PYTHON) -m bench --out bench $(BENCH_ARGS)
 
 clean: down ## Remove the virtualenv and caches inside the repository

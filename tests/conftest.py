@@ -1,10 +1,10 @@
 """Fixtures shared by every test layer.
 
-Tests under ``tests/integration``, ``tests/e2e`` and ``tests/faults`` get the ``cluster`` marker,
-and those of ``tests/integration`` two real
-control planes, ``supervisor`` (with the load-balancer allocator) and ``workload``, started
-once per session. Each test gets a fresh namespace of its own on both, so tests never see
-each other's objects and need no cleanup of their own.
+Tests under ``tests/integration``, ``tests/e2e`` and ``tests/faults`` get the ``cluster`` marker
+(``tests/e2e`` brings its own clusters and data plane, see its conftest), and those of
+``tests/integration`` two real control planes, ``supervisor`` (with the load-balancer
+allocator) and ``workload``, started once per session. Each test gets a fresh namespace of
+its own on both, so tests never see each other's objects and need no cleanup of their own.
 """
 
 from __future__ import annotations
@@ -21,19 +21,24 @@ from kubernetes import client as k8s
 from harness.allocator import LoadBalancerAllocator
 from harness.binaries import ensure_binaries
 from harness.cluster import Cluster, start_clusters
+from harness.coredns import ensure_coredns
 
 _CLUSTER_DIRS = ("integration", "e2e", "faults")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark cluster tests, and build the control plane before any test's timeout starts."""
-    needs_cluster = False
+    """Mark cluster tests, and build what they run before any test's timeout starts."""
+    needs_cluster = needs_dataplane = False
     for item in items:
-        if any(part in _CLUSTER_DIRS for part in Path(str(item.path)).parts):
+        parts = Path(str(item.path)).parts
+        if any(part in _CLUSTER_DIRS for part in parts):
             item.add_marker(pytest.mark.cluster)
             needs_cluster = True
+        needs_dataplane = needs_dataplane or "e2e" in parts
     if needs_cluster and not config.option.collectonly:
         ensure_binaries()
+    if needs_dataplane and not config.option.collectonly:
+        ensure_coredns()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
 """``make demo``: the operator keeping a local Service on a remote VIP, end to end, in a minute.
 
 A newcomer's first command, so it assumes nothing: it starts two fresh local control planes of
-its own (not the ones ``make up`` keeps), plays both roles (the platform team on the supervisor,
-the application team on the workload cluster), shows the results with the same ``kubectl`` a
-user would type, and then moves the VIP a few times to show how quickly the workload cluster
-follows. Everything it started is stopped again, also on failure and on Ctrl-C.
+its own (not the ones ``make up`` keeps) and the workload cluster's data plane (kube-proxy and
+CoreDNS in network namespaces, PostgreSQL servers at the supervisor's VIPs), plays both roles
+(the platform team on the supervisor, the application team on the workload cluster), shows the
+results with the same ``kubectl`` a user would type and with a real client, ``psql`` run as a
+pod of the application's namespace calling ``db`` by its name. Then it moves the VIP to another
+server and back a few times, and freezes the supervisor's API server, printing which server
+the client reached and how quickly. Everything it started is stopped again, also on failure
+and on Ctrl-C.
 
 ``run`` does the whole demo and returns what it measured, so a test can run it in-process and
 check what a user would see.
@@ -33,10 +37,13 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 
+from harness import dataplane
 from harness.allocator import LoadBalancerAllocator
 from harness.binaries import ensure_binaries
 from harness.cluster import Cluster, start_clusters
+from harness.coredns import ensure_coredns
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
+from harness.servers import PostgresServer
 from kit import GROUP, VERSION, install_crds
 
 T = TypeVar("T")
@@ -46,10 +53,17 @@ LOCAL_NAMESPACE = "web"
 SERVICE = "db"
 REMOTE_CLUSTER = "supervisor"
 MANAGED = "app.kubernetes.io/managed-by=shared-services-operator"
-# Where the VIP moves to: documentation addresses, outside the allocator's 192.0.2.0/24 pool.
+# Where the VIP moves to: documentation addresses, outside the allocator's 192.0.2.0/24 pool,
+# each used once (a client's failed attempt leaves a conntrack entry that would send a later
+# attempt to an address that came back). db-b listens at every other one, db-a at the rest
+# and at the VIP the load balancer first gives, so the VIP goes back and forth between them.
 MOVES = tuple(f"198.51.100.{host}" for host in range(50, 56))
-STEPS = 8
+SERVERS = {vip: ("db-b", "db-a")[i % 2] for i, vip in enumerate(MOVES)}
+STEPS = 9
 WAIT_SECONDS = 30.0
+FREEZE_SECONDS = 5
+# The client: psql, as a pod of the application's namespace, asking which server it reached.
+PSQL = ("env", "PGCONNECT_TIMEOUT=2", "psql", "-h", SERVICE, "-U", "postgres", "-w", "-At")
 
 
 class DemoFailed(Exception):
@@ -64,8 +78,12 @@ class DemoResult:
     vip: str
     moves: tuple[str, ...]
     propagation_ms: tuple[float, ...]
+    client_ms: tuple[float, ...]
+    answers: tuple[str, ...]  # which server the client reached before the moves, then after each
+    freeze_answers: tuple[str, ...]
     final_addresses: tuple[str, ...]
     pids: tuple[int, ...]
+    namespaces: tuple[str, ...]
 
 
 def _wait_for(what: str, check: Callable[[], T | None], *, timeout: float = WAIT_SECONDS) -> T:
@@ -111,7 +129,11 @@ class _Demo:
         self.clients: list[k8s.ApiClient] = []
         self.allocator: LoadBalancerAllocator | None = None
         self.operator: OperatorProcess | None = None
+        self.plane: dataplane.DataPlane | None = None
+        self.servers: list[PostgresServer] = []
         self.pids: list[int] = []
+        self.answers: list[str] = []
+        self.client_ms: list[float] = []
         # Admin clients of the two clusters, made once they are up.
         self.supervisor_api: k8s.ApiClient
         self.workload_api: k8s.ApiClient
@@ -157,19 +179,25 @@ class _Demo:
         self.import_service()
         self.start_operator(vip)
         self.show_results()
+        self.answers.append(self.show_client(expect=SERVERS[MOVES[1]]))
         first = self.move_vip(previous=vip, new=MOVES[0])
-        self.say(f"the workload cluster's EndpointSlice followed in {first:.0f} ms")
         self.kubectl("get", "ssi", "-n", LOCAL_NAMESPACE)
         self.show_event(f"{vip} -> {MOVES[0]}")
+        frozen = self.freeze()
         timings = [first, *self.move_repeatedly(first)]
         final = self.final_addresses()
+        assert self.plane is not None
         return DemoResult(
             cluster_seconds=cluster_seconds,
             vip=vip,
             moves=MOVES,
             propagation_ms=tuple(timings),
+            client_ms=tuple(self.client_ms),
+            answers=tuple(self.answers),
+            freeze_answers=tuple(frozen),
             final_addresses=tuple(final),
             pids=tuple(self.pids),
+            namespaces=self.plane.namespaces,
         )
 
     def start_clusters(self) -> float:
@@ -196,6 +224,21 @@ class _Demo:
         self.say(f"both clusters ready in {elapsed:.1f} s")
         for cluster in self.clusters:
             self.say(f"  {cluster.name:<10} {cluster.url}")
+        self.say(
+            "\nThe workload cluster's data plane, in network namespaces of its own: kube-proxy\n"
+            "(nftables) and CoreDNS on a node, a pod network behind it, and the supervisor's\n"
+            "load-balancer network, where every LoadBalancer VIP is an address."
+        )
+        started = time.monotonic()
+        self.plane = dataplane.DataPlane(
+            workload=workload,
+            supervisor=supervisor,
+            directory=self.workdir / "dataplane",
+            kube_proxy=self.bin_dir / "kube-proxy",
+            coredns=ensure_coredns(),
+        ).start()
+        self.pids.extend(self.plane.pids().values())
+        self.say(f"data plane ready in {time.monotonic() - started:.1f} s")
         return elapsed
 
     def share_service(self) -> str:
@@ -219,6 +262,17 @@ class _Demo:
         )
         vip = _wait_for("the load balancer to give the Service a VIP", self.remote_vip)
         self.say(f"the load balancer gave it the VIP {vip}")
+        assert self.plane is not None
+        for name, address, also in (("db-a", vip, MOVES[1::2]), ("db-b", MOVES[0], MOVES[2::2])):
+            server = PostgresServer(self.plane, name=name, address=address, also=also)
+            self.servers.append(server)
+            server.start()
+            if server.process is not None:
+                self.pids.append(server.process.popen.pid)
+        self.say(
+            f"PostgreSQL on the load-balancer network: db-a at {vip}, db-b at {MOVES[0]},\n"
+            "where the VIP will move (and each at every other address it moves to after that)"
+        )
         return vip
 
     def remote_vip(self) -> str | None:
@@ -324,12 +378,40 @@ class _Demo:
             name = slice_.metadata.name if slice_.metadata else None
             self.kubectl("get", "endpointslice", str(name), "-n", LOCAL_NAMESPACE, "-o", "yaml")
 
+    def client(self) -> str | None:
+        """Which server psql reaches at ``db``, as a pod of ``web``; None when it fails."""
+        assert self.plane is not None
+        result = self.plane.run_in_pod(
+            LOCAL_NAMESPACE, *PSQL, "-c", "SHOW cluster_name", timeout=10
+        )
+        return (result.stdout.strip() or None) if result.returncode == 0 else None
+
+    def show_client(self, *, expect: str) -> str:
+        self.say(
+            "\nAnd what the application sees: psql run as a pod of `web` would run it (DNS\n"
+            "through CoreDNS with web's search path, the connection through kube-proxy):"
+        )
+        self.say(
+            f"\n$ pod {LOCAL_NAMESPACE} -- psql -h {SERVICE} -U postgres -Atc 'SHOW cluster_name'"
+        )
+        answer = _wait_for(f"psql to reach {expect}", lambda: _if_equal(self.client(), expect))
+        self.say(answer)
+        return answer
+
     def move_vip(self, *, previous: str, new: str) -> float:
         self.heading(6, f"Move the VIP {previous} -> {new}, as a re-provisioned LB would")
-        return self._timed_move(previous=previous, new=new)
+        time.sleep(1.0)  # see move_repeatedly
+        sliced, reached = self._timed_move(previous=previous, new=new)
+        self.say(
+            f"the workload cluster's EndpointSlice followed in {sliced:.0f} ms;\n"
+            f"psql from the pod reached {SERVERS[new]}, the server at the new VIP, "
+            f"{reached:.0f} ms after the move"
+        )
+        return sliced
 
-    def _timed_move(self, *, previous: str, new: str) -> float:
-        """Move the VIP on the supervisor; return the ms until the workload's slice shows it.
+    def _timed_move(self, *, previous: str, new: str) -> tuple[float, float]:
+        """Move the VIP on the supervisor; the ms until the workload's slice shows it, and
+        until psql, asking about every 0.1 s, reaches the server at the new VIP.
 
         The watch is opened before the patch, and its replay of the current slice (the old
         address) proves that it is live, so what is timed is the operator, not the watch.
@@ -357,12 +439,41 @@ class _Demo:
             )
             for event in stream:
                 if new in _slice_addresses(event["object"]):
-                    return (time.perf_counter() - started) * 1000
-            msg = f"the workload EndpointSlice did not show {new} within {WAIT_SECONDS:.0f} s"
-            raise DemoFailed(msg)
+                    sliced = (time.perf_counter() - started) * 1000
+                    break
+            else:
+                msg = f"the workload EndpointSlice did not show {new} within {WAIT_SECONDS:.0f} s"
+                raise DemoFailed(msg)
         finally:
             watch.stop()
             stream.close()
+        server = SERVERS[new]
+        _wait_for(f"psql to reach {server}", lambda: _if_equal(self.client(), server))
+        reached = (time.perf_counter() - started) * 1000
+        self.client_ms.append(reached)
+        self.answers.append(server)
+        return sliced, reached
+
+    def freeze(self) -> list[str]:
+        self.heading(7, f"Freeze the supervisor's API server for {FREEZE_SECONDS} s (SIGSTOP)")
+        self.say(
+            "The central cluster answers nothing meanwhile; the operator keeps the last known\n"
+            "address, and the client, once a second, keeps reaching the database:"
+        )
+        supervisor = self.clusters[0]
+        answers = []
+        supervisor.signal_apiserver(signal.SIGSTOP)
+        try:
+            for second in range(FREEZE_SECONDS):
+                began = time.monotonic()
+                answer = self.client() or "no answer"
+                self.say(f"  frozen for {second} s: psql answered by {answer}")
+                answers.append(answer)
+                time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+        finally:
+            supervisor.signal_apiserver(signal.SIGCONT)
+        self.say("thawed")
+        return answers
 
     def show_event(self, message: str) -> None:
         def recorded() -> bool | None:
@@ -378,16 +489,22 @@ class _Demo:
         )
 
     def move_repeatedly(self, first: float) -> list[float]:
-        self.heading(7, f"Move it {len(MOVES) - 1} more times and time each propagation")
+        self.heading(8, f"Move it {len(MOVES) - 1} more times, between the two servers")
+        self.say(f"{'move':<33} {'EndpointSlice':>13} {'psql reached':>12}  server")
         timings = []
         for previous, new in itertools.pairwise(MOVES):
-            elapsed = self._timed_move(previous=previous, new=new)
-            self.say(f"{previous:>15} -> {new:<15} {elapsed:6.0f} ms")
-            timings.append(elapsed)
+            # A second apart, as moves are in life: kube-proxy applies a change at once
+            # after a quiet second, and batches changes closer together than that.
+            time.sleep(1.0)
+            sliced, reached = self._timed_move(previous=previous, new=new)
+            move = f"{previous} -> {new}"
+            self.say(f"{move:<33} {sliced:10.0f} ms {reached:9.0f} ms  {SERVERS[new]}")
+            timings.append(sliced)
         every = [first, *timings]
         self.say(
             f"propagation over these {len(every)} moves: min {min(every):.0f} ms, "
-            f"median {statistics.median(every):.0f} ms, max {max(every):.0f} ms"
+            f"median {statistics.median(every):.0f} ms, max {max(every):.0f} ms;\n"
+            f"the client followed in a median {statistics.median(self.client_ms):.0f} ms"
         )
         return timings
 
@@ -411,7 +528,7 @@ class _Demo:
         teardown.
         """
         with contextlib.suppress(OSError, ValueError):
-            self.heading(8, "Stop everything")
+            self.heading(9, "Stop everything")
         with _sigint_ignored():
             self._stop_all(keep=keep)
         alive = [pid for pid in self.pids if _alive(pid)]
@@ -420,7 +537,8 @@ class _Demo:
                 self.say(f"still running, although asked to stop: {alive}")
             elif self.pids:
                 self.say(
-                    f"stopped the operator and both clusters ({len(self.pids)} processes); "
+                    f"stopped the operator, the servers, the data plane and both clusters "
+                    f"({len(self.pids)} processes)\nand removed the network namespaces; "
                     "nothing is left running"
                 )
             else:
@@ -434,6 +552,11 @@ class _Demo:
     def _stop_all(self, *, keep: bool) -> None:
         if self.operator is not None:
             self.operator.stop()
+        for server in self.servers:
+            server.stop()
+        PostgresServer.remove_template()
+        if self.plane is not None:
+            self.plane.stop()
         # The allocator's watch notices a stop only when an event or the end of its
         # connection arrives: ask it to stop first, and let the API server's exit end it.
         stopper = None
@@ -455,6 +578,10 @@ class _Demo:
         return api
 
 
+def _if_equal(value: str | None, expected: str) -> str | None:
+    return value if value == expected else None
+
+
 def _namespace(name: str) -> k8s.V1Namespace:
     return k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name))
 
@@ -474,9 +601,14 @@ def run(out: TextIO) -> DemoResult:
     returns; their logs are kept (and named in the output) only when a step failed.
     """
     try:
+        dataplane.check_requirements()
+    except dataplane.DataPlaneUnavailable as error:
+        raise DemoFailed(str(error)) from error
+    try:
         bin_dir = ensure_binaries()
+        ensure_coredns()
     except subprocess.CalledProcessError as error:
-        msg = f"the control-plane binaries could not be built ({error}); try `make controlplane`"
+        msg = f"the binaries could not be built ({error}); try `make controlplane coredns`"
         raise DemoFailed(msg) from error
     workdir = Path(tempfile.mkdtemp(prefix="shared-services-demo-"))
     demo = _Demo(out=out, workdir=workdir, bin_dir=bin_dir)
@@ -517,8 +649,12 @@ def main() -> int:
     timings = result.propagation_ms
     print(
         f"\nDone: {len(timings)} VIP moves reached the workload cluster in "
-        f"{min(timings):.0f}-{max(timings):.0f} ms (median {statistics.median(timings):.0f} ms).\n"
-        "To explore on your own: `make up`, then the kubectl commands it prints; `make down`."
+        f"{min(timings):.0f}-{max(timings):.0f} ms (median {statistics.median(timings):.0f} ms),\n"
+        f"and a client calling db by its name followed each in a median "
+        f"{statistics.median(result.client_ms):.0f} ms\nand kept working through a "
+        f"{FREEZE_SECONDS} s supervisor freeze.\n"
+        "To explore on your own: `make up`, then the kubectl, pod and lb commands it prints; "
+        "`make down`."
     )
     return 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import GROUP, VERSION, install_crds
 from shared_services.kube import Conflict, Kube
 
+HERE = Path(__file__).resolve().parent
 # RFC 2544's benchmarking range: room for thousands of VIPs.
 BENCH_POOL = "198.18.0.0/15"
 REMOTE_NAMESPACES = 20
@@ -132,20 +135,51 @@ class Env:
         )
 
 
+def start_script(env: Env, name: str, *args: str) -> subprocess.Popen[str]:
+    """Start one of the benchmark's scripts (``floor``, ``baseline``, ...); wait until ready."""
+    with (env.directory / f"{name}.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / f"{name}.py"),
+                f"--remote-kubeconfig={env.remote_kubeconfig}",
+                f"--local-kubeconfig={env.local_kubeconfig}",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert process.stdout is not None
+    process.stdout.readline()  # "ready"
+    return process
+
+
+def stop_script(process: subprocess.Popen[str]) -> None:
+    """Stop a script started with :func:`start_script`."""
+    process.kill()
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 def _create(kube: Kube, path: str, body: dict[str, Any]) -> None:
     with contextlib.suppress(Conflict):
         kube.create(path, body)
 
 
 @contextlib.contextmanager
-def environment() -> Iterator[Env]:
-    """Fresh clusters with the CRDs, the operator's namespace, and a RemoteCluster."""
+def environment(*, pool: str = BENCH_POOL) -> Iterator[Env]:
+    """Fresh clusters with the CRDs, the operator's namespace, and a RemoteCluster.
+
+    ``pool`` is where the load-balancer allocator takes VIPs from.
+    """
     with tempfile.TemporaryDirectory(prefix="shared-services-bench-") as tmp:
         directory = Path(tmp)
         supervisor, workload = start_clusters(
             ["supervisor", "workload"], bin_dir=ensure_binaries(), base_dir=directory
         )
-        allocator = LoadBalancerAllocator(supervisor.api_client(), cidr=BENCH_POOL).start()
+        allocator = LoadBalancerAllocator(supervisor.api_client(), cidr=pool).start()
         try:
             local = Kube(workload.api_client())
             install_crds(workload.api_client())

@@ -104,6 +104,92 @@ def _cost_table(results: Results) -> list[str]:
     return _table(headers, rows, text_first=False)
 
 
+def _recovery_table(results: Results) -> list[str]:
+    floors = {row.imports: row for row in results.recovery if row.contender == "floor"}
+    rows = []
+    for row in results.recovery:
+        floor = floors.get(row.imports)
+        ratio = (
+            f"{row.percentile(99) / floor.percentile(99):.2f}"
+            if floor is not None and row.contender != "floor"
+            else "—"
+        )
+        rows.append(
+            [
+                row.contender,
+                f"{row.imports:,}",
+                f"{len(row.seconds)}",
+                *(f"{row.percentile(q):.1f}" for q in (50, 90, 99)),
+                ratio,
+                f"{row.slice_percentile(50):.1f} / {row.slice_percentile(99):.1f}",
+                f"{row.data_plane_percentile(50):.1f} / {row.data_plane_percentile(99):.1f}",
+            ]
+        )
+    headers = [
+        "contender",
+        "imports present",
+        "moves",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99 / floor p99",
+        "of which to the local slice, p50 / p99 ms",
+        "then kube-proxy and the client, p50 / p99 ms",
+    ]
+    return _table(headers, rows, text_first=True)
+
+
+def _recovery_plot(results: Results, out: Path) -> None:
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for row in results.recovery:
+        ordered = sorted(s * 1000 for s in row.seconds)
+        fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        style = {"operator": "-", "floor": "--"}.get(row.contender, ":")
+        axes.plot(ordered, fractions, style, label=f"{row.contender}, {row.imports:,} imports")
+    axes.set_xscale("log")
+    axes.set_xlabel("recovery: VIP move to first client connection at the new server (ms, log)")
+    axes.set_ylabel("fraction of moves")
+    axes.set_title("Client-visible recovery through kube-proxy (CDF)")
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(out / "recovery.png", dpi=110)
+    plt.close(figure)
+
+
+def _recovery_section(results: Results) -> list[str]:
+    settings = results.settings
+    proxy = results.kube_proxy
+    return [
+        "## Client-visible recovery after a VIP move",
+        "",
+        "Through the workload cluster's real data plane (`tests/harness/dataplane.py`): "
+        "kube-proxy v1.37.2 in nftables mode and CoreDNS in network namespaces, and a server "
+        "on the supervisor's load-balancer network that tells each client which VIP it "
+        "reached. Each move is to a fresh address, never one used before (a failed attempt's "
+        "conntrack entry keeps its NAT to the old VIP for two minutes, and an attempt that "
+        "reuses its source port would follow it). From just before the remote Service's "
+        "ingress is patched to the first connection of a client (run as a pod, a new "
+        "connection to the ClusterIP every 5 ms) that reaches the new VIP. The independent "
+        "watcher's stamp of the local EndpointSlice holding the new VIP splits it: the "
+        "contender's part, then kube-proxy's sync and the client's next "
+        "connection (for the baseline, its Endpoints; the mirrored slice is in the second "
+        "part). Operator and floor moves are interleaved, each after more than a quiet "
+        "second (kube-proxy applies a change at once only after its 1 s `minSyncPeriod`); the "
+        "operator's import is one of 1 or of 1,000 present (the others read 200 other remote "
+        "Services); the baseline polls every "
+        f"{settings.get('baseline_every', 10):g} s. kube-proxy made "
+        f"{proxy.get('syncs', 0):.0f} rule syncs meanwhile, "
+        f"{proxy.get('sync_mean_ms', 0):.1f} ms each on average "
+        "(`kubeproxy_sync_proxy_rules_duration_seconds`, both families). Run alone with "
+        "`make bench BENCH_ARGS='--only recovery'`.",
+        "",
+        *_recovery_table(results),
+        "",
+        "![recovery](recovery.png)",
+        "",
+    ]
+
+
 def _plots(results: Results, out: Path) -> None:
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for row in results.latency:
@@ -122,6 +208,8 @@ def _plots(results: Results, out: Path) -> None:
     figure.tight_layout()
     figure.savefig(out / "latency.png", dpi=110)
     plt.close(figure)
+    if results.recovery:
+        _recovery_plot(results, out)
 
     if results.scale:
         figure, left = plt.subplots(figsize=(8, 4.5))
@@ -170,6 +258,8 @@ def write_report(results: Results, out: Path) -> str:
         "![latency](latency.png)",
         "",
     ]
+    if results.recovery:
+        lines += _recovery_section(results)
     if burst is not None:
         lines += [
             "## Burst",

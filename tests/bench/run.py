@@ -10,6 +10,11 @@ clock runs from the operator's process start until every import is Ready. The sc
 (`scale_floor.py`) makes the same writes with no framework, on clusters of its own.
 
 Burst: 1,000 VIPs change at once; the clock runs until every local slice is right.
+
+Recovery (``recovery.py``): through the workload cluster's real data plane, from a VIP's move
+until a client's connection reaches the server at the new VIP, with the floor and the
+baseline beside the operator. ``--only recovery`` runs it alone and merges it into the saved
+results.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import ipaddress
 import json
 import os
 import ssl
-import subprocess
 import sys
 import time
 import urllib.request
@@ -30,12 +34,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.env import Env, environment, import_ref, remote_ref
+from bench.env import Env, environment, import_ref, remote_ref, start_script, stop_script
 from bench.observer import Observer
+from bench.recovery import Recovery, recovery
 from bench.report import write_report
 from harness.cluster import Cluster
 
-HERE = Path(__file__).resolve().parent
 ADDRESSES = ipaddress.ip_network("198.19.0.0/16")
 
 
@@ -89,6 +93,9 @@ class Results:
     latency: list[Latency] = field(default_factory=list)
     scale: list[Scale] = field(default_factory=list)
     burst: Burst | None = None
+    recovery: list[Recovery] = field(default_factory=list)
+    # kube-proxy's own count and mean duration of rule syncs during the recovery moves.
+    kube_proxy: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,32 +108,6 @@ class Addresses:
     def next(self) -> str:
         """The next address."""
         return str(next(self._hosts))
-
-
-def _script(env: Env, name: str, *args: str) -> subprocess.Popen[str]:
-    with (env.directory / f"{name}.log").open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / f"{name}.py"),
-                f"--remote-kubeconfig={env.remote_kubeconfig}",
-                f"--local-kubeconfig={env.local_kubeconfig}",
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-    assert process.stdout is not None
-    process.stdout.readline()  # "ready"
-    return process
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.kill()
-    process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 def _prepare_contenders(env: Env) -> None:
@@ -160,13 +141,13 @@ def latency(
         _prepare_contenders(env)
         observer = Observer(env.local).start()
         operator = env.operator().start()
-        floor = _script(
+        floor = start_script(
             env,
             "floor",
             f"--remote={'/'.join(remote_ref(floor_index))}",
             "--local=contenders/floor",
         )
-        baseline = _script(
+        baseline = start_script(
             env,
             "baseline",
             f"--remote={'/'.join(remote_ref(baseline_index))}",
@@ -214,7 +195,7 @@ def latency(
             burst_result = Burst(burst, submitted, max(seen_at) - started)
         finally:
             for process in (floor, baseline):
-                _stop(process)
+                stop_script(process)
             operator.stop()
             observer.stop()
     return results, burst_result
@@ -279,12 +260,12 @@ def _floor_start_up(size: int) -> tuple[float, float]:
         apiserver = env.workload.pids()["kube-apiserver"]
         cpu = _cpu_seconds(apiserver)
         started = time.monotonic()
-        floor = _script(env, "scale_floor")
+        floor = start_script(env, "scale_floor")
         try:
             ready = observer.all_ready(size, timeout=1800) - started
             return ready, _cpu_seconds(apiserver) - cpu
         finally:
-            _stop(floor)
+            stop_script(floor)
             observer.stop()
 
 
@@ -372,8 +353,25 @@ def _load(path: Path) -> Results:
         latency=[Latency(**row) for row in saved.get("latency", [])],
         scale=[Scale(**row) for row in saved.get("scale", [])],
         burst=Burst(**burst) if burst else None,
+        recovery=[Recovery(**row) for row in saved.get("recovery", [])],
+        kube_proxy=saved.get("kube_proxy", {}),
         settings=saved.get("settings", {}),
     )
+
+
+def _recover(results: Results, settings: dict[str, Any]) -> None:
+    """Run the recovery scenario into ``results``."""
+    found = recovery(
+        sizes=settings["recovery_sizes"],
+        moves=settings["recovery_moves"],
+        baseline_moves=settings["recovery_baseline_moves"],
+        baseline_every=settings["baseline_every"],
+    )
+    results.recovery = found.rows
+    results.kube_proxy = {
+        "syncs": found.kube_proxy_syncs,
+        "sync_mean_ms": found.kube_proxy_sync_mean_ms,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         "--report-only",
         action="store_true",
         help="render REPORT.md and the plots again from the results.json in --out",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["recovery"],
+        help="run only this scenario and merge it into the results.json in --out",
     )
     args = parser.parse_args(argv)
     if args.report_only:
@@ -399,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
             "burst": 5,
             "scale_sizes": [20],
             "idle_seconds": 1.0,
+            "recovery_sizes": [1, 5],
+            "recovery_moves": 3,
+            "recovery_baseline_moves": 1,
         }
     else:
         settings = {
@@ -409,9 +415,22 @@ def main(argv: list[str] | None = None) -> int:
             "burst": 1000,
             "scale_sizes": [1000, 5000, 10000],
             "idle_seconds": 30.0,
+            "recovery_sizes": [1, 1000],
+            "recovery_moves": 50,
+            "recovery_baseline_moves": 10,
         }
-    results = Results(settings=settings)
     began = time.monotonic()
+    saved = args.out / "results.json"
+    if args.only:
+        results = _load(saved) if saved.exists() else Results(settings=dict(settings))
+        _recover(results, settings)
+        results.settings |= {k: v for k, v in settings.items() if k.startswith("recovery_")}
+        results.settings["recovery_seconds"] = round(time.monotonic() - began)
+        args.out.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(asdict(results), indent=1) + "\n")
+        print(write_report(results, args.out))
+        return 0
+    results = Results(settings=settings)
     results.latency, results.burst = latency(
         sizes=settings["latency_sizes"],
         changes=settings["changes"],
@@ -421,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"latency and burst done in {time.monotonic() - began:.0f} s", flush=True)
     results.scale = scale(sizes=settings["scale_sizes"], idle_seconds=settings["idle_seconds"])
+    print(f"scale done after {time.monotonic() - began:.0f} s", flush=True)
+    recovered = time.monotonic()
+    _recover(results, settings)
+    settings["recovery_seconds"] = round(time.monotonic() - recovered)
     settings["total_seconds"] = round(time.monotonic() - began)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(asdict(results), indent=1) + "\n")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from their Go modules
-# into a cache outside the repository, and prints the directory that holds them.
+# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and kube-proxy (for the data
+# plane of the end-to-end tests) from their Go modules into a cache outside the repository,
+# and prints the directory that holds them.
 #
-# Nothing is rebuilt when all four binaries are already there, so CI and `make test`
-# pay for the cold build once per machine. The version comes from go.mod, so bumping
+# Only the binaries that are missing are built, nothing when all five are already there, so
+# CI and `make test` pay for the cold build once per machine. The version comes from go.mod, so bumping
 # Kubernetes is a one-line change there (plus its replace lines) and lands in a new
 # cache directory.
 set -euo pipefail
@@ -12,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/go.mod")
 cache=${SSO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shared-services-operator}
 bin="$cache/k8s-$version/bin"
-programs=(kube-apiserver kube-controller-manager kubectl etcd)
+programs=(kube-apiserver kube-controller-manager kubectl etcd kube-proxy)
 
 missing=()
 for program in "${programs[@]}"; do

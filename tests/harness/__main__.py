@@ -1,8 +1,10 @@
 """``python -m harness up|down|status``: long-running local clusters for people and the demo.
 
-``up`` starts a background ``serve`` process that owns the clusters (they die with it), waits
-until they are ready, and returns; ``down`` asks that process to stop and waits for it. The
-kubeconfigs land in ``.local/<name>.kubeconfig``.
+``up`` starts a background ``serve`` process that owns the clusters and the workload
+cluster's data plane (they die with it), waits until they are ready, and returns; ``down``
+asks that process to stop and waits for it, then removes whatever a killed ``serve`` left.
+The kubeconfigs land in ``.local/<name>.kubeconfig``, the data plane's commands in
+``.local/bin/pod`` and ``.local/bin/lb``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import threading
 import time
 from pathlib import Path
 
+from harness import dataplane
 from harness.allocator import LoadBalancerAllocator
 from harness.binaries import ensure_binaries
-from harness.cluster import start_clusters
+from harness.cluster import DUAL_STACK_SERVICE_CIDR, start_clusters
+from harness.coredns import ensure_coredns
 
 CLUSTERS = ("supervisor", "workload")
 
@@ -38,26 +42,44 @@ def serve(state: Path) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     started = time.monotonic()
-    clusters = start_clusters(list(CLUSTERS), bin_dir=bin_dir, base_dir=state / "clusters")
-    elapsed = time.monotonic() - started
+    clusters = start_clusters(
+        list(CLUSTERS),
+        bin_dir=bin_dir,
+        base_dir=state / "clusters",
+        service_cidrs={"workload": DUAL_STACK_SERVICE_CIDR},
+    )
     allocator = LoadBalancerAllocator(clusters[0].api_client()).start()
-    kubeconfigs = {
-        c.name: str(c.write_kubeconfig(state / f"{c.name}.kubeconfig")) for c in clusters
-    }
-    _state_file(state).write_text(
-        json.dumps(
-            {
-                "pid": os.getpid(),
-                "bin_dir": str(bin_dir),
-                "ready_seconds": round(elapsed, 1),
-                "clusters": [c.describe() | {"kubeconfig": kubeconfigs[c.name]} for c in clusters],
-            },
-            indent=2,
-        )
+    plane = dataplane.DataPlane(
+        workload=clusters[1],
+        supervisor=clusters[0],
+        directory=state / "dataplane",
+        commands_dir=state / "bin",
+        kube_proxy=bin_dir / "kube-proxy",
+        coredns=ensure_coredns(),
     )
     try:
+        plane.start()
+        elapsed = time.monotonic() - started
+        kubeconfigs = {
+            c.name: str(c.write_kubeconfig(state / f"{c.name}.kubeconfig")) for c in clusters
+        }
+        _state_file(state).write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "bin_dir": str(bin_dir),
+                    "ready_seconds": round(elapsed, 1),
+                    "clusters": [
+                        c.describe() | {"kubeconfig": kubeconfigs[c.name]} for c in clusters
+                    ],
+                    "dataplane": plane.describe(),
+                },
+                indent=2,
+            )
+        )
         stop.wait()
     finally:
+        plane.stop()
         allocator.stop()
         for cluster in clusters:
             cluster.stop()
@@ -71,7 +93,14 @@ def up(state: Path) -> int:
     if _state_file(state).exists():
         print(f"clusters are already up (see {_state_file(state)}); `make down` stops them")
         return 0
-    ensure_binaries()  # build in the foreground, so its progress shows
+    try:
+        dataplane.check_requirements()
+    except dataplane.DataPlaneUnavailable as error:
+        print(f"make up: {error}", file=sys.stderr)
+        return 1
+    # Build in the foreground, so that the progress shows.
+    ensure_binaries()
+    ensure_coredns()
     log = (state / "harness.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "harness", "serve", "--state", str(state)],
@@ -80,7 +109,7 @@ def up(state: Path) -> int:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while not _state_file(state).exists():
         if process.poll() is not None or time.monotonic() > deadline:
             print((state / "harness.log").read_text(), file=sys.stderr)
@@ -97,7 +126,25 @@ def up(state: Path) -> int:
     print("look at them with the kubectl that was built alongside:")
     for cluster in info["clusters"]:
         print(f"  KUBECONFIG={cluster['kubeconfig']} {kubectl} get ns")
+    plane = info["dataplane"]
+    pod, lb = (_relative(Path(plane["commands"][c])) for c in ("pod", "lb"))
+    print(
+        "the workload cluster's data plane (kube-proxy, CoreDNS; network namespaces "
+        f"{', '.join(plane['namespaces'].values())}):\n"
+        f"  {pod} NS -- CMD...   runs CMD as a pod of namespace NS would, e.g.\n"
+        f"      {pod} default -- getent hosts kubernetes.default\n"
+        f"  {lb} -- CMD...       runs CMD on the supervisor's load-balancer network, where\n"
+        "      every LoadBalancer VIP is an address"
+    )
     return 0
+
+
+def _relative(path: Path) -> str:
+    """``path`` as a person in the current directory would type it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def down(state: Path) -> int:
@@ -116,7 +163,13 @@ def down(state: Path) -> int:
         print("clusters stopped")
     else:
         print("no clusters were up")
-    shutil.rmtree(state / "clusters", ignore_errors=True)
+    # A serve process that was killed outright left its network namespaces behind (its
+    # children died with it); those of live data planes are left alone.
+    removed = dataplane.remove_orphans()
+    if removed:
+        print(f"removed network namespaces left behind: {', '.join(removed)}")
+    for directory in ("clusters", "dataplane", "bin"):
+        shutil.rmtree(state / directory, ignore_errors=True)
     (state / "harness.log").unlink(missing_ok=True)
     for name in CLUSTERS:
         (state / f"{name}.kubeconfig").unlink(missing_ok=True)

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "controlplane" / "build.sh"
-PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "kube-proxy")
 
 
 def ensure_binaries() -> Path:
-    """Return the directory holding the four binaries, building whatever is missing.
+    """Return the directory holding the binaries, building whatever is missing.
 
     The build's progress goes to stderr so a first run in CI shows why it is slow.
     """

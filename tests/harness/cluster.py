@@ -36,6 +36,9 @@ from kubernetes import config as k8s_config
 from harness.pki import Pki, write_pki
 
 SERVICE_CIDR = "10.96.0.0/16"
+# For a workload cluster with a data plane: IPv4 first, so Services stay IPv4 unless they ask,
+# and an IPv6 range from the documentation prefix.
+DUAL_STACK_SERVICE_CIDR = f"{SERVICE_CIDR},2001:db8:96::/112"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -167,6 +170,8 @@ class Cluster:
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
+    # Comma-separated for a dual-stack cluster, IPv4 first: its Services are IPv4 by default.
+    service_cidr: str = SERVICE_CIDR
     users: dict[str, StaticUser] = field(default_factory=dict)
     audit: AuditLog | None = None
     _pki: Pki | None = None
@@ -366,7 +371,7 @@ class Cluster:
             f"--service-account-issuer=https://kubernetes.default.svc.{self.name}",
             f"--service-account-key-file={pki.service_account_pub}",
             f"--service-account-signing-key-file={pki.service_account_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={self.service_cidr}",
             # The "kubernetes" Service would point at 127.0.0.1, which Endpoints reject.
             "--endpoint-reconciler-type=none",
             "--profiling=false",
@@ -442,14 +447,29 @@ class Cluster:
 
 
 def start_clusters(
-    names: list[str], *, bin_dir: Path, base_dir: Path, timeout: float = 90.0
+    names: list[str],
+    *,
+    bin_dir: Path,
+    base_dir: Path,
+    timeout: float = 90.0,
+    service_cidrs: dict[str, str] | None = None,
 ) -> list[Cluster]:
     """Start clusters side by side and wait until all are ready.
 
     All processes are launched before any wait, so the clusters boot in parallel; a failure
-    stops the ones already started.
+    stops the ones already started. ``service_cidrs`` gives a cluster another Service range
+    than ``SERVICE_CIDR`` (a dual-stack one, say).
     """
-    clusters = [Cluster(name=n, directory=base_dir / n, bin_dir=bin_dir) for n in names]
+    ranges = service_cidrs or {}
+    clusters = [
+        Cluster(
+            name=n,
+            directory=base_dir / n,
+            bin_dir=bin_dir,
+            service_cidr=ranges.get(n, SERVICE_CIDR),
+        )
+        for n in names
+    ]
     try:
         for cluster in clusters:
             cluster.start()

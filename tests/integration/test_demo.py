@@ -1,9 +1,11 @@
 """`make demo` shows a newcomer what it promises, and leaves nothing running.
 
-The whole demo runs in-process with clusters of its own. What is checked is what a user reads:
-the `kubectl get ssi` tables (READY True, the VIP, then the moved VIP), the AddressesChanged
-Event, positive propagation times for every move, the EndpointSlice ending on the last address,
-and that every process the demo started is gone afterwards.
+The whole demo runs in-process with clusters and a data plane of its own. What is checked is
+what a user reads: the `kubectl get ssi` tables (READY True, the VIP, then the moved VIP), the
+AddressesChanged Event, positive propagation times for every move, the EndpointSlice ending
+on the last address; the real client (psql as a pod of `web`) reaching the server at the VIP
+before and after each move and all through the supervisor's freeze; and that every process
+the demo started, and every network namespace, is gone afterwards.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 
 import demo
+from harness import netns
 
 
 def _tables(printed: str, command: str) -> list[list[dict[str, str]]]:
@@ -64,7 +67,18 @@ def test_demo_shows_the_import_following_its_vip() -> None:
     assert re.search(r"min \d+ ms, median \d+ ms, max \d+ ms", printed)
     assert result.final_addresses == (result.moves[-1],)
 
-    # Three components per cluster and the operator, all stopped and reaped.
-    assert len(result.pids) == 7
+    # The client reached db-a first, then the server at each new VIP, and db-b throughout
+    # the freeze (which came after the first move).
+    assert result.answers == ("db-a", *(demo.SERVERS[vip] for vip in result.moves))
+    assert result.answers[:3] == ("db-a", "db-b", "db-a")
+    assert result.freeze_answers == ("db-b",) * demo.FREEZE_SECONDS
+    assert "psql answered by db-b" in printed
+    assert len(result.client_ms) == len(result.moves)
+    assert all(0 < ms < 30_000 for ms in result.client_ms)
+
+    # Three components per cluster, the operator, the data plane's three and two servers,
+    # all stopped and reaped; the network namespaces removed.
+    assert len(result.pids) == 12
     assert [pid for pid in result.pids if _alive(pid)] == []
+    assert [name for name in result.namespaces if netns.exists(name)] == []
     assert "nothing is left running" in printed
