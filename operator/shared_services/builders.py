@@ -22,7 +22,7 @@ import copy
 import ipaddress
 import re
 import reprlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 
@@ -48,6 +48,8 @@ IMPORT_KIND = "SharedServiceImport"
 
 IPV4 = "IPv4"
 IPV6 = "IPv6"
+SINGLE_STACK = "SingleStack"
+PREFER_DUAL_STACK = "PreferDualStack"
 PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
 # The API server defaults an absent protocol to TCP, so absent and "TCP" mean the same.
 DEFAULT_PROTOCOL = "TCP"
@@ -301,14 +303,39 @@ def _check_label_value(value: str, what: str) -> None:
         )
 
 
+def _family_fields(
+    *, ipv4: Sequence[str], ipv6: Sequence[str], cluster: Collection[str] | None
+) -> dict[str, Any]:
+    """The Service's IP families: those of its addresses, as far as the cluster has them.
+
+    kube-proxy routes a ClusterIP only to endpoints of its own family, and cluster DNS
+    answers A and AAAA for the families a Service has. A single-stack IPv4 Service (the
+    default on most clusters) in front of an IPv6 VIP is therefore unreachable, and a
+    dual-stack one in front of an IPv4 VIP answers AAAA with an address that refuses. With
+    no addresses, or none of a family the cluster has, nothing is said: the families stay
+    as they are rather than change back and forth.
+    """
+    present = [family for family, ips in ((IPV4, ipv4), (IPV6, ipv6)) if ips]
+    usable = [f for f in present if cluster is None or f in cluster]
+    if not usable:
+        return {}
+    policy = SINGLE_STACK if len(usable) == 1 else PREFER_DUAL_STACK
+    return {"ipFamilyPolicy": policy, "ipFamilies": usable}
+
+
 def build(
     *,
     owner: Owner,
     service_name: str,
     ports: Sequence[ResolvedPort],
     addresses: Sequence[str],
+    families: Collection[str] | None = None,
 ) -> Desired:
     """Build the whole set of local objects for one import.
+
+    ``families`` are the address families the local cluster gives Services (from its
+    ServiceCIDRs), None when unknown: the Service takes the families of its addresses that
+    the cluster has, so that a name resolves to exactly the families that lead somewhere.
 
     Built in full every time, rather than edited, so that the result depends on nothing
     but the arguments. An EndpointSlice exists only for a family that has addresses: the
@@ -353,6 +380,7 @@ def build(
                 _named(p, {"port": p.port, "targetPort": p.target_port, "protocol": p.protocol})
                 for p in ports
             ],
+            **_family_fields(ipv4=ipv4, ipv6=ipv6, cluster=families),
         },
     }
     slices = tuple(
@@ -569,12 +597,40 @@ def _subsets_view(
     return {ports: frozenset(addresses) for ports, addresses in view.items()}
 
 
+def _families_patch(want: Mapping[str, Any], have: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What to patch of the Service's IP families; None when only a re-create can do it.
+
+    A Service's first family cannot change (its first ClusterIP would have to), so a VIP
+    that moves from IPv4 to IPv6 takes a new Service. A second family can be added or
+    removed in place, keeping the first ClusterIP.
+    """
+    wanted = [str(f) for f in _list(want.get("ipFamilies"))]
+    if not wanted:
+        return {}
+    actual = [str(f) for f in _list(have.get("ipFamilies"))]
+    policy = have.get("ipFamilyPolicy") or SINGLE_STACK
+    if len(wanted) == 1:
+        if actual and actual[0] != wanted[0]:
+            return None
+        if policy == SINGLE_STACK and actual in ([], wanted):
+            return {}
+        return {"ipFamilyPolicy": SINGLE_STACK, "ipFamilies": wanted}
+    if policy != SINGLE_STACK:
+        return {}
+    primary = actual[0] if actual else wanted[0]
+    return {
+        "ipFamilyPolicy": PREFER_DUAL_STACK,
+        "ipFamilies": [primary] + [f for f in wanted if f != primary],
+    }
+
+
 def _service_spec_patch(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, Any]:
     patch: dict[str, Any] = {}
     want = _mapping(desired.get("spec"))
     have = _mapping(actual.get("spec"))
-    # clusterIP(s), ipFamilies, ipFamilyPolicy, sessionAffinity, internalTrafficPolicy are
-    # the API server's defaults, not ours, and are never compared.
+    # clusterIP(s), sessionAffinity, internalTrafficPolicy are the API server's defaults,
+    # not ours, and are never compared; the IP families are ours only when we say them.
+    patch.update(_families_patch(want, have) or {})
     type_differs = have.get("type", "ClusterIP") != want.get("type")
     if type_differs:
         patch["type"] = want.get("type")
@@ -633,6 +689,10 @@ def patch_for(*, desired: Mapping[str, Any], actual: Mapping[str, Any]) -> Chang
     """
     kind = desired.get("kind")
     if kind == "EndpointSlice" and actual.get("addressType") != desired.get("addressType"):
+        return Change(kind="recreate", body=copy.deepcopy(dict(desired)))
+    if kind == "Service" and (
+        _families_patch(_mapping(desired.get("spec")), _mapping(actual.get("spec"))) is None
+    ):
         return Change(kind="recreate", body=copy.deepcopy(dict(desired)))
     body: dict[str, Any] = {}
     metadata = _metadata_patch(desired, actual)

@@ -178,6 +178,7 @@ class Controller:
         self._node_networks: dict[str, policy.NodeNetworks] = {}
         self._service_cidrs: dict[str, policy.ServiceCIDRNetworks] = {}
         self.networks = policy.ClusterNetworks()
+        self.service_families: frozenset[str] | None = None
         self._networks_timer: asyncio.TimerHandle | None = None
         self.remote = RemoteRegistry(
             loop=self._loop,
@@ -462,6 +463,15 @@ class Controller:
         if networks == self.networks:
             return
         self.networks = networks
+        # The families the cluster gives Services, from its ServiceCIDRs; None when it has
+        # none to read (older clusters, or the cluster rule turned off), and then a
+        # Service takes the families of its addresses, as the API server allows.
+        families = {
+            builders.IPV4 if n.version == 4 else builders.IPV6
+            for s in networks.service_cidrs
+            for n in s.cidrs
+        }
+        self.service_families = frozenset(families) or None
         if self.active:
             # An address allowed until now may be a new Node's, and the other way round.
             for key in self.imports:
@@ -642,7 +652,11 @@ class Controller:
             return
         try:
             desired = builders.build(
-                owner=owner, service_name=service_name, ports=ports, addresses=addresses
+                owner=owner,
+                service_name=service_name,
+                ports=ports,
+                addresses=addresses,
+                families=self.service_families,
             )
         except ValueError as error:
             reason = getattr(error, "reason", "InvalidSpec")

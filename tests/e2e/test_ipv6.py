@@ -8,13 +8,11 @@ first, as most are), kube-proxy programs both families and CoreDNS answers AAAA.
 - A remote Service whose VIP is IPv6 only: a pod calling the import by its name reaches it.
 - A remote Service with both an IPv4 and an IPv6 VIP: a pod reaches it over both families.
 
-The last two fail today (marked xfail, strict): the operator writes the local Service with
-the cluster's default family only.
+The local Service takes the families of its addresses that the cluster has Service ranges
+for, so the name resolves to exactly the families that lead to the VIP.
 """
 
 from __future__ import annotations
-
-import pytest
 
 from e2e.toolkit import wait_answered_by
 from faults.toolkit import Row
@@ -24,10 +22,6 @@ from kit import Kit
 
 IPV6_VIP = "2001:db8::5:10"
 IPV4_VIP = "198.51.100.61"
-SINGLE_STACK = (
-    "the operator writes the local Service single-stack (the cluster's default family, "
-    "IPv4), so kube-proxy ignores its IPv6 EndpointSlice and the name has no IPv6 address"
-)
 
 
 def _addresses(plane: DataPlane, namespace: str, name: str, family: str) -> list[str]:
@@ -74,7 +68,6 @@ def test_the_data_plane_carries_ipv6(kit: Kit, plane: DataPlane, row: Row) -> No
         plane.lb_network.remove_static(IPV6_VIP)
 
 
-@pytest.mark.xfail(strict=True, reason=SINGLE_STACK)
 def test_an_ipv6_vip_is_reached_by_the_import_name(kit: Kit, plane: DataPlane, row: Row) -> None:
     kit.remote_cluster()
     row.injected = f"remote ingress [{IPV6_VIP}] only"
@@ -109,7 +102,6 @@ def test_a_dual_stack_vip_is_reached_by_name_over_ipv4(
         row.figure("first answer after Ready", seconds, "s")
 
 
-@pytest.mark.xfail(strict=True, reason=SINGLE_STACK)
 def test_a_dual_stack_vip_is_reached_by_name_over_ipv6(
     kit: Kit, plane: DataPlane, row: Row
 ) -> None:

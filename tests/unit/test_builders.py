@@ -262,6 +262,8 @@ def test_service_shape() -> None:
                 {"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"},
                 {"name": "metrics", "port": 9187, "targetPort": 19187, "protocol": "TCP"},
             ],
+            "ipFamilyPolicy": "SingleStack",
+            "ipFamilies": ["IPv4"],
         },
     }
 
@@ -458,7 +460,11 @@ def test_built_objects_match_themselves() -> None:
 
 def test_no_patch_against_server_copies() -> None:
     built = desired(("192.0.2.10", "192.0.2.11", "2001:db8::a", "2001:db8::10"))
-    assert patch_for(desired=built.service, actual=server_service()) is None
+    # A single-stack cluster keeps the policy asked for and gives the one family it has.
+    service = server_service()
+    service["spec"]["ipFamilyPolicy"] = "PreferDualStack"
+    assert patch_for(desired=built.service, actual=service) is None
+    assert patch_for(desired=desired().service, actual=server_service()) is None
     assert patch_for(desired=built.endpoint_slices[0], actual=server_slice("IPv4")) is None
     assert patch_for(desired=built.endpoint_slices[1], actual=server_slice("IPv6")) is None
     endpoints = server_endpoints()
@@ -876,3 +882,67 @@ def test_describe_bounds_what_it_shows() -> None:
     nested = builders.describe({"k": [HUGE] * 100})
     assert len(nested) <= 83
     assert nested.startswith("{'k': ['111")
+
+
+# --- IP families ----------------------------------------------------------------------------
+
+
+def _families(addresses: tuple[str, ...], cluster: tuple[str, ...] | None = None) -> Any:
+    built = build(
+        owner=OWNER,
+        service_name="db",
+        ports=[POSTGRES],
+        addresses=list(addresses),
+        families=cluster,
+    )
+    spec = built.service["spec"]
+    return spec.get("ipFamilyPolicy"), spec.get("ipFamilies")
+
+
+def test_the_service_takes_the_families_of_its_addresses() -> None:
+    assert _families(("192.0.2.10",)) == ("SingleStack", ["IPv4"])
+    assert _families(("2001:db8::10",)) == ("SingleStack", ["IPv6"])
+    assert _families(("192.0.2.10", "2001:db8::10")) == ("PreferDualStack", ["IPv4", "IPv6"])
+    # No addresses, or none the cluster has a Service range for: the families stay as are.
+    assert _families(()) == (None, None)
+    assert _families(("2001:db8::10",), ("IPv4",)) == (None, None)
+    assert _families(("192.0.2.10", "2001:db8::10"), ("IPv4",)) == ("SingleStack", ["IPv4"])
+
+
+def _service_with(policy: str, families: list[str]) -> dict[str, Any]:
+    service = server_service()
+    service["spec"]["ipFamilyPolicy"] = policy
+    service["spec"]["ipFamilies"] = families
+    return service
+
+
+def test_a_second_family_is_added_and_removed_in_place() -> None:
+    dual = desired(("192.0.2.10", "2001:db8::10")).service
+    change = patch_for(desired=dual, actual=_service_with("SingleStack", ["IPv4"]))
+    assert change == Change(
+        kind="patch",
+        body={"spec": {"ipFamilyPolicy": "PreferDualStack", "ipFamilies": ["IPv4", "IPv6"]}},
+    )
+    # An IPv6-first Service keeps its first family when it gains the second.
+    change = patch_for(desired=dual, actual=_service_with("SingleStack", ["IPv6"]))
+    assert change is not None
+    assert change.body["spec"]["ipFamilies"] == ["IPv6", "IPv4"]
+    back = patch_for(
+        desired=desired(("192.0.2.10",)).service,
+        actual=_service_with("PreferDualStack", ["IPv4", "IPv6"]),
+    )
+    assert back == Change(
+        kind="patch", body={"spec": {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"]}}
+    )
+
+
+def test_a_new_first_family_takes_a_new_service() -> None:
+    six = desired(("2001:db8::10",)).service
+    for actual in (
+        _service_with("SingleStack", ["IPv4"]),
+        _service_with("PreferDualStack", ["IPv4", "IPv6"]),
+    ):
+        change = patch_for(desired=six, actual=actual)
+        assert change is not None
+        assert change.kind == "recreate"
+        assert change.body["spec"]["ipFamilies"] == ["IPv6"]
