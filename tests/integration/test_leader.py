@@ -52,7 +52,9 @@ def test_one_leader_and_a_takeover(kit: Kit, workload: Cluster, tmp_path: Path) 
             leader.stop(signal.SIGKILL)  # a crash: the lease must run out first
             kit.patch_import("db", {"spec": {"source": {"addresses": ["203.0.113.21"]}}})
             kit.wait_addresses("db", {"IPv4": ["203.0.113.21"]}, timeout=40)
-            assert standby.metric("shared_services_syncs_total", result="ok") > 0
+            # The sync is counted once its writes have returned, a moment after the slice
+            # shows the new address: wait for the count, do not race it.
+            eventually(lambda: standby.metric("shared_services_syncs_total", result="ok") > 0)
         finally:
             first.stop()
             second.stop()
