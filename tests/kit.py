@@ -48,6 +48,22 @@ def install_crds(api: k8s.ApiClient) -> None:
     eventually(established, timeout=30)
 
 
+def wait_no_namespace_terminating(core: k8s.CoreV1Api, *, timeout: float = 120.0) -> None:
+    """Wait until no namespace of the cluster is being deleted.
+
+    An operator that watches every namespace acts on what an earlier test left in one that
+    is going away: its writes there are refused with 403 ("being terminated"), which a test
+    that counts refusals would take for a missing permission, and they count against a test
+    that counts writes. The namespace controller works through a namespace in bursts seconds
+    apart, so no quiet spell proves it is over; only the namespace being gone does.
+    """
+    eventually(
+        lambda: all(ns.status.phase != "Terminating" for ns in core.list_namespace().items),
+        timeout=timeout,
+        interval=0.5,
+    )
+
+
 class Kit:
     """Shortcuts for one test's namespace on both clusters."""
 
@@ -215,12 +231,7 @@ class Kit:
         away; a test that counts the operator's actions starts counting once none is.
         """
 
-        def none_terminating() -> bool:
-            return all(ns.status.phase != "Terminating" for ns in self.core.list_namespace().items)
-
-        # A namespace going away makes the operator act in bursts, seconds apart as the
-        # namespace controller works through it: no quiet spell proves it is over.
-        eventually(none_terminating, timeout=timeout)
+        wait_no_namespace_terminating(self.core, timeout=timeout)
         seen: list[float] = [count()]
 
         def still() -> bool:

@@ -26,7 +26,7 @@ from kubernetes import config as k8s_config
 
 from faults.toolkit import FaultEnv, Row, load_balancer, remote_condition
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
-from kit import GROUP, VERSION, Kit
+from kit import GROUP, VERSION, Kit, wait_no_namespace_terminating
 from support import eventually
 
 ACCOUNT = "least-privilege-operator"
@@ -149,6 +149,8 @@ def test_least_privilege_operator(
         extra_args=["--verbose", f"--dns-servers={fault_env.dns.nameserver}"],
     )
     kit.operator.stop()
+    # What earlier scenarios left in namespaces still going away would be refused (403).
+    wait_no_namespace_terminating(kit.core)
     try:
         operator.start()
         load_balancer(kit, "db", ["192.0.2.110"])

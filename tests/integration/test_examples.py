@@ -32,7 +32,7 @@ from deploykit import (
 from harness.cluster import Cluster
 from harness.helm import ensure_helm
 from harness.operator import OperatorProcess
-from kit import GROUP, VERSION
+from kit import GROUP, VERSION, wait_no_namespace_terminating
 from support import eventually
 
 EXAMPLES = DEPLOY / "examples"
@@ -83,6 +83,7 @@ def shop(
         workload, token=token, operator_namespace=namespace, directory=directory, name="examples"
     )
     operator.stop()
+    wait_no_namespace_terminating(k8s.CoreV1Api(workload_api))  # their 403s are not ours
     try:
         process.start()
         yield Shop(

@@ -33,7 +33,7 @@ from deploykit import (
 from harness.cluster import Cluster
 from harness.helm import ensure_helm
 from harness.operator import OperatorProcess
-from kit import GROUP, VERSION, Kit
+from kit import GROUP, VERSION, Kit, wait_no_namespace_terminating
 from support import eventually
 
 
@@ -105,6 +105,8 @@ def installed(
         ),
     )
     operator.stop()  # the session's operator, an administrator, must not do the work
+    # What earlier tests left in namespaces still going away would be refused (403) there.
+    wait_no_namespace_terminating(k8s.CoreV1Api(workload_api))
     try:
         installation.operator.start()
         yield installation
