@@ -16,14 +16,22 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from shared_services import api, builders, conditions, dns, metrics, policy
 from shared_services.informer import Informer, InformerGroup, slim
 from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
 from shared_services.remote import ClusterSpec, RemoteRegistry
 from shared_services.settings import Settings
-from shared_services.writer import ENDPOINT_SLICE, MANAGED_KINDS, SERVICE, Kind, Outcome, Writer
+from shared_services.writer import (
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    MANAGED_KINDS,
+    SERVICE,
+    Kind,
+    Outcome,
+    Writer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,11 @@ _SERVICE_CIDRS = collection_path(
     group="networking.k8s.io", version="v1", plural="servicecidrs", namespace=None
 )
 _NETWORKS_SETTLE = 0.5
+# What kube-proxy reads, and so what moves an application's traffic: written first on a move.
+DATA_PATH: Final = (SERVICE, ENDPOINT_SLICE)
+# How long a moved import's Endpoints, status and Event wait, so that kube-proxy programs the
+# new VIP without those writes and their watch events competing for the cores.
+_SETTLE = 0.2
 # A refused list of RemoteClusters at start-up (a missing permission) is tried again.
 _LIST_RETRY_START = 0.5
 _LIST_RETRY_MAX = 30.0
@@ -160,6 +173,8 @@ class Controller:
         self._by_remote: dict[tuple[str, str, str], set[ImportKey]] = {}
         self._hostnames: dict[str, _Hostname] = {}
         self._pending_since: dict[ImportKey, float] = {}
+        # Imports whose slices just moved: until when their Endpoints, status and Event wait.
+        self._settling: dict[ImportKey, float] = {}
         self._errors: dict[ImportKey, int] = {}
         self._conflicts: dict[ImportKey, int] = {}
         self._watched_clusters: set[str] = set()
@@ -206,6 +221,7 @@ class Controller:
             "remote_service_index": len(self._by_remote),
             "hostnames": len(self._hostnames),
             "pending_propagations": len(self._pending_since),
+            "settling": len(self._settling),
             "error_backoffs": len(self._errors),
             "conflict_backoffs": len(self._conflicts),
             "queue": len(self.queue),
@@ -662,13 +678,14 @@ class Controller:
             reason = getattr(error, "reason", "InvalidSpec")
             await self._unwritten(key, body, source=source, ready=("False", reason, str(error)))
             return
-        outcome = await self._apply(key, body, owner=owner, desired=desired, source=source)
-        received = self._pending_since.pop(key, None)
-        if received is not None and outcome.endpoints_written:
-            metrics.PROPAGATION.observe(self._loop.time() - received)
+        applied = await self._write_objects(
+            key, body, owner=owner, service_name=service_name, desired=desired, source=source
+        )
+        if applied is None:
+            return  # the slice moved: the rest follows once kube-proxy has had its turn
         written = _desired_addresses(desired)
-        if outcome.conflicts:
-            ready = await self._conflicted(key, body, outcome)
+        if applied.conflicts:
+            ready = await self._conflicted(key, body, applied)
             written = [str(a) for a in old_status.get("addresses") or []]
         else:
             self._conflicts.pop(key, None)
@@ -684,7 +701,7 @@ class Controller:
             source=source,
             written=written,
             ports=ports,
-            conflicted=bool(outcome.conflicts),
+            conflicted=bool(applied.conflicts),
         )
 
     async def _write_outcome(
@@ -774,6 +791,67 @@ class Controller:
         )
         await self._write_import_status(key, body, status)
 
+    async def _write_objects(
+        self,
+        key: ImportKey,
+        body: JSON,
+        *,
+        owner: builders.Owner,
+        service_name: str,
+        desired: builders.Desired,
+        source: Source,
+    ) -> Outcome | None:
+        """Write the import's objects; None when the rest waits behind a moved slice.
+
+        A move of a serving slice is what applications wait for, and kube-proxy programs it
+        on the same two cores that the Endpoints, status and Event writes (and their watch
+        events) would take at that moment. So on a move the Service and slices go alone, and
+        a sync ``_SETTLE`` later writes the rest; syncs meanwhile keep the slices current.
+        """
+        settling = self._settling_until(key)
+        moving = settling is None and self._moves(owner, service_name, desired)
+        kinds = DATA_PATH if settling is not None or moving else MANAGED_KINDS
+        outcome = await self._apply(
+            key, body, owner=owner, desired=desired, source=source, kinds=kinds
+        )
+        received = self._pending_since.pop(key, None)
+        if received is not None and outcome.endpoints_written:
+            metrics.PROPAGATION.observe(self._loop.time() - received)
+        if kinds is MANAGED_KINDS or outcome.conflicts:
+            return outcome
+        if moving and outcome.endpoints_written:
+            self._settling[key] = self._loop.time() + _SETTLE
+            self.queue.add_after(key, _SETTLE)
+            return None
+        if settling is not None:
+            return None
+        rest = await self._apply(
+            key, body, owner=owner, desired=desired, source=source, kinds=(ENDPOINTS,)
+        )
+        outcome.writes.extend(rest.writes)
+        return outcome
+
+    def _settling_until(self, key: ImportKey) -> float | None:
+        """When the held writes of an import whose slice moved are due; None if none are.
+
+        A sync before then (its own slice's event, a further move) finds the hold still on,
+        and asks again for a sync when it ends, in case the timer fired a hair early.
+        """
+        until = self._settling.get(key)
+        if until is None:
+            return None
+        left = until - self._loop.time()
+        if left <= 0:
+            del self._settling[key]
+            return None
+        self.queue.add_after(key, left)
+        return until
+
+    def _moves(self, owner: builders.Owner, service_name: str, desired: builders.Desired) -> bool:
+        """Whether this sync moves a slice that is serving to other addresses."""
+        serving = set(self._last_known(owner, service_name, {}))
+        return bool(serving) and serving != set(_desired_addresses(desired))
+
     async def _apply(
         self,
         key: ImportKey,
@@ -782,10 +860,13 @@ class Controller:
         owner: builders.Owner,
         desired: builders.Desired,
         source: Source,
+        kinds: tuple[Kind, ...] = MANAGED_KINDS,
     ) -> Outcome:
         """Write the desired objects; a refusal the builders did not foresee is reported."""
         try:
-            outcome = await asyncio.to_thread(self.writer.apply, owner=owner, desired=desired)
+            outcome = await asyncio.to_thread(
+                self.writer.apply, owner=owner, desired=desired, kinds=kinds
+            )
         except KubeError as error:
             refused = not error.temporary and not isinstance(error, Conflict | NotFound)
             if refused and not _namespace_terminating(error):
@@ -1012,6 +1093,7 @@ class Controller:
         self.remote.release(key)
         self._update_watch_metrics()
         self._pending_since.pop(key, None)
+        self._settling.pop(key, None)
         self._conflicts.pop(key, None)
         if key not in self.imports:
             self._errors.pop(key, None)

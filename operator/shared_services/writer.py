@@ -75,7 +75,13 @@ class Writer:
         self.kube = kube
         self.caches = caches
 
-    def apply(self, *, owner: builders.Owner, desired: builders.Desired) -> Outcome:
+    def apply(
+        self,
+        *,
+        owner: builders.Owner,
+        desired: builders.Desired,
+        kinds: tuple[Kind, ...] = MANAGED_KINDS,
+    ) -> Outcome:
         """Make the cluster hold ``desired`` for ``owner``, and nothing else of it.
 
         Stale objects of the import (an old serviceName, an address family that went away)
@@ -83,17 +89,19 @@ class Writer:
         """
         outcome = Outcome()
         for obj in desired.objects():
+            if kind_of(obj) not in kinds:
+                continue
             self._apply_one(owner, obj, outcome)
             if outcome.conflicts and obj is desired.service:
                 return outcome
         keep = {(kind_of(o).kind, o["metadata"]["name"]) for o in desired.objects()}
-        self._remove(owner, outcome, keep=keep)
+        self._remove(owner, outcome, keep=keep, kinds=kinds)
         return outcome
 
     def remove(self, *, owner: builders.Owner) -> Outcome:
         """Delete every object of an import that is gone."""
         outcome = Outcome()
-        self._remove(owner, outcome, keep=set())
+        self._remove(owner, outcome, keep=set(), kinds=MANAGED_KINDS)
         return outcome
 
     def owned(self, owner: builders.Owner) -> list[tuple[Kind, JSON]]:
@@ -169,9 +177,16 @@ class Writer:
         outcome.writes.append((kind.kind, "recreate"))
 
     def _remove(
-        self, owner: builders.Owner, outcome: Outcome, *, keep: set[tuple[str, str]]
+        self,
+        owner: builders.Owner,
+        outcome: Outcome,
+        *,
+        keep: set[tuple[str, str]],
+        kinds: tuple[Kind, ...],
     ) -> None:
         for kind, obj in self.owned(owner):
+            if kind not in kinds:
+                continue
             metadata = obj["metadata"]
             if (kind.kind, metadata["name"]) in keep:
                 continue
