@@ -243,6 +243,15 @@ def write_report(results: Results, out: Path) -> str:
         "Go modules), with the operator running as its own process. "
         f"Machine: {platform.machine()}, {_cores()} cores, Python {platform.python_version()}. "
         f"Settings: `{results.settings}`.",
+        *(
+            [
+                "",
+                "The client-visible recovery was measured alone (`--only recovery`), after "
+                "the other sections, which come from an earlier full run.",
+            ]
+            if results.settings.get("recovery_alone")
+            else []
+        ),
         "",
         "## Propagation latency",
         "",

@@ -426,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         _recover(results, settings)
         results.settings |= {k: v for k, v in settings.items() if k.startswith("recovery_")}
         results.settings["recovery_seconds"] = round(time.monotonic() - began)
+        results.settings["recovery_alone"] = True  # the report says so: other code, other day
         args.out.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(asdict(results), indent=1) + "\n")
         print(write_report(results, args.out))
