@@ -181,6 +181,8 @@ class _Demo:
         self.show_results()
         self.answers.append(self.show_client(expect=SERVERS[MOVES[1]]))
         first = self.move_vip(previous=vip, new=MOVES[0])
+        # The status follows the slice a moment later (the slice goes first, for kube-proxy).
+        _wait_for("the import's status to show the new VIP", lambda: self.ready_with(MOVES[0]))
         self.kubectl("get", "ssi", "-n", LOCAL_NAMESPACE)
         self.show_event(f"{vip} -> {MOVES[0]}")
         frozen = self.freeze()
