@@ -32,9 +32,10 @@ coredns: ## Build CoreDNS and its kubernetes plugin from its Go module (cached)
 packages: ## Install the data plane's Debian packages if missing: nftables, Redis, PostgreSQL
 	@bash tests/tools/debian/install.sh
 
-lint: install ## Check formatting and lint with ruff
+lint: install ## Check formatting, lint with ruff, and check the layering contracts
 	uv run --frozen ruff format --check operator tests
 	uv run --frozen ruff check operator tests
+	uv run --frozen lint-imports --no-cache
 
 format: install ## Format and autofix with ruff
 	uv run --frozen ruff format operator tests

@@ -14,13 +14,29 @@ from collections.abc import Sequence
 import kopf
 
 from shared_services import handlers
+from shared_services.manager import Manager
 from shared_services.settings import Settings
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    """Tune kopf for an operator that keeps no per-object state and writes little."""
+    settings = kopf.OperatorSettings()
+    # Events about handler progress would be writes on every change: the operator records
+    # only the Events a person needs (address changes, conflicts).
+    settings.posting.enabled = False
+    # kopf would watch CRDs (and, given namespaces, Namespaces) to notice them coming and
+    # going. The chart installs the CRDs and names the namespaces, and least privilege
+    # grants neither read: scanning would only retry 403s, and delay serving meanwhile.
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the settings and run kopf until it is stopped."""
     settings = Settings.parse(argv)
-    handlers.SETTINGS = settings
     kopf.configure(
         verbose=settings.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
@@ -29,8 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A line per handled event and per health probe drowns what matters at scale.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # No liveness_endpoint: the operator serves /healthz and /readyz itself (handlers.py).
-    kopf.run(clusterwide=not settings.namespaces, namespaces=settings.namespaces, standalone=True)
+    # The handlers are registered by importing them; they find the manager in the memo.
+    assert handlers.startup is not None
+    # No liveness_endpoint: the operator serves /healthz and /readyz itself (probes.py).
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        standalone=True,
+        settings=kopf_settings(),
+        memo=kopf.Memo(manager=Manager(settings)),
+    )
     return 0
 
 

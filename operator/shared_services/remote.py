@@ -27,10 +27,11 @@ from typing import Literal
 
 from kubernetes import client as k8s
 
-from shared_services import conditions, kubeconfig
+from shared_services import api, conditions, kubeconfig
 from shared_services.informer import Informer
 from shared_services.kube import JSON, Kube, KubeError, collection_path
 from shared_services.kubeconfig import CredentialsError
+from shared_services.resolve import RemoteLookup
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,25 @@ _PROBE_TIMEOUT = (3.0, 5.0)
 
 
 @dataclass(frozen=True)
-class ClusterSpec:
-    """What the registry needs from a RemoteCluster's spec."""
+class ServiceChanged:
+    """A remote Service was listed, added, changed or deleted."""
 
-    secret_name: str
-    secret_key: str
-    context: str | None
-    allowed_namespaces: frozenset[str]
-    allowed_remote_namespaces: frozenset[str]
+    cluster: str
+    namespace: str
+    name: str
+    received: float  # the event loop's clock when the watch delivered it
+
+
+@dataclass(frozen=True)
+class WatchChanged:
+    """A remote namespace's watch listed, broke or came back: its every reader may care."""
+
+    cluster: str
+    namespace: str
+    received: float
+
+
+RemoteEvent = ServiceChanged | WatchChanged
 
 
 @dataclass
@@ -62,7 +74,7 @@ class Connection:
     """One RemoteCluster: its credentials' fingerprint, client and shared watches."""
 
     name: str
-    spec: ClusterSpec
+    spec: api.RemoteClusterSpec
     state: ConnectionState = "Pending"
     reason: str = "Connecting"
     message: str = "connecting"
@@ -75,20 +87,6 @@ class Connection:
     attempt: asyncio.Task[None] | None = None
     probe: asyncio.Task[None] | None = None
     heartbeat: asyncio.Task[None] | None = None
-
-
-@dataclass(frozen=True)
-class RemoteLookup:
-    """What a remote Service looks like right now, as far as the operator can tell.
-
-    ``known`` is False when the truth cannot be had (cluster unreachable, watch not yet
-    listed): the caller then keeps the last known addresses instead of acting on silence.
-    """
-
-    known: bool
-    service: JSON | None
-    reason: str
-    message: str
 
 
 class SecretWatches:
@@ -232,7 +230,7 @@ class RemoteRegistry:
         loop: asyncio.AbstractEventLoop,
         kube: Kube,
         secrets_namespace: str,
-        on_service: Callable[[str, str, str, float], None],
+        on_service: Callable[[RemoteEvent], None],
         on_cluster: Callable[[str], None],
     ) -> None:
         self._loop = loop
@@ -247,7 +245,7 @@ class RemoteRegistry:
 
     # -- RemoteCluster lifecycle ---------------------------------------------------------
 
-    def upsert(self, name: str, spec: ClusterSpec) -> None:
+    def upsert(self, name: str, spec: api.RemoteClusterSpec) -> None:
         """A RemoteCluster was created or changed."""
         connection = self.clusters.get(name)
         if connection is None:
@@ -273,7 +271,7 @@ class RemoteRegistry:
         self._on_cluster(name)
 
     def _watch_secrets(self) -> None:
-        names = {c.spec.secret_name for c in self.clusters.values()}
+        names = {c.spec.kubeconfig_secret_ref.name for c in self.clusters.values()}
         self.secrets.keep_only(names)
         for name in names:
             self.secrets.use(name)
@@ -281,7 +279,7 @@ class RemoteRegistry:
     def secret_changed(self, secret_name: str) -> None:
         """A Secret in the operator's namespace changed: reconnect clusters that use it."""
         for connection in self.clusters.values():
-            if connection.spec.secret_name == secret_name:
+            if connection.spec.kubeconfig_secret_ref.name == secret_name:
                 self._schedule_connect(connection)
 
     def _schedule_connect(self, connection: Connection) -> None:
@@ -292,14 +290,17 @@ class RemoteRegistry:
     async def _connect(self, connection: Connection) -> None:
         delay = 1.0
         while connection.name in self.clusters:
-            if not self.secrets.synced(connection.spec.secret_name):
+            if not self.secrets.synced(connection.spec.kubeconfig_secret_ref.name):
                 return  # its watch has not listed yet; when it has, secret_changed comes
             try:
                 text, fingerprint = self._read_secret(connection.spec)
                 if fingerprint == connection.fingerprint and connection.state == "Connected":
                     return  # the Secret changed elsewhere, not under our key
                 kube = await asyncio.to_thread(
-                    build_client, text, context=connection.spec.context, target=connection.name
+                    build_client,
+                    text,
+                    context=connection.spec.context or None,
+                    target=connection.name,
                 )
                 version = await asyncio.to_thread(kube.request, "GET", "/version")
             except CredentialsError as error:
@@ -401,21 +402,22 @@ class RemoteRegistry:
             log.warning("remote cluster %s: %s", connection.name, message)
             self._on_cluster(connection.name)
 
-    def _read_secret(self, spec: ClusterSpec) -> tuple[str, str]:
-        secret = self.secrets.get(spec.secret_name)
+    def _read_secret(self, spec: api.RemoteClusterSpec) -> tuple[str, str]:
+        ref = spec.kubeconfig_secret_ref
+        secret = self.secrets.get(ref.name)
         if secret is None:
             raise CredentialsError(
                 "SecretNotFound",
-                f"Secret {spec.secret_name!r} not found in the operator's namespace "
+                f"Secret {ref.name!r} not found in the operator's namespace "
                 f"{self.secrets.namespace!r}",
             )
         data = secret.get("data") or {}
-        if spec.secret_key not in data:
+        if ref.key not in data:
             raise CredentialsError(
                 "SecretKeyMissing",
-                f"Secret {spec.secret_name!r} has no key {spec.secret_key!r}",
+                f"Secret {ref.name!r} has no key {ref.key!r}",
             )
-        raw = base64.b64decode(data[spec.secret_key])
+        raw = base64.b64decode(data[ref.key])
         # Only a fingerprint is kept to notice rotation; the credentials are never logged.
         return raw.decode(errors="replace"), hashlib.sha256(raw).hexdigest()
 
@@ -505,16 +507,15 @@ class RemoteRegistry:
         cluster = connection.name
 
         def on_event(_type: str, obj: JSON) -> None:
-            received = self._loop.time()
             name = str(obj.get("metadata", {}).get("name", ""))
-            self._loop.call_soon_threadsafe(self._on_service, cluster, namespace, name, received)
+            event = ServiceChanged(cluster, namespace, name, received=self._loop.time())
+            self._loop.call_soon_threadsafe(self._on_service, event)
 
         def on_state(synced: bool, _error: str | None) -> None:
             if not synced:
                 self._loop.call_soon_threadsafe(self._check, cluster)
-            self._loop.call_soon_threadsafe(
-                self._on_service, cluster, namespace, "", self._loop.time()
-            )
+            event = WatchChanged(cluster, namespace, received=self._loop.time())
+            self._loop.call_soon_threadsafe(self._on_service, event)
 
         return Informer(
             connection.kube,

@@ -19,13 +19,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import kopf
 import lupa
 import pytest
 import yaml
 
 from deploykit import forbidden_requests
-from shared_services import handlers
+from shared_services import probes as probe_server
+from shared_services.manager import Manager
+from shared_services.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -300,7 +301,7 @@ def test_the_probes_ask_for_what_the_operator_serves() -> None:
 
     async def ask() -> dict[str, tuple[int, str]]:
         # Just started, nothing filled yet: live, not ready.
-        server = await handlers.serve_probes(0, kopf.Memo())
+        server = await probe_server.serve(0, Manager(Settings()))
         port = server.sockets[0].getsockname()[1]
         try:
             return {

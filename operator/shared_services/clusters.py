@@ -1,0 +1,189 @@
+"""RemoteClusters: their specs into the registry, their connections into their status.
+
+kopf delivers the RemoteClusters' events; this room keeps the store of them, hands each
+valid spec to the :class:`~shared_services.remote.RemoteRegistry` (which connects), and
+reports each connection's state in the cluster's status. Reports go through a queue of
+their own with one worker per cluster at a time: a report that comes while a write is
+under way replaces any report still waiting, so an older state never lands after a newer
+one, and a failed write is retried with backoff, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared_services import api, metrics
+from shared_services.informer import slim
+from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.recorder import Recorder
+from shared_services.remote import RemoteRegistry
+from shared_services.status import ClusterReport
+from shared_services.workqueue import RateLimiter, WorkQueue
+
+log = logging.getLogger(__name__)
+
+_WORKERS = 2
+_RETRY_START = 1.0
+_RETRY_MAX = 300.0
+# A refused list of RemoteClusters at start-up (a missing permission) is tried again.
+_LIST_RETRY_START = 0.5
+_LIST_RETRY_MAX = 30.0
+_PATH = collection_path(
+    group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
+)
+
+
+class ClusterReconciler:
+    """The RemoteClusters as the operator knows them, and the writer of their status."""
+
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        remote: RemoteRegistry,
+        recorder: Recorder,
+        clusters: dict[str, JSON],
+        on_change: Callable[[str], None],
+    ) -> None:
+        self.kube = kube
+        self.remote = remote
+        self.recorder = recorder
+        self.clusters = clusters
+        self._on_change = on_change
+        self.active = False
+        self.listed = False
+        self.list_error: str | None = None
+        self.queue: WorkQueue[str] = WorkQueue()
+        self._limiter: RateLimiter[str] = RateLimiter(start=_RETRY_START, limit=_RETRY_MAX)
+        self._reports: dict[str, ClusterReport] = {}
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def list(self) -> None:
+        """Learn every RemoteCluster before the first sync; retried until allowed."""
+        backoff = _LIST_RETRY_START
+        while True:
+            try:
+                items = await asyncio.to_thread(_list_all, self.kube, _PATH)
+            except KubeError as error:
+                if str(error) != self.list_error:
+                    log.warning("listing RemoteClusters: %s", error)
+                self.list_error = str(error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _LIST_RETRY_MAX)
+                continue
+            break
+        for item in items:
+            self.clusters[item["metadata"]["name"]] = item
+        self.list_error = None
+        self.listed = True
+
+    def start(self) -> None:
+        """Apply every known cluster and start writing reports: the leader only."""
+        self.active = True
+        for name, body in list(self.clusters.items()):
+            self._apply(name, body)
+        loop = asyncio.get_running_loop()
+        self._workers = [
+            loop.create_task(self._worker(), name=f"cluster-status-{i}") for i in range(_WORKERS)
+        ]
+
+    def stop(self) -> None:
+        """Stop writing reports."""
+        self.active = False
+        for task in self._workers:
+            task.cancel()
+        self.queue.close()
+
+    def event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A RemoteCluster was listed, added, changed or deleted."""
+        name = str(body.get("metadata", {}).get("name"))
+        if event_type == "DELETED":
+            self.clusters.pop(name, None)
+            if self.active:
+                self.remote.remove(name)
+            return
+        self.clusters[name] = slim(dict(body.items()))
+        if self.active:
+            self._apply(name, body)
+
+    def connection_changed(self, name: str) -> None:
+        """The registry's connection to ``name`` changed state, or the cluster went."""
+        connection = self.remote.clusters.get(name)
+        if connection is not None and connection.state != "Pending":
+            metrics.REMOTE_CONNECTED.labels(name).set(1 if connection.state == "Connected" else 0)
+            self._report(
+                name,
+                ClusterReport(
+                    connected=connection.state == "Connected",
+                    reason=connection.reason,
+                    message=connection.message,
+                    version=connection.server_version,
+                    connected_at=connection.connected_at,
+                ),
+            )
+        if name not in self.clusters:
+            # Deleted: its series end, rather than stay at their last value forever.
+            self._reports.pop(name, None)
+            metrics.forget_cluster(name)
+        self._on_change(name)
+
+    def tables(self) -> dict[str, int]:
+        """How many entries each table holds, for the tracked-items metric."""
+        return {
+            "remote_clusters": len(self.clusters),
+            "cluster_reports": len(self._reports) + len(self.queue),
+        }
+
+    def _apply(self, name: str, body: Mapping[str, Any]) -> None:
+        try:
+            spec = api.parse_remote_cluster_spec(body.get("spec") or {})
+        except api.InvalidSpecError as error:
+            self.remote.remove(name)
+            self._report(name, ClusterReport(False, "InvalidSpec", str(error)))
+            return
+        self.remote.upsert(name, spec)
+        self.connection_changed(name)
+
+    def _report(self, name: str, report: ClusterReport) -> None:
+        """Have the cluster's status say ``report``, replacing any report not yet written."""
+        self._reports[name] = report
+        self.queue.add(name)
+
+    async def _worker(self) -> None:
+        while True:
+            name = await self.queue.get()
+            report = self._reports.pop(name, None)
+            try:
+                if report is not None:
+                    await self.recorder.cluster_status(name, report)
+            except KubeError as error:
+                assert report is not None
+                self._reports.setdefault(name, report)
+                delay = self._limiter.when(name)
+                log.warning(
+                    "status of RemoteCluster %s not written, retrying in %.0f s: %s",
+                    name,
+                    delay,
+                    error,
+                )
+                self.queue.add_after(name, delay)
+            else:
+                self._limiter.forget(name)
+            finally:
+                self.queue.done(name)
+
+
+def _list_all(kube: Kube, path: str) -> list[JSON]:
+    """Every object of a collection, slimmed, fetched in pages."""
+    items: list[JSON] = []
+    cursor = ""
+    while True:
+        params = {"limit": "500"} | ({"continue": cursor} if cursor else {})
+        listing = kube.request("GET", path, params=params)
+        items.extend(slim(item) for item in listing.get("items", []))
+        cursor = listing.get("metadata", {}).get("continue") or ""
+        if not cursor:
+            return items

@@ -1,0 +1,180 @@
+"""Start, stop and readiness: the client, the leader election, the controller and the probes.
+
+kopf's handlers call :func:`start` and :func:`stop` and pass RemoteClusters on; all the
+rest happens behind them. Every replica fills its caches at start-up; with leader election
+only the leader then syncs, a standby keeps its caches warm, and a replica that loses the
+lease stops at once (its writes are refused already) and is restarted as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+import prometheus_client
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from shared_services import probes
+from shared_services.api import GROUP, REMOTE_CLUSTER_PLURAL, VERSION
+from shared_services.controller import Controller
+from shared_services.kube import Kube
+from shared_services.leader import LeaderElector
+from shared_services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GROUP", "REMOTE_CLUSTER_PLURAL", "VERSION", "Manager", "local_client"]
+
+# Not ready for this long is worth a log line, and then one every so often while it lasts.
+_NOT_READY_LOG_AFTER = 5.0
+_NOT_READY_LOG_EVERY = 30.0
+# Enough threads for every worker's blocking request plus the watches' callbacks.
+_THREADS = 32
+
+
+def local_client() -> Kube:
+    """A client of the cluster the operator runs in: in-cluster config, else $KUBECONFIG."""
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(client_configuration=configuration)
+    # Enough pooled connections for every worker plus the watches, so none waits for one.
+    configuration.connection_pool_maxsize = 64
+    return Kube(k8s.ApiClient(configuration))
+
+
+class Manager:
+    """One operator process: its controller, its election, its probes and their answers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.controller: Controller | None = None
+        self.elector: LeaderElector | None = None
+        self.probes: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._run: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Serve the probes and the metrics; fill, then sync once leading. Returns at once."""
+        if self.settings.health_port and self.probes is None:
+            self.probes = await probes.serve(self.settings.health_port, self)
+        if self.controller is not None:
+            return  # kopf retries a start-up that raised; what started stays started
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="sync")
+        )
+        if self.settings.metrics_port:
+            prometheus_client.start_http_server(self.settings.metrics_port)
+        kube = local_client()
+        if self.settings.leader_elect:
+            self.elector = LeaderElector(
+                kube, namespace=self.settings.operator_namespace, name=self.settings.lease_name
+            )
+            # Every write of the controller asks the elector first, at the moment of sending;
+            # the elector's own requests (the renewals) go around that fence.
+            kube = Kube(kube.api_client, may_write=self.elector.may_write)
+        self.controller = Controller(settings=self.settings, kube=kube)
+        # Not awaited: a list that is refused would hold kopf's start-up, and the probes.
+        self._run = loop.create_task(self._lead(self.controller), name="run")
+        self._tasks = [self._run, loop.create_task(self._log_readiness(), name="readiness log")]
+
+    async def stop(self) -> None:
+        """Stop syncing, give the lease up if held, close the watches and the probes."""
+        for task in self._tasks:
+            task.cancel()
+        if self.controller is not None:
+            await self.controller.stop()
+        if self.elector is not None:
+            await asyncio.to_thread(self.elector.release)
+        if self.probes is not None:
+            self.probes.close()
+
+    def cluster_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A RemoteCluster was listed, added, changed or deleted."""
+        if self.controller is not None:
+            self.controller.cluster_event(event_type, body)
+
+    async def _lead(self, controller: Controller) -> None:
+        """Fill the caches; then sync, at once or once leading; stop when the lease is lost."""
+        await controller.fill()
+        if self.elector is None:
+            await controller.start()
+            self._started()
+            return
+        log.info("caches filled; standing by for the lease %s", self.elector.name)
+        await self.elector.acquire()
+        await controller.start()
+        self._started()
+        await self.elector.hold()
+        # A replica that no longer leads must stop writing at once (its writes are refused
+        # already); the Deployment restarts it as a standby.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _started(self) -> None:
+        log.info(
+            "started: namespaces %s, operator namespace %s",
+            ", ".join(self.settings.namespaces) or "all",
+            self.settings.operator_namespace,
+        )
+
+    # -- readiness -----------------------------------------------------------------------
+
+    def imports(self) -> int:
+        """How many imports the operator knows, for the liveness answer."""
+        return len(self.controller.imports) if self.controller is not None else 0
+
+    def waiting_for(self) -> list[str]:
+        """What the operator waits for before it can serve: empty when it is ready.
+
+        Ready means every local cache is filled (the remote clusters' watches do not count:
+        a central cluster that is down must not take the operator out of service) and, with
+        leader election, leading or standing by warm, not stopping.
+        """
+        if self.controller is None:
+            return ["start-up"]
+        waiting = self.controller.unsynced()
+        run = self._run
+        if run is not None and run.done() and not run.cancelled() and run.exception() is not None:
+            waiting.append(f"start-up failed: {run.exception()}")
+        if self.elector is None:
+            if not waiting and not self.controller.active:
+                waiting.append("workers: starting")
+        elif self.elector.state == "lost":
+            waiting.append("leader election: the lease was lost, stopping")
+        elif self.elector.state == "released":
+            waiting.append("leader election: stopping")
+        return waiting
+
+    def role(self) -> str:
+        """What a ready replica does: all of it, or leading, or standing by."""
+        if self.elector is None:
+            return "ready"
+        return "ready: leading" if self.elector.leading else "ready: standing by"
+
+    async def _log_readiness(self) -> None:
+        """Say what readiness waits for, once it has waited a while, and then every so often."""
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        logged: float | None = None
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            waiting = self.waiting_for()
+            if not waiting:
+                if logged is not None:
+                    log.info("%s", self.role())
+                since, logged = now, None
+                continue
+            if now - since >= _NOT_READY_LOG_AFTER and (
+                logged is None or now - logged >= _NOT_READY_LOG_EVERY
+            ):
+                log.warning("not ready, waiting for %s", "; ".join(waiting))
+                logged = now

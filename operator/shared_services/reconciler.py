@@ -1,0 +1,299 @@
+"""The sync of one import: read the caches, decide, write the difference, record the outcome.
+
+Workers take keys from the queue, one sync at a time per import. A sync resolves the source
+(:mod:`shared_services.sources`), lets :mod:`shared_services.decide` say what to write and
+what to report, has the :class:`~shared_services.writer.Writer` apply the objects and the
+:class:`~shared_services.recorder.Recorder` the status and Events. A failed sync is retried
+with backoff; a conflict (an object that is not ours) with a backoff of its own, since its
+removal is noticed only by retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final
+
+from shared_services import api, builders, decide, metrics, status
+from shared_services.decide import Plan, Serving
+from shared_services.informer import InformerGroup
+from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound
+from shared_services.networks import LocalNetworks
+from shared_services.recorder import Recorder
+from shared_services.settings import Settings
+from shared_services.sources import Sources
+from shared_services.workqueue import RateLimiter, WorkQueue
+from shared_services.writer import (
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    MANAGED_KINDS,
+    SERVICE,
+    Kind,
+    Outcome,
+    Writer,
+)
+
+log = logging.getLogger(__name__)
+
+ImportKey = tuple[str, str]
+# What kube-proxy reads, and so what moves an application's traffic: written first on a move.
+DATA_PATH: Final = (SERVICE, ENDPOINT_SLICE)
+# How long a moved import's Endpoints, status and Event wait, so that kube-proxy programs the
+# new VIP without those writes and their watch events competing for the cores.
+_SETTLE = 0.2
+# Enough of the API server's reason for a refused write (a quota's or a policy's message).
+_MAX_REFUSAL = 400
+
+
+class ImportReconciler:
+    """Syncs imports from the queue; holds what a sync needs between runs."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        kube: Kube,
+        imports: dict[ImportKey, JSON],
+        caches: dict[Kind, InformerGroup],
+        sources: Sources,
+        recorder: Recorder,
+        networks: LocalNetworks,
+    ) -> None:
+        self.settings = settings
+        self.imports = imports
+        self.caches = caches
+        self.sources = sources
+        self.recorder = recorder
+        self.networks = networks
+        self.writer = Writer(kube, caches)
+        self.queue: WorkQueue[ImportKey] = WorkQueue()
+        self.errors: RateLimiter[ImportKey] = RateLimiter(start=2.0, limit=300.0)
+        # A conflicting object is not ours to watch: soon at first, then more and more rarely.
+        self.conflicts: RateLimiter[ImportKey] = RateLimiter(start=5.0, limit=300.0)
+        # When a remote event that queued an import arrived, for the propagation metric.
+        self.pending_since: dict[ImportKey, float] = {}
+        # Imports whose slices just moved: until when their Endpoints, status and Event wait.
+        self.settling: dict[ImportKey, float] = {}
+        self._loop = asyncio.get_running_loop()
+
+    def queue_from_remote(self, key: ImportKey, received: float) -> None:
+        """Queue an import because its remote source changed at ``received``."""
+        self.pending_since.setdefault(key, received)
+        self.queue.add(key)
+
+    async def worker(self) -> None:
+        """Sync keys until cancelled; one import's failure never stops the others."""
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.sync(key)
+            except KubeError as error:
+                if _namespace_terminating(error):
+                    # Its imports are about to be deleted, and their objects with them.
+                    log.debug("%s/%s: namespace is being deleted", *key)
+                else:
+                    self._retry(key, error)
+            except Exception as error:  # one import's failure must not stop the others
+                self._retry(key, error)
+            else:
+                self.errors.forget(key)
+            finally:
+                self.queue.done(key)
+
+    def _retry(self, key: ImportKey, error: Exception) -> None:
+        delay = self.errors.when(key)
+        metrics.SYNCS.labels("error").inc()
+        metrics.SYNC_ERRORS.inc()
+        if isinstance(error, KubeError):
+            log.warning("sync of %s/%s failed, retrying in %.0f s: %s", *key, delay, error)
+        else:
+            log.exception("sync of %s/%s failed, retrying in %.0f s", *key, delay)
+        self.queue.add_after(key, delay)
+
+    async def sync(self, key: ImportKey) -> None:
+        """Bring one import's local objects and status in line with its source."""
+        body = self.imports.get(key)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            await self._remove(key)
+            return
+        try:
+            spec = api.parse_import_spec(body.get("spec") or {}, import_name=key[1])
+        except api.InvalidSpecError as error:
+            self.forget(key)
+            await self.recorder.import_status(key, body, decide.invalid_spec(body, error))
+            return
+        source = self.sources.resolve(key, spec)
+        plan = decide.plan(
+            body,
+            spec,
+            source,
+            self._serving(key, spec.effective_service_name(key[1])),
+            address_policy=self.settings.address_policy,
+            networks=self.networks.networks,
+            families=self.networks.service_families,
+        )
+        if plan.desired is None:
+            if plan.status is not None:
+                await self.recorder.import_status(key, body, plan.status)
+            return
+        outcome = await self._write_objects(key, body, plan)
+        if outcome is None:
+            return  # the slice moved: the rest follows once kube-proxy has had its turn
+        await self._conclude(key, body, plan, outcome)
+
+    async def _remove(self, key: ImportKey) -> None:
+        self.forget(key)
+        outcome = await asyncio.to_thread(
+            self.writer.remove, owner=builders.Owner(key[0], key[1], "")
+        )
+        _count_writes(outcome)
+
+    async def _conclude(self, key: ImportKey, body: JSON, plan: Plan, outcome: Outcome) -> None:
+        """Record the status and Events that follow what the writes met."""
+        conclusion = decide.conclude(
+            body,
+            plan,
+            conflicts=outcome.conflicts,
+            previous_reason=self.recorder.ready_reason(key),
+        )
+        if conclusion.conflicted:
+            self.queue.add_after(key, self.conflicts.when(key))
+            metrics.SYNCS.labels("conflict").inc()
+        else:
+            self.conflicts.forget(key)
+            metrics.SYNCS.labels("ok").inc()
+        if conclusion.addresses_changed:
+            metrics.ADDRESS_CHANGES.inc()
+        for event in conclusion.events:
+            await self.recorder.event(body, event)
+        await self.recorder.import_status(key, body, conclusion.status)
+
+    def _serving(self, key: ImportKey, service_name: str) -> Serving:
+        """The addresses of the import's slices and the ports of its Service, as cached."""
+        addresses = tuple(
+            str(address)
+            for obj in self.caches[ENDPOINT_SLICE].indexed(*key)
+            if (obj["metadata"].get("labels") or {}).get(builders.SERVICE_NAME_LABEL)
+            == service_name
+            for endpoint in obj.get("endpoints") or []
+            for address in endpoint.get("addresses") or []
+        )
+        service = self.caches[SERVICE].get(f"{key[0]}/{service_name}")
+        if service is None or not builders.owned_by(service, key):
+            return Serving(addresses=addresses)
+        spec_ports = (service.get("spec") or {}).get("ports") or []
+        return Serving(addresses=addresses, ports=status.ports_of({"ports": spec_ports}))
+
+    async def _write_objects(self, key: ImportKey, body: JSON, plan: Plan) -> Outcome | None:
+        """Write the import's objects; None when the rest waits behind a moved slice.
+
+        A move of a serving slice is what applications wait for, and kube-proxy programs it
+        on the same two cores that the Endpoints, status and Event writes (and their watch
+        events) would take at that moment. So on a move the Service and slices go alone, and
+        a sync ``_SETTLE`` later writes the rest; syncs meanwhile keep the slices current.
+        """
+        settling = self._settling_until(key)
+        moving = settling is None and plan.moves
+        kinds = DATA_PATH if settling is not None or moving else MANAGED_KINDS
+        outcome = await self._apply(key, body, plan, kinds=kinds)
+        received = self.pending_since.pop(key, None)
+        if received is not None and outcome.endpoints_written:
+            metrics.PROPAGATION.observe(self._loop.time() - received)
+        if kinds is MANAGED_KINDS or outcome.conflicts:
+            return outcome
+        if moving and outcome.endpoints_written:
+            self.settling[key] = self._loop.time() + _SETTLE
+            self.queue.add_after(key, _SETTLE)
+            return None
+        if settling is not None:
+            return None
+        rest = await self._apply(key, body, plan, kinds=(ENDPOINTS,))
+        outcome.writes.extend(rest.writes)
+        return outcome
+
+    def _settling_until(self, key: ImportKey) -> float | None:
+        """When the held writes of an import whose slice moved are due; None if none are.
+
+        A sync before then (its own slice's event, a further move) finds the hold still on,
+        and asks again for a sync when it ends, in case the timer fired a hair early.
+        """
+        until = self.settling.get(key)
+        if until is None:
+            return None
+        left = until - self._loop.time()
+        if left <= 0:
+            del self.settling[key]
+            return None
+        self.queue.add_after(key, left)
+        return until
+
+    async def _apply(
+        self, key: ImportKey, body: JSON, plan: Plan, *, kinds: tuple[Kind, ...]
+    ) -> Outcome:
+        """Write the desired objects; a refusal the builders did not foresee is reported."""
+        assert plan.desired is not None
+        owner = builders.Owner(key[0], key[1], str(body["metadata"].get("uid")))
+        try:
+            outcome = await asyncio.to_thread(
+                self.writer.apply, owner=owner, desired=plan.desired, kinds=kinds
+            )
+        except KubeError as error:
+            refused = not error.temporary and not isinstance(error, Conflict | NotFound)
+            if refused and not _namespace_terminating(error):
+                await self._rejected(key, body, plan, error)
+            raise  # retried with backoff either way: a quota or a policy may change
+        _count_writes(outcome)
+        return outcome
+
+    async def _rejected(self, key: ImportKey, body: JSON, plan: Plan, error: KubeError) -> None:
+        """Say why the API server refused a write the builders allowed.
+
+        A ResourceQuota, an admission policy or a webhook can refuse what is otherwise a
+        valid object; without this the import would only say so in the operator's log.
+        """
+        said = error.message if error.message.isprintable() else repr(error.message)
+        if len(said) > _MAX_REFUSAL:
+            said = f"{said[:_MAX_REFUSAL]}..."
+        message = f"the API server refused a write ({error.status} {error.reason}): {said}"
+        refused = decide.unwritten(
+            body.get("status") or {},
+            body["metadata"].get("generation"),
+            plan.source,
+            "WriteRejected",
+            message,
+        )
+        await self.recorder.import_status(key, body, refused)
+
+    def forget(self, key: ImportKey) -> None:
+        """Drop what the operator tracks for an import that is gone or reads nothing.
+
+        Every table keyed by import is emptied here, so that memory follows the number of
+        imports that exist, not the number that ever existed.
+        """
+        self.sources.forget(key)
+        self.pending_since.pop(key, None)
+        self.settling.pop(key, None)
+        self.conflicts.forget(key)
+        if key not in self.imports:
+            self.errors.forget(key)
+            self.recorder.forget(key)
+
+    def tables(self) -> dict[str, int]:
+        """How many entries each table holds, for the tracked-items metric."""
+        return {
+            "pending_propagations": len(self.pending_since),
+            "settling": len(self.settling),
+            "error_backoffs": len(self.errors),
+            "conflict_backoffs": len(self.conflicts),
+            "queue": len(self.queue),
+            "ready_states": len(self.recorder.ready),
+        }
+
+
+def _namespace_terminating(error: KubeError) -> bool:
+    return error.status == 403 and "being terminated" in error.message
+
+
+def _count_writes(outcome: Outcome) -> None:
+    for kind, verb in outcome.writes:
+        metrics.WRITES.labels(kind, verb).inc()

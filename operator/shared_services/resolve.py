@@ -1,0 +1,201 @@
+"""What an import's source resolves to, and what it read to get there.
+
+A pure step: :func:`resolve` asks its :class:`Lookups` for the RemoteCluster, the remote
+Service and the hostnames it needs, and returns a :class:`Source` with the
+:class:`Dependencies` it read. Whoever implements the lookups keeps the watches and the DNS
+tasks that answer them; this module only decides, so it can be tested with plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared_services import api, builders, policy
+
+if TYPE_CHECKING:  # a type only: resolving talks to no server
+    from shared_services.dns import Resolution
+
+JSON = dict[str, Any]
+# Reasons that mean "not known yet, ask again when it arrives", not "known to be wrong".
+PENDING: frozenset[str] = frozenset({"Connecting", "Resolving"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """What an import's source resolved to.
+
+    ``addresses`` and ``ports`` are None when the truth is not known right now (cluster
+    unreachable, DNS not answering): the last known addresses are then kept.
+    """
+
+    ok: bool
+    reason: str
+    message: str
+    addresses: tuple[str, ...] | None = None
+    ports: tuple[builders.ResolvedPort, ...] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """A watch still listing or a first DNS answer still coming."""
+        return self.reason in PENDING
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What an import's sync read, so that a change of any of it queues the import."""
+
+    cluster: str | None = None
+    remote: tuple[str, str, str] | None = None  # cluster, namespace, name
+    hostnames: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RemoteLookup:
+    """What a remote Service looks like right now, as far as the operator can tell.
+
+    ``known`` is False when the truth cannot be had (cluster unreachable, watch not yet
+    listed): the caller then keeps the last known addresses instead of acting on silence.
+    """
+
+    known: bool
+    service: JSON | None
+    reason: str
+    message: str
+
+
+class Lookups(Protocol):
+    """Where :func:`resolve` reads what it needs; each read may start a watch or a task."""
+
+    def cluster_exists(self, name: str) -> bool:
+        """Whether a RemoteCluster of this name exists."""
+
+    def cluster_spec(self, name: str) -> api.RemoteClusterSpec | None:
+        """The RemoteCluster's valid spec; None when its spec is invalid."""
+
+    def remote_service(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
+        """The remote Service, which the import now reads."""
+
+    def hostname(self, hostname: str) -> Resolution | None:
+        """The latest answer for a hostname, which the import now reads; None until the first."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A source and what was read to resolve it."""
+
+    source: Source
+    dependencies: Dependencies = field(default_factory=Dependencies)
+
+
+def resolve(
+    spec: api.ImportSpec, namespace: str, *, address_policy: policy.AddressPolicy, lookups: Lookups
+) -> Resolved:
+    """Resolve an import's source: fixed addresses, a hostname, or a remote LoadBalancer."""
+    source = spec.source
+    refusal = policy.static_source_refusal(source.kind, namespace, policy=address_policy)
+    if refusal is not None:
+        # Known for certain, so the endpoints are emptied: they pointed where the tenant
+        # said, which the platform team has now ruled out.
+        return Resolved(Source(False, policy.SOURCE_NOT_ALLOWED, refusal, addresses=()))
+    if source.addresses is not None:
+        addresses = tuple(builders.canonical_address(a) for a in source.addresses)
+        return Resolved(Source(True, "Resolved", "fixed addresses", addresses=addresses))
+    if source.hostname is not None:
+        found = _from_hostname(source.hostname, lookups.hostname(source.hostname))
+        return Resolved(found, Dependencies(hostnames=frozenset({source.hostname})))
+    remote = source.remote_service
+    assert remote is not None  # the model allows exactly one source
+    return _from_remote(namespace, remote, lookups)
+
+
+def _from_remote(namespace: str, remote: api.RemoteServiceRef, lookups: Lookups) -> Resolved:
+    cluster = remote.cluster
+    read = Dependencies(cluster=cluster)
+    if not lookups.cluster_exists(cluster):
+        message = f"RemoteCluster {cluster!r} does not exist"
+        return Resolved(Source(False, "RemoteClusterNotFound", message), read)
+    spec = lookups.cluster_spec(cluster)
+    if spec is None:
+        message = f"RemoteCluster {cluster!r} is invalid"
+        return Resolved(Source(False, "InvalidRemoteCluster", message), read)
+    if not spec.allows_namespace(namespace):
+        message = (
+            f"RemoteCluster {cluster!r} does not allow imports from namespace "
+            f"{namespace!r} (spec.allowedNamespaces)"
+        )
+        return Resolved(Source(False, "NamespaceDenied", message, addresses=()), read)
+    if not spec.allows_remote_namespace(remote.namespace):
+        message = (
+            f"RemoteCluster {cluster!r} does not allow importing from remote "
+            f"namespace {remote.namespace!r} (spec.allowedRemoteNamespaces)"
+        )
+        return Resolved(Source(False, "RemoteNamespaceDenied", message, addresses=()), read)
+    read = Dependencies(cluster=cluster, remote=(cluster, remote.namespace, remote.name))
+    lookup = lookups.remote_service(cluster, remote.namespace, remote.name)
+    if not lookup.known:
+        return Resolved(Source(False, lookup.reason, lookup.message), read)
+    if lookup.service is None:
+        return Resolved(Source(False, lookup.reason, lookup.message, addresses=()), read)
+    where = f"Service {remote.namespace}/{remote.name} on {cluster}"
+    service = lookup.service
+    ports = builders.ports_from_service(service)
+    kind = (service.get("spec") or {}).get("type")
+    if kind != "LoadBalancer":
+        message = (
+            f"{where} is of type {kind!r}, not LoadBalancer: it has no address reachable from here"
+        )
+        return Resolved(Source(False, "NotLoadBalancer", message, addresses=(), ports=ports), read)
+    return _from_ingress(service, where=where, ports=ports, read=read, lookups=lookups)
+
+
+def _from_ingress(
+    service: JSON,
+    *,
+    where: str,
+    ports: tuple[builders.ResolvedPort, ...],
+    read: Dependencies,
+    lookups: Lookups,
+) -> Resolved:
+    """Addresses from a LoadBalancer's ingress: its IPs, and its hostnames resolved."""
+    ingress = builders.ingress_addresses(service)
+    addresses = list(ingress.ips)
+    problems = [f"ignored ingress {r}" for r in ingress.rejected]
+    unknown = False
+    for hostname in ingress.hostnames:
+        resolved = _from_hostname(hostname, lookups.hostname(hostname))
+        if resolved.addresses is None:
+            unknown = True
+        else:
+            addresses.extend(resolved.addresses)
+        if not resolved.ok:
+            problems.append(resolved.message)
+    read = Dependencies(
+        cluster=read.cluster, remote=read.remote, hostnames=frozenset(ingress.hostnames)
+    )
+    if not addresses:
+        if unknown:
+            source = Source(False, "HostnameUnresolved", "; ".join(problems), ports=ports)
+            return Resolved(source, read)
+        reason = "IngressInvalid" if ingress.rejected else "NoIngress"
+        message = "; ".join(problems) or f"{where} has no load-balancer ingress address yet"
+        return Resolved(Source(False, reason, message, addresses=(), ports=ports), read)
+    message = f"{where}: {', '.join(addresses)}"
+    if problems:
+        message += f" ({'; '.join(problems)})"
+    return Resolved(
+        Source(True, "Resolved", message, addresses=tuple(addresses), ports=ports), read
+    )
+
+
+def _from_hostname(hostname: str, resolution: Resolution | None) -> Source:
+    if resolution is None:
+        return Source(False, "Resolving", f"resolving {hostname}")
+    if resolution.error is not None:
+        return Source(False, "HostnameUnresolved", resolution.error)
+    return Source(
+        True,
+        "Resolved",
+        f"{hostname}: {', '.join(resolution.addresses)}",
+        addresses=resolution.addresses,
+    )

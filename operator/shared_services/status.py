@@ -1,0 +1,170 @@
+"""What the status of an import or a RemoteCluster should say: pure functions of the state.
+
+Nothing here writes; :mod:`shared_services.recorder` does. Because an unchanged state
+yields an identical status (transition times carried over, no clock in a message), the
+recorder can compare and skip the write, and an idle operator writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared_services import builders, conditions
+from shared_services.resolve import Source
+
+# A condition's status, reason and message.
+Triple = tuple[conditions.Status, str, str]
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    """What a RemoteCluster's status should say."""
+
+    connected: bool
+    reason: str
+    message: str
+    version: str | None = None
+    connected_at: str | None = None
+
+
+def import_status(
+    old: Mapping[str, Any],
+    *,
+    generation: int | None,
+    ready: Triple,
+    source: Triple,
+    addresses: list[str],
+    ports: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """An import's status: what is written, and the Ready and SourceResolved conditions."""
+    previous = list(old.get("conditions") or [])
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "addresses": addresses,
+        "ports": ports,
+        "conditions": [
+            conditions.condition(
+                type_=type_,
+                status=status_,
+                reason=reason,
+                message=message,
+                previous=previous,
+                generation=generation,
+            )
+            for type_, (status_, reason, message) in (("Ready", ready), ("SourceResolved", source))
+        ],
+    }
+    changed = list(old.get("addresses") or []) != addresses
+    status["lastChangeTime"] = (
+        conditions.now() if changed or not old.get("lastChangeTime") else old["lastChangeTime"]
+    )
+    return status
+
+
+def kept_status(
+    old: Mapping[str, Any], *, generation: int | None, ready: Triple, source: Triple
+) -> dict[str, Any]:
+    """The status of an import whose objects were not written: addresses and ports stay."""
+    return import_status(
+        old,
+        generation=generation,
+        ready=ready,
+        source=source,
+        addresses=list(old.get("addresses") or []),
+        ports=list(old.get("ports") or []),
+    )
+
+
+def cluster_status(
+    old: Mapping[str, Any], report: ClusterReport, *, generation: int | None
+) -> dict[str, Any]:
+    """A RemoteCluster's status: the Connected condition, its version and last contact."""
+    status: dict[str, Any] = {
+        "conditions": [
+            conditions.condition(
+                type_="Connected",
+                status="True" if report.connected else "False",
+                reason=report.reason,
+                message=report.message,
+                previous=old.get("conditions") or [],
+                generation=generation,
+            )
+        ]
+    }
+    if report.version:
+        status["serverVersion"] = report.version
+    still_connected = (
+        report.connected
+        and (conditions.find(old.get("conditions") or [], "Connected") or {}).get("status")
+        == "True"
+    )
+    if report.connected_at and not (still_connected and old.get("lastContactTime")):
+        status["lastContactTime"] = report.connected_at
+    elif old.get("lastContactTime"):
+        # Connected before and after (a restart, a rotated Secret): the contact never
+        # broke, and rewriting the time would be a write on every restart.
+        status["lastContactTime"] = old["lastContactTime"]
+    return status
+
+
+def ready(source: Source, written: list[str], service_name: str) -> Triple:
+    """The Ready condition after a write without conflicts."""
+    if not written:
+        reason = source.reason if not source.ok else "NoAddresses"
+        return ("False", reason, source.message or "the source has no addresses")
+    if not source.ok and source.addresses is None:
+        return ("True", "LastKnownAddresses", f"serving the last known addresses; {source.message}")
+    return ("True", "Synced", f"Service {service_name} points at {', '.join(written)}")
+
+
+def source_condition(source: Source) -> Triple:
+    """The SourceResolved condition: Unknown while a first answer is still coming."""
+    if source.ok:
+        return ("True", source.reason, source.message)
+    if source.pending:
+        return ("Unknown", source.reason, source.message)
+    return ("False", source.reason, source.message)
+
+
+def same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two statuses say the same, a null field counting as an absent one."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return bool(clean(old) == clean(new))
+
+
+def port_status(port: builders.ResolvedPort) -> dict[str, Any]:
+    """A port as the status lists it."""
+    result: dict[str, Any] = {
+        "port": port.port,
+        "targetPort": port.target_port,
+        "protocol": port.protocol,
+    }
+    if port.name:
+        result["name"] = port.name
+    return result
+
+
+def ports_of(status: Mapping[str, Any]) -> tuple[builders.ResolvedPort, ...]:
+    """The ports a status (or a Service's spec, which has the same shape) lists."""
+    ports = []
+    for p in status.get("ports") or []:
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            ports.append(
+                builders.ResolvedPort(
+                    name=p.get("name"),
+                    port=int(p["port"]),
+                    target_port=int(p.get("targetPort") or p["port"]),
+                    protocol=str(p.get("protocol") or "TCP"),
+                )
+            )
+    return tuple(ports)
