@@ -2,7 +2,10 @@
 
 Nothing here writes; :mod:`shared_services.recorder` does. Because an unchanged state
 yields an identical status (transition times carried over, no clock in a message), the
-recorder can compare and skip the write, and an idle operator writes nothing.
+recorder can compare and skip the write, and an idle operator writes nothing. Every status
+is built through the pydantic model that generates the CRD's status schema
+(:class:`~shared_services.api.ImportStatus`, :class:`~shared_services.api.RemoteClusterStatus`),
+so a status the API server would refuse fails here, with the field named, not at the write.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared_services import builders, conditions
+from shared_services import api, builders, conditions
 from shared_services.resolve import Source
 
+JSON = dict[str, Any]
 # A condition's status, reason and message.
 Triple = tuple[conditions.Status, str, str]
 
@@ -61,7 +65,7 @@ def import_status(
     status["lastChangeTime"] = (
         conditions.now() if changed or not old.get("lastChangeTime") else old["lastChangeTime"]
     )
-    return status
+    return _through(api.ImportStatus, status)
 
 
 def kept_status(
@@ -107,7 +111,12 @@ def cluster_status(
         # Connected before and after (a restart, a rotated Secret): the contact never
         # broke, and rewriting the time would be a write on every restart.
         status["lastContactTime"] = old["lastContactTime"]
-    return status
+    return _through(api.RemoteClusterStatus, status)
+
+
+def _through(model: type[api.ImportStatus | api.RemoteClusterStatus], raw: JSON) -> JSON:
+    """``raw`` as the status model reads and writes it: validated, camelCase, no nulls."""
+    return model.model_validate(raw).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def ready(source: Source, written: list[str], service_name: str) -> Triple:
