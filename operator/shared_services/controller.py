@@ -1,11 +1,19 @@
 """The controller: build the rooms, fill the caches, feed events in, start and stop syncing.
 
-Events come in here and leave as keys on a queue. kopf delivers the RemoteClusters; own
-informers deliver the imports, the managed local objects (label-selected), the Nodes and
-ServiceCIDRs, and the remote Services (in :mod:`shared_services.remote`). The imports come
-through an informer rather than kopf because kopf gives every object a worker and
-processes every event, the echo of each status write too: at 10,000 imports that was a
-quarter of the operator's CPU for nothing.
+Events come in here and leave as keys on a queue. kopf delivers the SharedServiceImports
+and RemoteClusters (through the manager, from ``handlers``). Own watches stay where kopf
+cannot serve or would cost more:
+
+- the remote Services (:mod:`shared_services.remote`): another API server's, opened and
+  closed per remote namespace while the operator runs, with credentials from a Secret;
+- the managed Services, EndpointSlices and Endpoints: the writer diffs against this cache,
+  so it must take each write's echo at once; kopf delivers an event only after its batching
+  window (0.1 s by default) and through a per-object worker, so a cache fed by kopf lags
+  behind the writes and would make them again;
+- the Nodes and ServiceCIDRs, kept reduced to what the address policy reads: each Node's
+  heartbeat is an event, and through kopf each would cost a worker and its bookkeeping;
+- the Secrets RemoteClusters name, one watch per Secret, so that no other Secret of the
+  operator's namespace is ever read.
 
 Every replica fills its caches at start-up; with leader election only the leader then
 starts syncing, and a standby keeps its caches warm, so that taking over needs no list.
@@ -21,8 +29,9 @@ from typing import Any
 from shared_services import api, builders, dns, metrics
 from shared_services.clusters import ClusterReconciler
 from shared_services.hostnames import Hostnames
-from shared_services.informer import Informer, InformerGroup, slim
-from shared_services.kube import JSON, Kube, collection_path
+from shared_services.imports import ImportStore
+from shared_services.informer import Informer, InformerGroup
+from shared_services.kube import JSON, Kube
 from shared_services.networks import LocalNetworks
 from shared_services.reconciler import ImportReconciler
 from shared_services.recorder import Recorder
@@ -44,9 +53,9 @@ class Controller:
         self.kube = kube
         # Until started (a standby waiting for the lease), events only update the stores.
         self.active = False
-        self.imports: dict[ImportKey, JSON] = {}
+        self.store = ImportStore(kube, namespaces=settings.namespaces, on_change=self._queue_one)
+        self.imports = self.store.objects
         self.caches: dict[Kind, InformerGroup] = {}
-        self._import_informers: list[Informer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         clusters: dict[str, JSON] = {}
@@ -103,21 +112,9 @@ class Controller:
             self.caches[kind] = InformerGroup(
                 {namespace: self._local_informer(kind, namespace) for namespace in namespaces}
             )
-        for namespace in namespaces:
-            path = collection_path(
-                group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
-            )
-            self._import_informers.append(
-                Informer(
-                    self.kube,
-                    path,
-                    name=f"imports {namespace or '*'}",
-                    on_event=lambda t, obj: self._threadsafe(self.import_event, t, obj),
-                ).start()
-            )
         if not self.settings.address_policy.allow_cluster_networks:
             self.networks.watch(self.kube)
-        await asyncio.gather(self._synced(), self.clusters.list())
+        await asyncio.gather(self._synced(), self.clusters.fill(), self.store.fill())
         await asyncio.sleep(0)  # the informers' last callbacks, queued before synced was set
         # Every address is judged against the cluster's own networks, so they must be whole
         # before the first sync: a Node not yet seen would let an endpoint point at it.
@@ -141,7 +138,7 @@ class Controller:
         return [i for group in self.caches.values() for i in group.members.values()]
 
     def _informers(self) -> list[Informer]:
-        return [*self._local_informers(), *self._import_informers, *self.networks.informers]
+        return [*self._local_informers(), *self.networks.informers]
 
     async def _synced(self) -> None:
         # The informers' threads set these flags; looking at them from the loop, rather
@@ -166,6 +163,8 @@ class Controller:
             for i in (*self._informers(), *list(self.remote.secrets.informers.values()))
             if not i.synced.is_set()
         ]
+        if not self.store.listed:
+            waiting.append(f"sharedserviceimports: {self.store.error or 'listing'}")
         if not self.clusters.listed:
             waiting.append(f"remoteclusters: {self.clusters.list_error or 'listing'}")
         return waiting
@@ -179,7 +178,7 @@ class Controller:
         if not self.caches:
             await self.fill()
         self.networks.rebuild()  # what a standby saw of Nodes since it filled its caches
-        self.active = self.networks.active = True
+        self.active = self.networks.active = self.store.active = True
         self.clusters.start()
         for informer in self._local_informers():
             for obj in list(informer.cache.values()):
@@ -193,7 +192,7 @@ class Controller:
 
     async def stop(self) -> None:
         """Stop workers, timers and every watch; a standby's caches too."""
-        self.active = self.networks.active = False
+        self.active = self.networks.active = self.store.active = False
         for task in self._tasks:
             task.cancel()
         self.clusters.stop()
@@ -208,28 +207,14 @@ class Controller:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
+            await self.store.sweep()
             self._queue_all()
 
     # -- events in -----------------------------------------------------------------------
 
     def import_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A SharedServiceImport was listed, added, changed or deleted."""
-        metadata = body.get("metadata", {})
-        key = (str(metadata.get("namespace")), str(metadata.get("name")))
-        if self.settings.namespaces and key[0] not in self.settings.namespaces:
-            return
-        if event_type == "DELETED":
-            self.imports.pop(key, None)
-            if self.active:
-                self.queue.add(key)
-            return
-        old = self.imports.get(key)
-        new = self.imports[key] = body if isinstance(body, dict) else slim(dict(body.items()))
-        # The echo of a status write (ours, or anyone's) changes nothing the sync reads:
-        # only a new generation (a spec change), a new object under the same name or a
-        # deletion is worth a sync.
-        if self.active and (old is None or _generation(old) != _generation(new)):
-            self.queue.add(key)
+        """A SharedServiceImport was listed, added, changed or deleted (from kopf)."""
+        self.store.event(event_type, body)
 
     def cluster_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A RemoteCluster was listed, added, changed or deleted."""
@@ -299,14 +284,3 @@ class Controller:
             ),
             "local_cached_objects": sum(len(i.cache) for i in local),
         }
-
-
-def _generation(body: Mapping[str, Any]) -> tuple[Any, Any, Any]:
-    """What of an import's metadata says its spec (or its very identity) may have changed.
-
-    The uid is there because an import deleted and created again under its name while a
-    watch was broken comes back, in the list that mends the watch, with the same generation
-    (1, like any new object) and a spec that may differ in anything.
-    """
-    metadata = body.get("metadata", {})
-    return metadata.get("uid"), metadata.get("generation"), metadata.get("deletionTimestamp")

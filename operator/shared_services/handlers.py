@@ -1,8 +1,8 @@
-"""kopf's side: start and stop the operator, pass RemoteClusters on. No logic lives here.
+"""kopf's side: start and stop the operator, pass imports and RemoteClusters on. No logic.
 
 The handlers are event handlers only (no create/update/delete handlers), so kopf keeps no
-per-object state: it writes no progress annotations and adds no finalizers, and deleting a
-RemoteCluster or its namespace never waits for the operator to be running. The
+per-object state: it writes no progress annotations and adds no finalizers, and deleting
+an import, a RemoteCluster or their namespace never waits for the operator to be running. The
 :class:`~shared_services.manager.Manager` comes in kopf's memo, built by the entry point.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from shared_services.manager import GROUP, REMOTE_CLUSTER_PLURAL, VERSION, Manager
+from shared_services.manager import GROUP, IMPORT_PLURAL, REMOTE_CLUSTER_PLURAL, VERSION, Manager
 
 
 @kopf.on.startup()
@@ -37,3 +37,10 @@ async def cluster_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_:
     """Any change of a RemoteCluster."""
     manager: Manager = memo.manager
     manager.cluster_event(type, body)
+
+
+@kopf.on.event(GROUP, VERSION, IMPORT_PLURAL)
+async def import_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Any change of a SharedServiceImport: the manager queues it if its spec changed."""
+    manager: Manager = memo.manager
+    manager.import_event(type, body)

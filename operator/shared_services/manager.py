@@ -21,7 +21,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from shared_services import probes
-from shared_services.api import GROUP, REMOTE_CLUSTER_PLURAL, VERSION
+from shared_services.api import GROUP, IMPORT_PLURAL, REMOTE_CLUSTER_PLURAL, VERSION
 from shared_services.controller import Controller
 from shared_services.kube import Kube
 from shared_services.leader import LeaderElector
@@ -29,7 +29,14 @@ from shared_services.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GROUP", "REMOTE_CLUSTER_PLURAL", "VERSION", "Manager", "local_client"]
+__all__ = [
+    "GROUP",
+    "IMPORT_PLURAL",
+    "REMOTE_CLUSTER_PLURAL",
+    "VERSION",
+    "Manager",
+    "local_client",
+]
 
 # Not ready for this long is worth a log line, and then one every so often while it lasts.
 _NOT_READY_LOG_AFTER = 5.0
@@ -101,6 +108,11 @@ class Manager:
         """A RemoteCluster was listed, added, changed or deleted."""
         if self.controller is not None:
             self.controller.cluster_event(event_type, body)
+
+    def import_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A SharedServiceImport was listed, added, changed or deleted."""
+        if self.controller is not None:
+            self.controller.import_event(event_type, body)
 
     async def _lead(self, controller: Controller) -> None:
         """Fill the caches; then sync, at once or once leading; stop when the lease is lost."""

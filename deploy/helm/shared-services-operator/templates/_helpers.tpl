@@ -61,7 +61,7 @@ Rules for the objects the operator reads and writes in the namespaces it serves;
 rules go into a ClusterRole (every namespace) or into a Role in each listed namespace.
 */}}
 {{- define "sso.namespacedRules" -}}
-# Imports: kopf lists and watches them; the controller lists them once at start.
+# Imports: kopf lists and watches them; the operator lists them at start and at each resync.
 - apiGroups: ["sharedservices.io"]
   resources: ["sharedserviceimports"]
   verbs: ["list", "watch"]
