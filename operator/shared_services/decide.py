@@ -187,9 +187,10 @@ def conclude(
         ready = status.ready(plan.source, written, plan.service_name)
     old_addresses = list(old.get("addresses") or [])
     if written != old_addresses and old_addresses and not conflicts:
-        # First addresses are the import's creation, not a change worth an Event each
-        # (10,000 imports would start with 10,000 Events); every later change has one.
-        change = f"{', '.join(old_addresses) or '(none)'} -> {', '.join(written) or '(none)'}"
+        # Addresses after none are not an Event: a new import's status says it is pending
+        # (no addresses) before its first answer, and 10,000 imports would start with
+        # 10,000 Events. Every change from some addresses, to others or to none, has one.
+        change = f"{', '.join(old_addresses)} -> {', '.join(written) or '(none)'}"
         events.append(Event("Normal", "AddressesChanged", change))
     new = status.import_status(
         old,
