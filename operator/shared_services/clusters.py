@@ -61,7 +61,7 @@ class ClusterReconciler:
         self._reports: dict[str, ClusterReport] = {}
         self._workers: list[asyncio.Task[None]] = []
 
-    async def list(self) -> None:
+    async def fill(self) -> None:
         """Learn every RemoteCluster before the first sync; retried until allowed."""
         backoff = _LIST_RETRY_START
         while True:
