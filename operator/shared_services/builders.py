@@ -343,6 +343,37 @@ def build(
     anyway (no ports, an unusable address, a name too long for a label), so that the
     caller can report it on the import instead of retrying a write doomed to fail.
     """
+    ipv4, ipv6 = _checked(owner=owner, service_name=service_name, ports=ports, addresses=addresses)
+    service: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner=owner, name=service_name, labels={}),
+        "spec": {
+            # No selector: the endpoints are ours to write, not derived from pods.
+            "type": "ClusterIP",
+            "ports": [
+                _named(p, {"port": p.port, "targetPort": p.target_port, "protocol": p.protocol})
+                for p in ports
+            ],
+            **_family_fields(ipv4=ipv4, ipv6=ipv6, cluster=families),
+        },
+    }
+    slices = tuple(
+        _endpoint_slice(owner, service_name, address_type, ips, ports)
+        for address_type, ips in ((IPV4, ipv4), (IPV6, ipv6))
+        if ips
+    )
+    return Desired(
+        service=service,
+        endpoint_slices=slices,
+        endpoints=_endpoints(owner, service_name, (*ipv4, *ipv6), ports),
+    )
+
+
+def _checked(
+    *, owner: Owner, service_name: str, ports: Sequence[ResolvedPort], addresses: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The addresses by family, sorted; ValueError for what the API server would refuse."""
     if not ports:
         raise ValueError("a Service needs at least one port")
     if len(ports) > _MAX_SLICE_PORTS:
@@ -368,40 +399,36 @@ def build(
                 f"the source has {len(ips)} {family} addresses, more than the "
                 f"{_MAX_SLICE_ENDPOINTS} an EndpointSlice holds",
             )
+    return ipv4, ipv6
 
-    service: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(owner=owner, name=service_name, labels={}),
-        "spec": {
-            # No selector: the endpoints are ours to write, not derived from pods.
-            "type": "ClusterIP",
-            "ports": [
-                _named(p, {"port": p.port, "targetPort": p.target_port, "protocol": p.protocol})
-                for p in ports
-            ],
-            **_family_fields(ipv4=ipv4, ipv6=ipv6, cluster=families),
-        },
+
+def _endpoint_slice(
+    owner: Owner,
+    service_name: str,
+    address_type: str,
+    ips: Sequence[str],
+    ports: Sequence[ResolvedPort],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": _metadata(
+            owner=owner,
+            name=slice_name(service_name=service_name, address_type=address_type),
+            labels={
+                SERVICE_NAME_LABEL: service_name,
+                SLICE_MANAGED_BY_LABEL: SLICE_MANAGED_BY_VALUE,
+            },
+        ),
+        "addressType": address_type,
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
+        "ports": [_named(p, {"port": p.target_port, "protocol": p.protocol}) for p in ports],
     }
-    slices = tuple(
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": _metadata(
-                owner=owner,
-                name=slice_name(service_name=service_name, address_type=address_type),
-                labels={
-                    SERVICE_NAME_LABEL: service_name,
-                    SLICE_MANAGED_BY_LABEL: SLICE_MANAGED_BY_VALUE,
-                },
-            ),
-            "addressType": address_type,
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
-            "ports": [_named(p, {"port": p.target_port, "protocol": p.protocol}) for p in ports],
-        }
-        for address_type, ips in ((IPV4, ipv4), (IPV6, ipv6))
-        if ips
-    )
+
+
+def _endpoints(
+    owner: Owner, service_name: str, ips: Sequence[str], ports: Sequence[ResolvedPort]
+) -> dict[str, Any]:
     endpoints: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Endpoints",
@@ -409,17 +436,17 @@ def build(
             owner=owner, name=service_name, labels={SKIP_MIRROR_LABEL: SKIP_MIRROR_VALUE}
         ),
     }
-    if ipv4 or ipv6:
+    if ips:
         # The API server refuses a subset without addresses, so no addresses means no subsets.
         endpoints["subsets"] = [
             {
-                "addresses": [{"ip": ip} for ip in (*ipv4, *ipv6)],
+                "addresses": [{"ip": ip} for ip in ips],
                 "ports": [
                     _named(p, {"port": p.target_port, "protocol": p.protocol}) for p in ports
                 ],
             }
         ]
-    return Desired(service=service, endpoint_slices=slices, endpoints=endpoints)
+    return endpoints
 
 
 # --- Ownership -------------------------------------------------------------------------------

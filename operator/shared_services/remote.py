@@ -293,7 +293,7 @@ class RemoteRegistry:
             if not self.secrets.synced(connection.spec.kubeconfig_secret_ref.name):
                 return  # its watch has not listed yet; when it has, secret_changed comes
             try:
-                text, fingerprint = self._read_secret(connection.spec)
+                text, fingerprint = _read_secret(self.secrets, connection.spec)
                 if fingerprint == connection.fingerprint and connection.state == "Connected":
                     return  # the Secret changed elsewhere, not under our key
                 kube = await asyncio.to_thread(
@@ -402,25 +402,6 @@ class RemoteRegistry:
             log.warning("remote cluster %s: %s", connection.name, message)
             self._on_cluster(connection.name)
 
-    def _read_secret(self, spec: api.RemoteClusterSpec) -> tuple[str, str]:
-        ref = spec.kubeconfig_secret_ref
-        secret = self.secrets.get(ref.name)
-        if secret is None:
-            raise CredentialsError(
-                "SecretNotFound",
-                f"Secret {ref.name!r} not found in the operator's namespace "
-                f"{self.secrets.namespace!r}",
-            )
-        data = secret.get("data") or {}
-        if ref.key not in data:
-            raise CredentialsError(
-                "SecretKeyMissing",
-                f"Secret {ref.name!r} has no key {ref.key!r}",
-            )
-        raw = base64.b64decode(data[ref.key])
-        # Only a fingerprint is kept to notice rotation; the credentials are never logged.
-        return raw.decode(errors="replace"), hashlib.sha256(raw).hexdigest()
-
     # -- shared watches ------------------------------------------------------------------
 
     def use(self, key: ImportKey, cluster: str, namespace: str) -> None:
@@ -524,3 +505,26 @@ class RemoteRegistry:
             on_event=on_event,
             on_state=on_state,
         ).start()
+
+
+def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> tuple[str, str]:
+    """The kubeconfig in the RemoteCluster's Secret, and a fingerprint of it to see rotation.
+
+    Raises CredentialsError, naming the Secret and key but nothing of their content.
+    """
+    ref = spec.kubeconfig_secret_ref
+    secret = secrets.get(ref.name)
+    if secret is None:
+        raise CredentialsError(
+            "SecretNotFound",
+            f"Secret {ref.name!r} not found in the operator's namespace {secrets.namespace!r}",
+        )
+    data = secret.get("data") or {}
+    if ref.key not in data:
+        raise CredentialsError(
+            "SecretKeyMissing",
+            f"Secret {ref.name!r} has no key {ref.key!r}",
+        )
+    raw = base64.b64decode(data[ref.key])
+    # Only a fingerprint is kept to notice rotation; the credentials are never logged.
+    return raw.decode(errors="replace"), hashlib.sha256(raw).hexdigest()

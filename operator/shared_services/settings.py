@@ -57,74 +57,8 @@ class Settings:
     def parse(cls, argv: Sequence[str] | None = None) -> Settings:
         """Build settings from the command line, falling back to the environment."""
         env = os.environ
-        parser = argparse.ArgumentParser(
-            prog="shared-services-operator",
-            description="Keep selectorless Services pointed at shared services on other clusters.",
-        )
-        parser.add_argument(
-            "--namespace",
-            action="append",
-            dest="namespaces",
-            default=None,
-            help="watch only this namespace (repeatable; env WATCH_NAMESPACES, comma-separated; "
-            "default: all namespaces)",
-        )
-        parser.add_argument(
-            "--operator-namespace",
-            default=_own_namespace(),
-            help="where the kubeconfig Secrets live (env OPERATOR_NAMESPACE; default: the pod's "
-            f"own namespace, else {DEFAULT_NAMESPACE})",
-        )
-        parser.add_argument(
-            "--metrics-port",
-            type=int,
-            default=int(env.get("METRICS_PORT", "9090")),
-            help="Prometheus metrics port, 0 to disable (env METRICS_PORT; default 9090)",
-        )
-        parser.add_argument(
-            "--health-port",
-            type=int,
-            default=int(env.get("HEALTH_PORT", "8080")),
-            help="probes port, serving /healthz and /readyz, 0 to disable (env HEALTH_PORT; "
-            "default 8080)",
-        )
-        parser.add_argument(
-            "--log-format",
-            choices=["text", "json"],
-            default=env.get("LOG_FORMAT", "text"),
-            help="log format (env LOG_FORMAT; default text)",
-        )
-        parser.add_argument(
-            "--dns-servers",
-            default=env.get("DNS_SERVERS", ""),
-            help="nameservers for hostname sources, e.g. 10.0.0.10 or 127.0.0.1:5353 "
-            "(env DNS_SERVERS; default: /etc/resolv.conf)",
-        )
-        parser.add_argument(
-            "--workers",
-            type=int,
-            default=int(env.get("WORKERS", "16")),
-            help="imports synced at once (env WORKERS; default 16)",
-        )
-        parser.add_argument(
-            "--resync-seconds",
-            type=float,
-            default=float(env.get("RESYNC_SECONDS", "600")),
-            help="safety resync period; changes never wait for it (default 600)",
-        )
-        parser.add_argument(
-            "--leader-elect",
-            action="store_true",
-            default=env.get("LEADER_ELECT", "").lower() in {"1", "true", "yes"},
-            help="elect a leader through a Lease in the operator namespace, so several replicas "
-            "can run (env LEADER_ELECT; off by default: renewing the lease is a write)",
-        )
-        parser.add_argument(
-            "--lease-name",
-            default=env.get("LEASE_NAME", "shared-services-operator"),
-            help="the Lease to elect a leader with; releases sharing a namespace need their "
-            "own (env LEASE_NAME; the chart uses the release's full name)",
-        )
+        parser = _parser()
+        _add_sync_arguments(parser)
         _add_policy_arguments(parser)
         parser.add_argument("--verbose", action="store_true", help="log debug messages")
         args = parser.parse_args(argv)
@@ -144,6 +78,85 @@ class Settings:
             verbose=args.verbose,
             address_policy=address_policy,
         )
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The parser with the flags of where the operator looks and how it is seen."""
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="shared-services-operator",
+        description="Keep selectorless Services pointed at shared services on other clusters.",
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=None,
+        help="watch only this namespace (repeatable; env WATCH_NAMESPACES, comma-separated; "
+        "default: all namespaces)",
+    )
+    parser.add_argument(
+        "--operator-namespace",
+        default=_own_namespace(),
+        help="where the kubeconfig Secrets live (env OPERATOR_NAMESPACE; default: the pod's "
+        f"own namespace, else {DEFAULT_NAMESPACE})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env.get("METRICS_PORT", "9090")),
+        help="Prometheus metrics port, 0 to disable (env METRICS_PORT; default 9090)",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=int(env.get("HEALTH_PORT", "8080")),
+        help="probes port, serving /healthz and /readyz, 0 to disable (env HEALTH_PORT; "
+        "default 8080)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=env.get("LOG_FORMAT", "text"),
+        help="log format (env LOG_FORMAT; default text)",
+    )
+    return parser
+
+
+def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of how the operator syncs: DNS, workers, resync and leader election."""
+    env = os.environ
+    parser.add_argument(
+        "--dns-servers",
+        default=env.get("DNS_SERVERS", ""),
+        help="nameservers for hostname sources, e.g. 10.0.0.10 or 127.0.0.1:5353 "
+        "(env DNS_SERVERS; default: /etc/resolv.conf)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(env.get("WORKERS", "16")),
+        help="imports synced at once (env WORKERS; default 16)",
+    )
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=float(env.get("RESYNC_SECONDS", "600")),
+        help="safety resync period; changes never wait for it (default 600)",
+    )
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=env.get("LEADER_ELECT", "").lower() in {"1", "true", "yes"},
+        help="elect a leader through a Lease in the operator namespace, so several replicas "
+        "can run (env LEADER_ELECT; off by default: renewing the lease is a write)",
+    )
+    parser.add_argument(
+        "--lease-name",
+        default=env.get("LEASE_NAME", "shared-services-operator"),
+        help="the Lease to elect a leader with; releases sharing a namespace need their "
+        "own (env LEASE_NAME; the chart uses the release's full name)",
+    )
 
 
 def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
