@@ -18,6 +18,7 @@ from typing import Any
 from shared_services import api, metrics
 from shared_services.informer import slim
 from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.listing import Listing
 from shared_services.recorder import Recorder
 from shared_services.remote import RemoteRegistry
 from shared_services.status import ClusterReport
@@ -28,9 +29,6 @@ log = logging.getLogger(__name__)
 _WORKERS = 2
 _RETRY_START = 1.0
 _RETRY_MAX = 300.0
-# A refused list of RemoteClusters at start-up (a missing permission) is tried again.
-_LIST_RETRY_START = 0.5
-_LIST_RETRY_MAX = 30.0
 _PATH = collection_path(
     group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
 )
@@ -54,8 +52,7 @@ class ClusterReconciler:
         self.clusters = clusters
         self._on_change = on_change
         self.active = False
-        self.listed = False
-        self.list_error: str | None = None
+        self.listing = Listing(kube, [_PATH], what="remoteclusters")
         self.queue: WorkQueue[str] = WorkQueue()
         self._limiter: RateLimiter[str] = RateLimiter(start=_RETRY_START, limit=_RETRY_MAX)
         self._reports: dict[str, ClusterReport] = {}
@@ -63,22 +60,8 @@ class ClusterReconciler:
 
     async def fill(self) -> None:
         """Learn every RemoteCluster before the first sync; retried until allowed."""
-        backoff = _LIST_RETRY_START
-        while True:
-            try:
-                items = await asyncio.to_thread(_list_all, self.kube, _PATH)
-            except KubeError as error:
-                if str(error) != self.list_error:
-                    log.warning("listing RemoteClusters: %s", error)
-                self.list_error = str(error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _LIST_RETRY_MAX)
-                continue
-            break
-        for item in items:
+        for item in await self.listing.until_allowed():
             self.clusters[item["metadata"]["name"]] = item
-        self.list_error = None
-        self.listed = True
 
     def start(self) -> None:
         """Apply every known cluster and start writing reports: the leader only."""
@@ -174,16 +157,3 @@ class ClusterReconciler:
                 self._limiter.forget(name)
             finally:
                 self.queue.done(name)
-
-
-def _list_all(kube: Kube, path: str) -> list[JSON]:
-    """Every object of a collection, slimmed, fetched in pages."""
-    items: list[JSON] = []
-    cursor = ""
-    while True:
-        params = {"limit": "500"} | ({"continue": cursor} if cursor else {})
-        listing = kube.request("GET", path, params=params)
-        items.extend(slim(item) for item in listing.get("items", []))
-        cursor = listing.get("metadata", {}).get("continue") or ""
-        if not cursor:
-            return items

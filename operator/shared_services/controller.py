@@ -163,10 +163,7 @@ class Controller:
             for i in (*self._informers(), *list(self.remote.secrets.informers.values()))
             if not i.synced.is_set()
         ]
-        if not self.store.listed:
-            waiting.append(f"sharedserviceimports: {self.store.error or 'listing'}")
-        if not self.clusters.listed:
-            waiting.append(f"remoteclusters: {self.clusters.list_error or 'listing'}")
+        waiting += [w for w in (self.store.listing.waiting(), self.clusters.listing.waiting()) if w]
         return waiting
 
     async def start(self) -> None:

@@ -25,13 +25,11 @@ from typing import Any
 from shared_services import api
 from shared_services.informer import slim
 from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.listing import Listing, list_all
 
 log = logging.getLogger(__name__)
 
 ImportKey = tuple[str, str]
-_PAGE = "500"
-_RETRY_START = 0.5
-_RETRY_MAX = 30.0
 
 
 class ImportStore:
@@ -47,8 +45,8 @@ class ImportStore:
         self.kube = kube
         self.namespaces = namespaces
         self.objects: dict[ImportKey, JSON] = {}
-        self.listed = False
-        self.error: str | None = None
+        self._paths = [_collection(namespace) for namespace in namespaces or (None,)]
+        self.listing = Listing(kube, self._paths, what="sharedserviceimports")
         # Until started (a standby waiting for the lease), events only update the store.
         self.active = False
         self._on_change = on_change
@@ -63,7 +61,7 @@ class ImportStore:
             return
         if event_type == "DELETED":
             self.objects.pop(key, None)
-            if not self.listed:
+            if not self.listing.done:
                 self._deleted.add((key, str(metadata.get("uid"))))
             self._changed(key)
             return
@@ -77,20 +75,18 @@ class ImportStore:
 
     async def fill(self) -> None:
         """Learn every import before the first sync; a refused list is retried until allowed."""
-        items = await self._list_retrying()
-        for item in items:
+        for item in await self.listing.until_allowed():
             metadata = item["metadata"]
             key = (str(metadata["namespace"]), str(metadata["name"]))
             if (key, str(metadata.get("uid"))) not in self._deleted:
                 # An event delivered meanwhile is as new as the list, or newer.
                 self.objects.setdefault(key, item)
         self._deleted.clear()
-        self.listed = True
 
     async def sweep(self) -> None:
         """Drop the imports that are gone although no event said so (see the module's doc)."""
         try:
-            items = await asyncio.to_thread(self._list_all)
+            items = await asyncio.to_thread(list_all, self.kube, self._paths)
         except KubeError as error:
             log.warning("listing SharedServiceImports for the resync: %s", error)
             return
@@ -107,44 +103,11 @@ class ImportStore:
                 log.info("%s/%s was deleted while no event said so", *key)
                 self.event("DELETED", self.objects[key])
 
-    async def _list_retrying(self) -> list[JSON]:
-        backoff = _RETRY_START
-        while True:
-            try:
-                items = await asyncio.to_thread(self._list_all)
-            except KubeError as error:
-                if str(error) != self.error:
-                    log.warning("listing SharedServiceImports: %s", error)
-                self.error = str(error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _RETRY_MAX)
-                continue
-            self.error = None
-            return items
-
-    def _list_all(self) -> list[JSON]:
-        """Every import in the watched namespaces (or all), slimmed, fetched in pages."""
-        items: list[JSON] = []
-        for namespace in self.namespaces or (None,):
-            path = collection_path(
-                group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
-            )
-            cursor = ""
-            while True:
-                params = {"limit": _PAGE} | ({"continue": cursor} if cursor else {})
-                listing = self.kube.request("GET", path, params=params)
-                items.extend(slim(item) for item in listing.get("items", []))
-                cursor = listing.get("metadata", {}).get("continue") or ""
-                if not cursor:
-                    break
-        return items
-
     def _exists(self, key: ImportKey) -> bool:
         namespace, name = key
-        path = collection_path(
-            group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
+        listing = self.kube.request(
+            "GET", _collection(namespace), params={"fieldSelector": f"metadata.name={name}"}
         )
-        listing = self.kube.request("GET", path, params={"fieldSelector": f"metadata.name={name}"})
         return bool(listing.get("items"))
 
     def _changed(self, key: ImportKey) -> None:
@@ -153,6 +116,12 @@ class ImportStore:
 
     def __len__(self) -> int:
         return len(self.objects)
+
+
+def _collection(namespace: str | None) -> str:
+    return collection_path(
+        group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
+    )
 
 
 def _generation(body: Mapping[str, Any]) -> tuple[Any, Any, Any]:
