@@ -137,7 +137,8 @@ class Env:
 
 def start_script(env: Env, name: str, *args: str) -> subprocess.Popen[str]:
     """Start one of the benchmark's scripts (``floor``, ``baseline``, ...); wait until ready."""
-    with (env.directory / f"{name}.log").open("w") as log:
+    log_path = env.directory / f"{name}.log"
+    with log_path.open("w") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -151,7 +152,10 @@ def start_script(env: Env, name: str, *args: str) -> subprocess.Popen[str]:
             text=True,
         )
     assert process.stdout is not None
-    process.stdout.readline()  # "ready"
+    if process.stdout.readline() != "ready\n":  # it failed to start, and its log says why
+        stop_script(process)
+        msg = f"{name} did not start: {log_path.read_text()[-2000:]}"
+        raise RuntimeError(msg)
     return process
 
 

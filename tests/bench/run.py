@@ -9,7 +9,9 @@ Scale: fresh clusters with N imports over 100 namespaces, reading 20 remote name
 clock runs from the operator's process start until every import is Ready. The scale floor
 (`scale_floor.py`) makes the same writes with no framework, on clusters of its own.
 
-Burst: 1,000 VIPs change at once; the clock runs until every local slice is right.
+Burst: 1,000 VIPs change at once; the clock runs until every local slice is right. The burst
+floor (`burst_floor.py`) then meets the same burst in the same clusters, on remote Services
+of its own, with the operator stopped.
 
 Recovery (``recovery.py``): through the workload cluster's real data plane, from a VIP's move
 until a client's connection reaches the server at the new VIP, with the floor and the
@@ -34,13 +36,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import burst_floor
 from bench.env import Env, environment, import_ref, remote_ref, start_script, stop_script
-from bench.observer import Observer
+from bench.observer import Key, Observer
 from bench.recovery import Recovery, recovery
 from bench.report import write_report
 from harness.cluster import Cluster
 
 ADDRESSES = ipaddress.ip_network("198.19.0.0/16")
+# Where the floors and the baseline keep the local objects they update.
+CONTENDERS = "contenders"
+# A burst's moves are sent from this many threads, the operator's and the floor's alike.
+BURST_THREADS = 16
+BURST_QUIET_SECONDS = 2.0
 
 
 @dataclass
@@ -79,11 +87,16 @@ class Scale:
 
 @dataclass
 class Burst:
-    """Many VIPs changing at once."""
+    """Many VIPs changing at once: the operator's figures, then the burst floor's.
+
+    The floor's have defaults, so that results saved before it was measured still load.
+    """
 
     changes: int
     submit_seconds: float
     converged_seconds: float
+    floor_submit_seconds: float | None = None
+    floor_converged_seconds: float | None = None
 
 
 @dataclass
@@ -128,10 +141,79 @@ def _prepare_contenders(env: Env) -> None:
     )
 
 
+def _prepare_burst_floor(env: Env, indexes: range) -> dict[int, Key]:
+    """An empty EndpointSlice for each remote Service the burst floor mirrors; where each is.
+
+    Each slice names its remote Service, so the script needs no naming scheme of its own.
+    """
+    slices = {i: (CONTENDERS, f"burst-{i:05d}") for i in indexes}
+
+    def create(index: int) -> None:
+        name = slices[index][1]
+        env.local.create(
+            f"/apis/discovery.k8s.io/v1/namespaces/{CONTENDERS}/endpointslices",
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "kubernetes.io/service-name": name,
+                        burst_floor.OWNED_BY[0]: burst_floor.OWNED_BY[1],
+                    },
+                    "annotations": {burst_floor.REMOTE_ANNOTATION: "/".join(remote_ref(index))},
+                },
+                "addressType": "IPv4",
+                "endpoints": [],
+                "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
+            },
+        )
+
+    with ThreadPoolExecutor(BURST_THREADS) as pool:
+        list(pool.map(create, indexes))
+    return slices
+
+
+def _burst(env: Env, observer: Observer, moves: dict[int, tuple[Key, str]]) -> tuple[float, float]:
+    """Seconds to submit ``moves`` at once, and until every slice held its address.
+
+    ``moves[i]`` is the slice that mirrors remote Service i and i's new address; both
+    figures run from the first change sent. A quiet moment comes first, so that a burst
+    does not pay for the work its set-up left behind.
+    """
+    time.sleep(BURST_QUIET_SECONDS)
+    started = time.monotonic()
+    with ThreadPoolExecutor(BURST_THREADS) as pool:
+        list(pool.map(lambda item: env.move_vip(item[0], item[1][1]), moves.items()))
+    submitted = time.monotonic() - started
+    seen_at = [observer.slice_has(key, address, timeout=300) for key, address in moves.values()]
+    return submitted, max(seen_at) - started
+
+
+def _floor_burst(
+    env: Env, observer: Observer, addresses: Addresses, *, first: int, count: int
+) -> tuple[float, float]:
+    """The operator's burst again, met by the burst floor: same clusters, same moves.
+
+    Neither contender works during the other's burst. The floor moves remote Services of
+    its own (``first`` onwards), as in the propagation scenario, so that no import reads
+    them; they are created only now, so the operator's caches held no more Services during
+    its own measurements than before the floor existed. The operator is stopped by then:
+    it watches the same namespaces and would decode each of these changes on the same
+    cores, for nothing. And the script starts only after the operator's burst converged,
+    so it watched nothing of that one.
+    """
+    env.add_remote_services(first + count)
+    slices = _prepare_burst_floor(env, range(first, first + count))
+    floor = start_script(env, "burst_floor", f"--local={CONTENDERS}")
+    try:
+        return _burst(env, observer, {i: (key, addresses.next()) for i, key in slices.items()})
+    finally:
+        stop_script(floor)
+
+
 def latency(
     *, sizes: list[int], changes: int, baseline_changes: int, baseline_every: float, burst: int
 ) -> tuple[list[Latency], Burst]:
-    """Propagation with growing numbers of imports, the floor and the baseline, then a burst."""
+    """Propagation with imports growing, beside the floor and the baseline; then the bursts."""
     results: list[Latency] = []
     addresses = Addresses()
     services = max(*sizes, burst)
@@ -185,14 +267,15 @@ def latency(
 
             env.add_imports(max(env.imports, burst), services=services)
             observer.all_ready(env.imports, timeout=600)
-            wanted = {i: addresses.next() for i in range(burst)}
-            started = time.monotonic()
-            with ThreadPoolExecutor(16) as pool:
-                list(pool.map(lambda item: env.move_vip(*item), wanted.items()))
-            submitted = time.monotonic() - started
             # Each remote Service i is imported by import i (and, past `services`, by none).
-            seen_at = [observer.slice_has(import_ref(i), wanted[i], timeout=300) for i in wanted]
-            burst_result = Burst(burst, submitted, max(seen_at) - started)
+            submitted, converged = _burst(
+                env, observer, {i: (import_ref(i), addresses.next()) for i in range(burst)}
+            )
+            operator.stop()
+            floor_submitted, floor_converged = _floor_burst(
+                env, observer, addresses, first=services + 2, count=burst
+            )
+            burst_result = Burst(burst, submitted, converged, floor_submitted, floor_converged)
         finally:
             for process in (floor, baseline):
                 stop_script(process)
