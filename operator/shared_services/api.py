@@ -462,6 +462,12 @@ _SOURCE_FIELDS: tuple[tuple[str, SourceKind], ...] = (
 )
 
 
+# Fixed addresses beyond these are counted, not listed, in the one-line source.
+_SHOWN_ADDRESSES = 3
+# The longest one-line source: a cluster, a namespace and a name (253 + 63 + 63 + 2).
+MAX_SHOWN_SOURCE = 381
+
+
 class Source(_Spec):
     """Where the shared service's addresses come from; exactly one way must be chosen."""
 
@@ -511,6 +517,22 @@ class Source(_Spec):
         # The model validator guarantees one source; a model built with model_construct()
         # that skips it is a programming error.
         raise AssertionError("source has no kind")
+
+    def display(self) -> str:
+        """The source in one short line, as ``kubectl get ssi`` prints it.
+
+        The printer column reads it from the status, because a column takes one JSONPath
+        and a path into the spec would print the chosen source as JSON.
+        """
+        if self.remote_service is not None:
+            ref = self.remote_service
+            return f"{ref.cluster}/{ref.namespace}/{ref.name}"
+        if self.hostname is not None:
+            return f"dns:{self.hostname}"
+        shown = self.canonical_addresses
+        text = ",".join(shown[:_SHOWN_ADDRESSES])
+        more = len(shown) - _SHOWN_ADDRESSES
+        return f"{text} +{more} more" if more > 0 else text
 
     @property
     def canonical_addresses(self) -> tuple[str, ...]:
@@ -712,6 +734,16 @@ class ImportStatus(_Status):
 
     observed_generation: Generation | None = Field(
         default=None, description="The spec generation this status describes."
+    )
+    source: Annotated[str, Strict(), Field(max_length=MAX_SHOWN_SOURCE)] | None = Field(
+        default=None,
+        description=(
+            "The source in one line, for kubectl: cluster/namespace/name, dns:hostname or "
+            "the fixed addresses."
+        ),
+    )
+    service_name: DNS1035Label | None = Field(
+        default=None, description="The local Service the import keeps pointed at the source."
     )
     addresses: (
         Annotated[

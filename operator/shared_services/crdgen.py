@@ -220,14 +220,13 @@ def import_crd() -> dict[str, Any]:
     )
     ready = '.status.conditions[?(@.type=="Ready")]'
     columns = [
-        # A printer column takes one JSONPath. The wildcard picks whichever source is set, so
-        # all three kinds show something: the remote Service's cluster, namespace and name,
-        # the hostname, or the fixed address list. A path into one kind (say
-        # .spec.source.remoteService.name) would leave the column blank for the other two.
+        # A printer column takes one JSONPath, and a path into the spec would print the
+        # chosen source as JSON (or leave the column blank for the other two kinds). The
+        # operator writes the source in one line into the status instead.
         _column(
             "Source",
-            ".spec.source.*",
-            description="The source: remote Service, hostname or fixed addresses.",
+            ".status.source",
+            description="The source: cluster/namespace/name, dns:hostname or the addresses.",
         ),
         _column(
             "Addresses",
@@ -243,8 +242,8 @@ def import_crd() -> dict[str, Any]:
         ),
         _column(
             "Service",
-            ".spec.serviceName",
-            description="Local Service name when it differs from the import's name.",
+            ".status.serviceName",
+            description="The local Service the import keeps pointed at the source.",
             priority=1,
         ),
         _AGE,

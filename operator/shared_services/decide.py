@@ -46,6 +46,7 @@ class Plan:
 
     service_name: str
     source: Source
+    shown: status.Shown | None = None
     desired: builders.Desired | None = None
     status: JSON | None = None
     verdict: policy.Verdict = field(default_factory=lambda: policy.Verdict((), ()))
@@ -76,11 +77,12 @@ def plan(
     old: Mapping[str, Any] = body.get("status") or {}
     generation = body["metadata"].get("generation")
     service_name = spec.effective_service_name(name)
+    shown = status.Shown.of(spec, name)
     if source.pending and old.get("conditions"):
         # A watch still listing or a first DNS answer still coming: the import is queued
         # again when it arrives. Writing "pending" meanwhile would be churn on every
         # restart; a new import (no status yet) does show that it is pending.
-        return Plan(service_name, source)
+        return Plan(service_name, source, shown)
     addresses = source.addresses if source.addresses is not None else last_known(serving, old)
     # Whatever the source, and the last known addresses too: a refused address is never
     # written, and the allowed rest of an answer still is.
@@ -91,12 +93,13 @@ def plan(
         no_ports = status.import_status(
             old,
             generation=generation,
+            shown=shown,
             ready=("False", reason, source.message),
             source=status.source_condition(source),
             addresses=[],
             ports=[],
         )
-        return Plan(service_name, source, status=no_ports)
+        return Plan(service_name, source, shown, status=no_ports)
     try:
         desired = builders.build(
             owner=builders.Owner(namespace, name, str(body["metadata"].get("uid"))),
@@ -109,11 +112,19 @@ def plan(
         # Objects the API server would refuse: what is in place stays, and a change of
         # the source queues the import again.
         reason = getattr(error, "reason", "InvalidSpec")
-        refused = unwritten(old, generation, source, reason, str(error))
-        return Plan(service_name, source, status=refused)
+        refused = unwritten(
+            old,
+            generation=generation,
+            shown=shown,
+            source=source,
+            reason=reason,
+            message=str(error),
+        )
+        return Plan(service_name, source, shown, status=refused)
     return Plan(
         service_name,
         source,
+        shown,
         desired=desired,
         verdict=verdict,
         ports=ports,
@@ -131,18 +142,26 @@ def invalid_spec(body: Mapping[str, Any], error: api.InvalidSpecError) -> JSON:
     return status.kept_status(
         body.get("status") or {},
         generation=body["metadata"].get("generation"),
+        shown=None,
         ready=("False", "InvalidSpec", message),
         source=("False", "InvalidSpec", message),
     )
 
 
 def unwritten(
-    old: Mapping[str, Any], generation: int | None, source: Source, reason: str, message: str
+    old: Mapping[str, Any],
+    *,
+    generation: int | None,
+    shown: status.Shown | None,
+    source: Source,
+    reason: str,
+    message: str,
 ) -> JSON:
     """The status of an import whose objects were not written; what is in place stays."""
     return status.kept_status(
         old,
         generation=generation,
+        shown=shown,
         ready=("False", reason, message),
         source=status.source_condition(source),
     )
@@ -195,6 +214,7 @@ def conclude(
     new = status.import_status(
         old,
         generation=body["metadata"].get("generation"),
+        shown=plan.shown,
         ready=ready,
         source=status.source_condition(plan.source),
         addresses=written,

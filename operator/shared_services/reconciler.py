@@ -257,10 +257,11 @@ class ImportReconciler:
         message = f"the API server refused a write ({error.status} {error.reason}): {said}"
         refused = decide.unwritten(
             body.get("status") or {},
-            body["metadata"].get("generation"),
-            plan.source,
-            "WriteRejected",
-            message,
+            generation=body["metadata"].get("generation"),
+            shown=plan.shown,
+            source=plan.source,
+            reason="WriteRejected",
+            message=message,
         )
         await self.recorder.import_status(key, body, refused)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared_services import api, builders, conditions
+from shared_services import advice, api, builders, conditions
 from shared_services.resolve import Source
 
 JSON = dict[str, Any]
@@ -34,10 +34,28 @@ class ClusterReport:
     connected_at: str | None = None
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What ``kubectl get ssi`` prints of an import's spec: its source and its local Service.
+
+    Both come from the spec alone, so they change only when the spec does; a spec that
+    cannot be read keeps what the status last said.
+    """
+
+    source: str
+    service_name: str
+
+    @classmethod
+    def of(cls, spec: api.ImportSpec, name: str) -> Shown:
+        """What the import named ``name`` with this spec shows."""
+        return cls(spec.source.display(), spec.effective_service_name(name))
+
+
 def import_status(
     old: Mapping[str, Any],
     *,
     generation: int | None,
+    shown: Shown | None,
     ready: Triple,
     source: Triple,
     addresses: list[str],
@@ -45,8 +63,16 @@ def import_status(
 ) -> dict[str, Any]:
     """An import's status: what is written, and the Ready and SourceResolved conditions."""
     previous = list(old.get("conditions") or [])
+    ready_status, ready_reason, ready_message = ready
+    ready = (
+        ready_status,
+        ready_reason,
+        advice.advised(ready_message, ready_reason, advice.IMPORT_STEPS),
+    )
     status: dict[str, Any] = {
         "observedGeneration": generation,
+        "source": shown.source if shown else old.get("source"),
+        "serviceName": shown.service_name if shown else old.get("serviceName"),
         "addresses": addresses,
         "ports": ports,
         "conditions": [
@@ -69,12 +95,18 @@ def import_status(
 
 
 def kept_status(
-    old: Mapping[str, Any], *, generation: int | None, ready: Triple, source: Triple
+    old: Mapping[str, Any],
+    *,
+    generation: int | None,
+    shown: Shown | None,
+    ready: Triple,
+    source: Triple,
 ) -> dict[str, Any]:
     """The status of an import whose objects were not written: addresses and ports stay."""
     return import_status(
         old,
         generation=generation,
+        shown=shown,
         ready=ready,
         source=source,
         addresses=list(old.get("addresses") or []),
@@ -92,7 +124,11 @@ def cluster_status(
                 type_="Connected",
                 status="True" if report.connected else "False",
                 reason=report.reason,
-                message=report.message,
+                message=(
+                    report.message
+                    if report.connected
+                    else advice.advised(report.message, report.reason, advice.CLUSTER_STEPS)
+                ),
                 previous=old.get("conditions") or [],
                 generation=generation,
             )

@@ -20,9 +20,7 @@ pruned, so a field the schema lacks shows up as a failure instead of a silent lo
 from __future__ import annotations
 
 import json
-import re
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +29,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from harness.binaries import ensure_binaries
 from harness.cluster import Cluster
-from shared_services import api, conditions
+from harness.kubectl import kubectl_get
+from shared_services import api, conditions, status
 from specs import (
     BAD_IMPORT_SPECS,
     BAD_REMOTE_CLUSTER_SPECS,
@@ -401,38 +399,6 @@ def test_remote_cluster_status_round_trips_through_the_status_subresource(
 # --- printer columns -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Table:
-    """What ``kubectl get`` printed: the column headers, and each row by object name."""
-
-    headers: list[str]
-    rows: dict[str, dict[str, str]]
-
-
-def _kubectl_get(kubeconfig: Path, *args: str) -> Table:
-    """Run ``kubectl get`` and read its table.
-
-    Cells are cut at the headers' offsets, because kubectl leaves an empty cell blank and
-    splitting on spaces would shift every later cell one column to the left.
-    """
-    result = subprocess.run(
-        [str(ensure_binaries() / "kubectl"), f"--kubeconfig={kubeconfig}", "get", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    header, *lines = [line for line in result.stdout.splitlines() if line.strip()]
-    headers = header.split()
-    starts = [match.start() for match in re.finditer(r"\S+", header)]
-    ends: list[int | None] = [*starts[1:], None]
-    rows: dict[str, dict[str, str]] = {}
-    for line in lines:
-        cells = {name: line[a:b].strip() for name, a, b in zip(headers, starts, ends, strict=True)}
-        rows[cells["NAME"]] = cells
-    return Table(headers=headers, rows=rows)
-
-
 def test_kubectl_get_ssi_prints_source_addresses_and_readiness(
     namespace: str, workload: Cluster, workload_api: k8s.ApiClient, tmp_path: Path
 ) -> None:
@@ -451,32 +417,49 @@ def test_kubectl_get_ssi_prints_source_addresses_and_readiness(
         custom.create_namespaced_custom_object(
             api.GROUP, api.VERSION, namespace, api.IMPORT_PLURAL, _import_body(name, spec)
         )
-    custom.patch_namespaced_custom_object_status(
+        # The status the operator writes: the source in one line and the local Service.
+        shown = status.Shown.of(api.parse_import_spec(spec, import_name=name), name)
+        custom.patch_namespaced_custom_object_status(
+            api.GROUP,
+            api.VERSION,
+            namespace,
+            api.IMPORT_PLURAL,
+            name,
+            {
+                "status": {
+                    **_import_status(1),
+                    "source": shown.source,
+                    "serviceName": shown.service_name,
+                }
+            },
+        )
+    custom.create_namespaced_custom_object(
         api.GROUP,
         api.VERSION,
         namespace,
         api.IMPORT_PLURAL,
-        "by-hostname",
-        {"status": _import_status(1)},
+        _import_body("unseen", {"source": {"remoteService": remote}}),
     )
     kubeconfig = workload.write_kubeconfig(tmp_path / "k")
 
-    table = _kubectl_get(kubeconfig, "ssi", "-n", namespace)
+    table = kubectl_get(kubeconfig, "ssi", "-n", namespace)
     assert table.headers == ["NAME", "SOURCE", "ADDRESSES", "READY", "AGE"]
-    assert sorted(table.rows) == sorted(sources)
-    # Each kind of source shows up in the one Source column.
-    assert json.loads(table.rows["by-remote"]["SOURCE"]) == remote
-    assert table.rows["by-hostname"]["SOURCE"] == "db.lb.example.internal"
-    assert json.loads(table.rows["by-address"]["SOURCE"]) == ["198.51.100.7"]
+    assert sorted(table.rows) == sorted([*sources, "unseen"])
+    # Each kind of source shows up in the one Source column, in one line, not as JSON.
+    assert table.rows["by-remote"]["SOURCE"] == "sup/shared-db/pg"
+    assert table.rows["by-hostname"]["SOURCE"] == "dns:db.lb.example.internal"
+    assert table.rows["by-address"]["SOURCE"] == "198.51.100.7"
     assert json.loads(table.rows["by-hostname"]["ADDRESSES"]) == ["192.0.2.10", "2001:db8::10"]
     assert table.rows["by-hostname"]["READY"] == "True"
     # Before the operator writes a status, the cells are blank rather than wrong.
-    assert (table.rows["by-address"]["ADDRESSES"], table.rows["by-address"]["READY"]) == ("", "")
+    unseen = table.rows["unseen"]
+    assert (unseen["SOURCE"], unseen["ADDRESSES"], unseen["READY"]) == ("", "", "")
     assert all(row["AGE"] for row in table.rows.values())
 
-    wide = _kubectl_get(kubeconfig, "sharedserviceimports", "-n", namespace, "-o", "wide")
+    wide = kubectl_get(kubeconfig, "sharedserviceimports", "-n", namespace, "-o", "wide")
     assert wide.headers == ["NAME", "SOURCE", "ADDRESSES", "READY", "REASON", "SERVICE", "AGE"]
     assert wide.rows["by-hostname"]["REASON"] == "Synced"
+    assert wide.rows["by-remote"]["SERVICE"] == "by-remote"
     assert wide.rows["by-address"]["SERVICE"] == "legacy-db"
 
 
@@ -503,7 +486,7 @@ def test_kubectl_get_remoteclusters_prints_connection_and_version(
     kubeconfig = workload.write_kubeconfig(tmp_path / "k")
 
     for resource in ("remoteclusters", "rcl"):
-        table = _kubectl_get(kubeconfig, resource)
+        table = kubectl_get(kubeconfig, resource)
         assert table.headers == ["NAME", "CONNECTED", "VERSION", "AGE"]
         ours = table.rows[remote_cluster_name]
         assert (ours["CONNECTED"], ours["VERSION"]) == ("True", "v1.37.2")

@@ -145,11 +145,11 @@ def _columns(crd: dict[str, Any]) -> list[tuple[str, str, str, int]]:
 def test_import_printer_columns() -> None:
     ready = '.status.conditions[?(@.type=="Ready")]'
     assert _columns(_load(IMPORT_FILE)) == [
-        ("Source", ".spec.source.*", "string", 0),
+        ("Source", ".status.source", "string", 0),
         ("Addresses", ".status.addresses", "string", 0),
         ("Ready", f"{ready}.status", "string", 0),
         ("Reason", f"{ready}.reason", "string", 1),
-        ("Service", ".spec.serviceName", "string", 1),
+        ("Service", ".status.serviceName", "string", 1),
         ("Age", ".metadata.creationTimestamp", "date", 0),
     ]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from shared_services import api, builders, policy, status
+from shared_services import advice, api, builders, policy, status
 from shared_services.builders import ResolvedPort
 from shared_services.decide import (
     Conclusion,
@@ -162,6 +162,13 @@ def _sync(
         planned,
         conclude(body, planned, conflicts=list(conflicts), previous_reason=previous_reason),
     )
+
+
+def _advised(message: str, reason: str) -> str:
+    """A Ready message with its next step, as ``kubectl describe`` shows it."""
+    said = advice.advised(message, reason, advice.IMPORT_STEPS)
+    assert said != message, f"{reason} has no next step"
+    return said
 
 
 def _condition(status_: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any]:
@@ -365,7 +372,9 @@ def test_a_conflict_keeps_the_reported_addresses_and_warns_when_it_starts() -> N
     assert not started.conclusion.addresses_changed
     assert started.conclusion.events == (Event("Warning", "Conflict", CONFLICT),)
     assert _triple(started.conclusion.status, "Ready") == ("False", "Conflict")
-    assert _condition(started.conclusion.status, "Ready")["message"] == CONFLICT
+    assert _condition(started.conclusion.status, "Ready")["message"] == _advised(
+        CONFLICT, "Conflict"
+    )
     assert started.conclusion.status["addresses"] == ["198.51.100.10"]
     assert started.conclusion.status["lastChangeTime"] == LONG_AGO  # nothing served changed
     assert _condition(started.conclusion.status, "Ready")["lastTransitionTime"] != LONG_AGO
@@ -388,8 +397,8 @@ def test_a_lasting_conflict_does_not_warn_on_every_retry() -> None:
 
     assert retried.conclusion is not None
     assert retried.conclusion.events == ()
-    assert _condition(retried.conclusion.status, "Ready")["message"] == (
-        f"{CONFLICT}; EndpointSlice shop/db-ipv4 is not ours"
+    assert _condition(retried.conclusion.status, "Ready")["message"] == _advised(
+        f"{CONFLICT}; EndpointSlice shop/db-ipv4 is not ours", "Conflict"
     )
     assert status.same(started.status, retried.conclusion.status)
 
@@ -519,7 +528,11 @@ def test_no_ports_from_a_failed_source_says_why_the_source_failed() -> None:
 
     assert planned.desired is None
     assert _triple(planned.status, "Ready") == ("False", "RemoteClusterNotFound")
-    assert _condition(planned.status, "Ready")["message"] == missing.message
+    assert _condition(planned.status, "Ready")["message"] == _advised(
+        missing.message, "RemoteClusterNotFound"
+    )
+    # The condition that describes the source says only what is wrong.
+    assert _condition(planned.status, "SourceResolved")["message"] == missing.message
 
 
 # --- the address policy --------------------------------------------------------------------
@@ -551,11 +564,12 @@ def test_a_refused_address_is_not_written_and_the_import_warns_once(
     assert first.conclusion is not None
     new = first.conclusion.status
     assert _triple(new, "Ready") == ("False", policy.ADDRESS_NOT_ALLOWED)
-    message = _condition(new, "Ready")["message"]
-    assert refused in message
-    assert message.endswith("; serving 198.51.100.10")
+    (event,) = first.conclusion.events
+    assert (event.type, event.reason) == ("Warning", policy.ADDRESS_NOT_ALLOWED)
+    assert refused in event.message
+    assert event.message.endswith("; serving 198.51.100.10")
+    assert _condition(new, "Ready")["message"] == _advised(event.message, "AddressNotAllowed")
     assert new["addresses"] == ["198.51.100.10"]
-    assert first.conclusion.events == (Event("Warning", policy.ADDRESS_NOT_ALLOWED, message),)
 
     again = _sync(
         _body(FIXED, old=new),
@@ -574,7 +588,7 @@ def test_every_address_refused_serves_nothing_and_says_so() -> None:
 
     assert _slice_addresses(first.plan.desired) == {}
     assert _triple(first.status, "Ready") == ("False", policy.ADDRESS_NOT_ALLOWED)
-    assert _condition(first.status, "Ready")["message"].endswith("; nothing is served")
+    assert "; nothing is served. " in _condition(first.status, "Ready")["message"]
 
 
 def test_a_last_known_address_that_the_policy_now_refuses_is_not_put_back() -> None:
@@ -653,7 +667,8 @@ def test_an_invalid_spec_keeps_addresses_and_ports_and_says_why() -> None:
     assert refused["observedGeneration"] == 2
     for type_ in ("Ready", "SourceResolved"):
         assert _triple(refused, type_) == ("False", "InvalidSpec")
-        assert _condition(refused, type_)["message"] == str(error)
+    assert _condition(refused, "SourceResolved")["message"] == str(error)
+    assert _condition(refused, "Ready")["message"] == _advised(str(error), "InvalidSpec")
     assert api.ONE_SOURCE_MESSAGE in str(error)
 
 
@@ -733,3 +748,59 @@ def test_a_new_generation_is_reported_even_when_nothing_else_changed() -> None:
     assert not status.same(first, again.status)
     assert again.status["observedGeneration"] == 2
     assert again.events == ()
+
+
+# --- what kubectl shows --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "shown"),
+    [
+        (REMOTE, "central/data/pg"),
+        (HOSTNAME, "dns:db.example.com"),
+        (FIXED, "198.51.100.10,198.51.100.11"),
+        (
+            {
+                "source": {"addresses": [f"198.51.100.{n}" for n in range(1, 6)]},
+                "ports": [{"port": 1}],
+            },
+            "198.51.100.1,198.51.100.2,198.51.100.3 +2 more",
+        ),
+        (
+            {"source": {"addresses": ["2001:DB8:0::7"]}, "ports": [{"port": 1}]},
+            "2001:db8::7",
+        ),
+    ],
+    ids=["remote", "hostname", "fixed", "many-fixed", "canonical"],
+)
+def test_the_status_shows_the_source_in_one_line_and_the_local_service(
+    spec: dict[str, Any], shown: str
+) -> None:
+    planned = _plan(_body({**spec, "serviceName": "legacy-db"}), _resolved("198.51.100.10"))
+
+    assert planned.shown == status.Shown(shown, "legacy-db")
+    new = _concluded(planned)
+    assert (new["source"], new["serviceName"]) == (shown, "legacy-db")
+
+
+def test_the_local_service_defaults_to_the_import_name() -> None:
+    first = _sync(_body(FIXED), _resolved("198.51.100.10"))
+    assert first.status is not None
+    assert first.status["serviceName"] == NAME
+
+
+def test_an_invalid_spec_keeps_what_the_status_showed() -> None:
+    first = _sync(_body(FIXED), _resolved("198.51.100.10"))
+    assert first.status is not None
+
+    refused = invalid_spec(_body({"source": {}}, old=first.status, generation=2), _invalid_error())
+
+    assert (refused["source"], refused["serviceName"]) == ("198.51.100.10,198.51.100.11", NAME)
+
+
+def _concluded(planned: Plan) -> dict[str, Any]:
+    """The status that follows a plan's writes meeting no conflict."""
+    if planned.desired is None:
+        assert planned.status is not None
+        return planned.status
+    return conclude(_body(FIXED), planned, conflicts=[], previous_reason="").status
