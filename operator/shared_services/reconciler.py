@@ -288,6 +288,7 @@ class ImportReconciler:
             "conflict_backoffs": len(self.conflicts),
             "queue": len(self.queue),
             "ready_states": len(self.recorder.ready),
+            "event_correlations": len(self.recorder.correlator),
         }
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
 from shared_services import api, conditions, metrics, status
+from shared_services.correlator import Correlator, Record
 from shared_services.decide import Event
 from shared_services.informer import slim
 from shared_services.kube import JSON, Kube, KubeError, NotFound, collection_path
@@ -40,6 +42,7 @@ class Recorder:
         self._clusters = clusters
         # Each import's Ready status and reason as last recorded.
         self.ready: dict[ImportKey, tuple[str, str]] = {}
+        self.correlator = Correlator()
 
     def ready_reason(self, key: ImportKey) -> str:
         """The reason of the import's Ready condition as last recorded; "" if none."""
@@ -92,10 +95,47 @@ class Recorder:
             self._clusters[name] = slim(updated)
 
     async def event(self, body: JSON, event: Event) -> None:
-        """Record a Kubernetes Event on the import; failing to is not worth a retry."""
+        """Record a Kubernetes Event on the import; failing to is not worth a retry.
+
+        The correlator decides whether it is a new Event, a count on one recorded before,
+        or over the import's budget and dropped, as client-go's recorder would.
+        """
         metadata = body["metadata"]
+        key: ImportKey = (metadata["namespace"], metadata["name"])
+        message = event.message[:1024]
+        record = self.correlator.observe(
+            key, event.type, event.reason, message, now=time.monotonic()
+        )
+        if record is None:
+            log.debug("event %s on %s/%s over its budget, dropped", event.reason, *key)
+            return
         stamp = conditions.now()
-        payload = {
+        try:
+            name = await asyncio.to_thread(self._write_event, body, event, record, stamp)
+        except KubeError as error:
+            log.warning("could not record event %s on %s/%s: %s", event.reason, *key, error)
+        else:
+            self.correlator.recorded(key, record, name)
+
+    def _write_event(self, body: JSON, event: Event, record: Record, stamp: str) -> str:
+        """Count on the Event ``record`` names, or create one; return the Event's name."""
+        namespace = body["metadata"]["namespace"]
+        path = collection_path(group="", version="v1", plural="events", namespace=namespace)
+        if record.name is not None:
+            patch = {"count": record.count, "lastTimestamp": stamp, "message": record.message}
+            try:
+                self.kube.patch(f"{path}/{record.name}", patch)
+            except NotFound:
+                pass  # expired (the API server keeps Events an hour): a new one follows
+            else:
+                return record.name
+        created = self.kube.create(path, self._new_event(body, event, record.message, stamp))
+        return str(created["metadata"]["name"])
+
+    @staticmethod
+    def _new_event(body: JSON, event: Event, message: str, stamp: str) -> JSON:
+        metadata = body["metadata"]
+        return {
             "metadata": {
                 "generateName": f"{metadata['name']}.",
                 "namespace": metadata["namespace"],
@@ -109,7 +149,7 @@ class Recorder:
             },
             "type": event.type,
             "reason": event.reason,
-            "message": event.message[:1024],
+            "message": message,
             "source": {"component": _COMPONENT},
             "reportingComponent": _COMPONENT,
             "reportingInstance": _COMPONENT,
@@ -117,19 +157,11 @@ class Recorder:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        path = collection_path(
-            group="", version="v1", plural="events", namespace=metadata["namespace"]
-        )
-        try:
-            await asyncio.to_thread(self.kube.create, path, payload)
-        except KubeError as error:
-            log.warning(
-                "could not record event %s on %s: %s", event.reason, metadata["name"], error
-            )
 
     def forget(self, key: ImportKey) -> None:
-        """The import is gone: it leaves the imports-by-state gauge."""
+        """The import is gone: it leaves the imports-by-state gauge and the correlator."""
         self._set_ready(key, None)
+        self.correlator.forget(key)
 
     def _set_ready(self, key: ImportKey, state: tuple[str, str] | None) -> None:
         """Keep the imports-by-state gauge in step, one import at a time (no recount)."""

@@ -2,7 +2,9 @@
 
 The final local state equals the final remote state, the endpoints never go empty on the
 way (a family switch creates the new slice before deleting the old one), and the writes
-stay bounded: at most one write per change and object, fewer when changes coalesce.
+stay bounded: at most one write per change and object, fewer when changes coalesce. The
+Events do not flood ``kubectl describe``: repeats are counted, similar ones combined, and
+the import's budget caps them, as client-go's recorder does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 
 from faults.toolkit import Row, Sampler, alone, load_balancer, metric_sum, slice_state, writes
 from kit import Kit
+from shared_services import correlator
 
 CHANGES = 50
 SECONDS = 5.0
@@ -72,6 +75,9 @@ def test_vip_flapping(kit: Kit, row: Row) -> None:
     row.figure(
         "address changes", operator.metric("shared_services_address_changes_total") - changes
     )
+    moved = [e for e in kit.events("db") if e.reason == "AddressesChanged"]
+    row.figure("AddressesChanged Events", len(moved))
+    row.figure("their counts", sum(e.count or 1 for e in moved))
     row.figure("samples", len(sampler.samples))
     row.figure("empty samples", len(empty))
     assert not empty, "the endpoints were empty while the VIP flapped"
@@ -82,3 +88,8 @@ def test_vip_flapping(kit: Kit, row: Row) -> None:
     assert by_kind["EndpointSlice"] <= CHANGES * 1.4
     assert by_kind["Endpoints"] <= CHANGES
     assert total <= CHANGES * 3.4
+    # At most the separate ones and one combined, and no more than the budget in all.
+    assert len(moved) <= correlator.SIMILAR
+    assert sum(e.count or 1 for e in moved) <= correlator.BURST
+    if operator.metric("shared_services_address_changes_total") - changes > correlator.SIMILAR:
+        assert any(e.message.startswith(correlator.COMBINED) for e in moved)

@@ -161,6 +161,21 @@ def test_whole_lifecycle_under_the_chart_identity(installed: Installation, chart
     kit.set_ingress("db", [{"ip": "198.51.100.31"}])
     kit.wait_addresses("db", {"IPv4": ["198.51.100.31"]})
     eventually(lambda: [e for e in kit.events("db") if e.reason == "AddressesChanged"])
+    # Back and forth again: the repeated move raises the count of its Event (patch).
+    kit.set_ingress("db", [{"ip": vip}])
+    kit.wait_addresses("db", {"IPv4": [vip]})
+    kit.set_ingress("db", [{"ip": "198.51.100.31"}])
+    kit.wait_addresses("db", {"IPv4": ["198.51.100.31"]})
+    eventually(
+        lambda: (
+            [
+                e.count
+                for e in kit.events("db")
+                if e.reason == "AddressesChanged" and e.message == f"{vip} -> 198.51.100.31"
+            ]
+            == [2]
+        )
+    )
 
     # A hand edit is undone, through patch.
     kit.core.patch_namespaced_service("db", kit.namespace, {"spec": {"selector": {"app": "x"}}})

@@ -79,10 +79,11 @@ rules go into a ClusterRole (every namespace) or into a Role in each listed name
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Events about address changes and conflicts, on the import. Never read or changed again.
+# Events about address changes and conflicts, on the import. Never read; a repeat raises
+# the count of the Event it repeats (patch), as client-go's recorder does.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end }}
 
 {{/*
