@@ -20,7 +20,7 @@ import prometheus_client
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from shared_services import probes
+from shared_services import memory, metrics, probes
 from shared_services.api import GROUP, IMPORT_PLURAL, REMOTE_CLUSTER_PLURAL, VERSION
 from shared_services.controller import Controller
 from shared_services.kube import Kube
@@ -91,7 +91,13 @@ class Manager:
         self.controller = Controller(settings=self.settings, kube=kube)
         # Not awaited: a list that is refused would hold kopf's start-up, and the probes.
         self._run = loop.create_task(self._lead(self.controller), name="run")
-        self._tasks = [self._run, loop.create_task(self._log_readiness(), name="readiness log")]
+        self._tasks = [
+            self._run,
+            loop.create_task(self._log_readiness(), name="readiness log"),
+            loop.create_task(memory.watch(self.settings.memory_limit), name="memory watch"),
+        ]
+        controller = self.controller
+        metrics.LEADING.set_function(lambda: 1.0 if controller.active else 0.0)
 
     async def stop(self) -> None:
         """Stop syncing, give the lease up if held, close the watches and the probes."""

@@ -62,6 +62,15 @@ API_REQUESTS = Counter(
     ["target", "verb"],
 )
 
+LEADING = Gauge(
+    "shared_services_leading",
+    "1 while this replica syncs imports: it holds the lease, or runs without leader election.",
+)
+MEMORY_LIMIT = Gauge(
+    "shared_services_memory_limit_bytes",
+    "The memory limit the operator watches its resident set against; 0 when unknown.",
+)
+
 
 def forget_cluster(name: str) -> None:
     """End the series of a RemoteCluster that was deleted.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared_services import policy
+from shared_services import memory, policy
 
 DEFAULT_NAMESPACE = "shared-services-system"
 _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -51,6 +51,7 @@ class Settings:
     leader_elect: bool = False
     lease_name: str = "shared-services-operator"
     verbose: bool = False
+    memory_limit: int | None = None  # bytes; None: the cgroup's limit, if any
     address_policy: policy.AddressPolicy = field(default_factory=policy.AddressPolicy)
 
     @classmethod
@@ -76,8 +77,16 @@ class Settings:
             leader_elect=args.leader_elect,
             lease_name=args.lease_name,
             verbose=args.verbose,
+            memory_limit=args.memory_limit,
             address_policy=address_policy,
         )
+
+
+def _memory_quantity(text: str) -> int:
+    try:
+        return memory.parse_quantity(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
         default=int(env.get("HEALTH_PORT", "8080")),
         help="probes port, serving /healthz and /readyz, 0 to disable (env HEALTH_PORT; "
         "default 8080)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_memory_quantity,
+        # A string default goes through the type too, so a bad env value is reported alike.
+        default=env.get("MEMORY_LIMIT") or None,
+        help="warn in the log when the resident set passes 80%% of this (e.g. 640Mi; env "
+        "MEMORY_LIMIT, which the chart sets from resources.limits.memory; default: the "
+        "cgroup's limit)",
     )
     parser.add_argument(
         "--log-format",

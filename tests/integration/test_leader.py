@@ -48,6 +48,11 @@ def test_one_leader_and_a_takeover(kit: Kit, workload: Cluster, tmp_path: Path) 
             assert sorted(v > 0 for v in syncs.values()) == [False, True]
             leader, standby = (first, second) if syncs["first"] else (second, first)
             assert lease.spec.holder_identity
+            # What the no-leader alert reads: 1 on the leader, 0 on the standby.
+            assert (
+                leader.metric("shared_services_leading"),
+                standby.metric("shared_services_leading"),
+            ) == (1, 0)
 
             leader.stop(signal.SIGKILL)  # a crash: the lease must run out first
             kit.patch_import("db", {"spec": {"source": {"addresses": ["203.0.113.21"]}}})
@@ -55,6 +60,7 @@ def test_one_leader_and_a_takeover(kit: Kit, workload: Cluster, tmp_path: Path) 
             # The sync is counted once its writes have returned, a moment after the slice
             # shows the new address: wait for the count, do not race it.
             eventually(lambda: standby.metric("shared_services_syncs_total", result="ok") > 0)
+            assert standby.metric("shared_services_leading") == 1
         finally:
             first.stop()
             second.stop()

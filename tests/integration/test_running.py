@@ -111,3 +111,23 @@ def test_listed_namespaces_each_get_their_own_cache(
     finally:
         kit.operator.start()
         kit.core.delete_namespace(second)
+
+
+def test_the_operator_warns_before_its_memory_limit(
+    kit: Kit, workload: Cluster, tmp_path: Path
+) -> None:
+    # A limit below what the process already holds (about 80 MiB): the first check warns.
+    # Watching an empty namespace, it leaves the session operator's imports alone.
+    log_path = tmp_path / "memory.log"
+    tight = OperatorProcess(
+        kubeconfig=workload.write_kubeconfig(tmp_path / "kubeconfig"),
+        log_path=log_path,
+        extra_args=[f"--namespace={kit.namespace}", "--memory-limit=48Mi"],
+    )
+    with tight:
+        eventually(lambda: "of the 48 MiB limit" in log_path.read_text(), timeout=30)
+        assert tight.metric("shared_services_memory_limit_bytes") == 48 * 2**20
+    warnings = [line for line in log_path.read_text().splitlines() if "MiB limit" in line]
+    # Said once, not at every check, while the use stays above the line.
+    assert len(warnings) == 1
+    assert "raise resources.limits.memory" in warnings[0]

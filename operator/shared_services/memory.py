@@ -1,0 +1,114 @@
+"""Say so in the log before the operator's memory limit is near, not after the OOM kill.
+
+Memory grows with the imports a release serves (the chart's README sizes it). A release
+that outgrows its limit is killed by the kernel without a word in its own log, restarts,
+relists everything and is killed again. So the resident set is compared with the limit
+every few seconds, and crossing 80 % logs a warning that says what to raise; the warning
+comes again only after the use has fallen below 70 %, so a process that hovers near the
+line does not repeat it every check.
+
+The limit is the chart's ``resources.limits.memory`` (passed by the Downward API as
+``MEMORY_LIMIT``), else the cgroup's, which is the same number seen from inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared_services import metrics
+
+log = logging.getLogger(__name__)
+
+WARN_AT = 0.8
+REARM_AT = 0.7
+CHECK_SECONDS = 10.0
+# What cgroup v1 reports for "no limit" is a page-rounded 2**63 - 1; anything this large is
+# no limit either.
+_NO_LIMIT = 1 << 60
+_UNITS = {
+    "": 1,
+    "k": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "Ki": 1 << 10,
+    "Mi": 1 << 20,
+    "Gi": 1 << 30,
+    "Ti": 1 << 40,
+}
+_QUANTITY = re.compile(r"(\d+)(|k|M|G|T|Ki|Mi|Gi|Ti)")
+_MIB = 1 << 20
+
+
+def parse_quantity(text: str) -> int:
+    """Bytes in a Kubernetes memory quantity ("640Mi", "1G", "671088640").
+
+    Raises ValueError for anything else, which the flag parser reports by name.
+    """
+    match = _QUANTITY.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a memory quantity: {text!r} (e.g. 640Mi, 1Gi, 671088640)")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def cgroup_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The memory limit of the process's cgroup (v2, else v1); None when there is none."""
+    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < _NO_LIMIT:
+            return int(text)
+        return None
+    return None
+
+
+def resident_bytes() -> int:
+    """The process's resident set, from /proc (what the OOM killer weighs)."""
+    fields = Path("/proc/self/statm").read_text().split()
+    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Watch:
+    """Decides, check by check, when to warn; pure, so its thresholds are tested alone."""
+
+    limit: int
+    warned: bool = False
+
+    def check(self, resident: int) -> str | None:
+        """The warning to log now, if ``resident`` bytes have just crossed the line."""
+        share = resident / self.limit
+        if self.warned:
+            self.warned = share >= REARM_AT
+            return None
+        if share < WARN_AT:
+            return None
+        self.warned = True
+        return (
+            f"memory use is {resident / _MIB:.0f} MiB, {share:.0%} of the "
+            f"{self.limit / _MIB:.0f} MiB limit: raise resources.limits.memory (the chart's "
+            "README sizes it by the number of imports) or split the imports over releases "
+            "with watchNamespaces, before the process is killed for lack of memory"
+        )
+
+
+async def watch(limit: int | None) -> None:
+    """Check the resident set against ``limit`` (else the cgroup's) until cancelled."""
+    limit = limit or cgroup_limit()
+    if not limit:
+        log.debug("no memory limit known; memory use is not watched")
+        return
+    metrics.MEMORY_LIMIT.set(limit)
+    state = Watch(limit)
+    while True:
+        warning = state.check(resident_bytes())
+        if warning is not None:
+            log.warning("%s", warning)
+        await asyncio.sleep(CHECK_SECONDS)
