@@ -89,17 +89,7 @@ def plan(
     verdict = policy.judge(addresses, policy=address_policy, networks=networks)
     ports = spec_ports(spec) or source.ports or status.ports_of(old) or serving.ports
     if not ports:
-        reason = source.reason if not source.ok else "NoPorts"
-        no_ports = status.import_status(
-            old,
-            generation=generation,
-            shown=shown,
-            ready=("False", reason, source.message),
-            source=status.source_condition(source),
-            addresses=[],
-            ports=[],
-        )
-        return Plan(service_name, source, shown, status=no_ports)
+        return Plan(service_name, source, shown, status=_no_ports(old, generation, shown, source))
     try:
         desired = builders.build(
             owner=builders.Owner(namespace, name, str(body["metadata"].get("uid"))),
@@ -129,6 +119,21 @@ def plan(
         verdict=verdict,
         ports=ports,
         serving=serving.addresses,
+    )
+
+
+def _no_ports(
+    old: Mapping[str, Any], generation: int | None, shown: status.Shown, source: Source
+) -> JSON:
+    """The status of an import with no ports from anywhere: nothing can be written."""
+    return status.import_status(
+        old,
+        generation=generation,
+        shown=shown,
+        ready=("False", source.reason if not source.ok else "NoPorts", source.message),
+        source=status.source_condition(source),
+        addresses=[],
+        ports=[],
     )
 
 
