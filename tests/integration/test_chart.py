@@ -28,7 +28,7 @@ WORKLOAD_RULES = [
         ("endpointslices",),
         ("get", "list", "watch", "create", "patch", "delete"),
     ),
-    (("",), ("events",), ("create",)),
+    (("",), ("events",), ("create", "patch")),
 ]
 CLUSTER_RULES = [
     (("sharedservices.io",), ("remoteclusters",), ("list", "watch")),

@@ -162,10 +162,12 @@ def test_whole_lifecycle_under_the_chart_identity(installed: Installation, chart
     kit.wait_addresses("db", {"IPv4": ["198.51.100.31"]})
     eventually(lambda: [e for e in kit.events("db") if e.reason == "AddressesChanged"])
     # Back and forth again: the repeated move raises the count of its Event (patch).
-    kit.set_ingress("db", [{"ip": vip}])
-    kit.wait_addresses("db", {"IPv4": [vip]})
-    kit.set_ingress("db", [{"ip": "198.51.100.31"}])
-    kit.wait_addresses("db", {"IPv4": ["198.51.100.31"]})
+    # The status (and the Event) follow the slice a moment after a move: wait for each,
+    # or the next move would come before the status said the last one.
+    for address in (vip, "198.51.100.31"):
+        kit.set_ingress("db", [{"ip": address}])
+        kit.wait_addresses("db", {"IPv4": [address]})
+        eventually(lambda a=address: kit.get_import("db")["status"]["addresses"] == [a])
     eventually(
         lambda: (
             [
