@@ -181,8 +181,13 @@ class Controller:
             for obj in list(informer.cache.values()):
                 self._local_event(obj)
         self._queue_all()
+        # As many workers again serve only moved VIPs: a move never waits for a worker
+        # that is busy with another import's Endpoints, status or Event.
         self._tasks = [
             self._loop.create_task(self.reconciler.worker(), name=f"worker-{i}")
+            for i in range(self.settings.workers)
+        ] + [
+            self._loop.create_task(self.reconciler.worker(moves_only=True), name=f"move-{i}")
             for i in range(self.settings.workers)
         ]
         self._tasks.append(self._loop.create_task(self._resync(), name="resync"))

@@ -41,11 +41,12 @@ __all__ = [
 # Not ready for this long is worth a log line, and then one every so often while it lasts.
 _NOT_READY_LOG_AFTER = 5.0
 _NOT_READY_LOG_EVERY = 30.0
-# Enough threads for every worker's blocking request plus the watches' callbacks.
-_THREADS = 32
+# Threads (and pooled connections) beyond one per worker: the watches' callbacks, the
+# lists, the lease and the Event writes.
+_SPARE_THREADS = 16
 
 
-def local_client() -> Kube:
+def local_client(connections: int = 64) -> Kube:
     """A client of the cluster the operator runs in: in-cluster config, else $KUBECONFIG."""
     configuration = k8s.Configuration()
     try:
@@ -53,7 +54,7 @@ def local_client() -> Kube:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config(client_configuration=configuration)
     # Enough pooled connections for every worker plus the watches, so none waits for one.
-    configuration.connection_pool_maxsize = 64
+    configuration.connection_pool_maxsize = connections
     return Kube(k8s.ApiClient(configuration))
 
 
@@ -75,12 +76,14 @@ class Manager:
         if self.controller is not None:
             return  # kopf retries a start-up that raised; what started stays started
         loop = asyncio.get_running_loop()
+        # Every worker, and every worker that serves only moves, may block in a request.
+        threads = 2 * self.settings.workers + _SPARE_THREADS
         loop.set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="sync")
+            concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync")
         )
         if self.settings.metrics_port:
             prometheus_client.start_http_server(self.settings.metrics_port)
-        kube = local_client()
+        kube = local_client(connections=max(64, threads))
         if self.settings.leader_elect:
             self.elector = LeaderElector(
                 kube, namespace=self.settings.operator_namespace, name=self.settings.lease_name

@@ -39,8 +39,10 @@ ImportKey = tuple[str, str]
 # What kube-proxy reads, and so what moves an application's traffic: written first on a move.
 DATA_PATH: Final = (SERVICE, ENDPOINT_SLICE)
 # How long a moved import's Endpoints, status and Event wait, so that kube-proxy programs the
-# new VIP without those writes and their watch events competing for the cores.
+# new VIP without those writes and their watch events competing for the cores; and while
+# other VIPs keep moving, until the moves pause for as long, but never longer than _HOLD.
 _SETTLE = 0.2
+_HOLD = 5.0
 # Enough of the API server's reason for a refused write (a quota's or a policy's message).
 _MAX_REFUSAL = 400
 
@@ -72,19 +74,25 @@ class ImportReconciler:
         self.conflicts: RateLimiter[ImportKey] = RateLimiter(start=5.0, limit=300.0)
         # When a remote event that queued an import arrived, for the propagation metric.
         self.pending_since: dict[ImportKey, float] = {}
-        # Imports whose slices just moved: until when their Endpoints, status and Event wait.
+        # Imports whose slices just moved: when, so their Endpoints, status and Event wait.
         self.settling: dict[ImportKey, float] = {}
+        # When the last remote change came in: while moves keep coming, the rest waits.
+        self.last_move = float("-inf")
         self._loop = asyncio.get_running_loop()
 
     def queue_from_remote(self, key: ImportKey, received: float) -> None:
-        """Queue an import because its remote source changed at ``received``."""
+        """Queue an import because its remote source changed at ``received``: urgently."""
         self.pending_since.setdefault(key, received)
-        self.queue.add(key)
+        self.last_move = max(self.last_move, received)
+        self.queue.add(key, urgent=True)
 
-    async def worker(self) -> None:
-        """Sync keys until cancelled; one import's failure never stops the others."""
+    async def worker(self, *, moves_only: bool = False) -> None:
+        """Sync keys until cancelled; one import's failure never stops the others.
+
+        A worker for ``moves_only`` takes only imports whose remote VIP moved.
+        """
         while True:
-            key = await self.queue.get()
+            key = await self.queue.get(urgent_only=moves_only)
             try:
                 await self.sync(key)
             except KubeError as error:
@@ -191,6 +199,8 @@ class ImportReconciler:
         on the same two cores that the Endpoints, status and Event writes (and their watch
         events) would take at that moment. So on a move the Service and slices go alone, and
         a sync ``_SETTLE`` later writes the rest; syncs meanwhile keep the slices current.
+        When a thousand VIPs move at once, the rest of each waits until the moves pause
+        (up to ``_HOLD``), so that no slice waits behind the trailing writes of the others.
         """
         settling = self._settling_until(key)
         moving = settling is None and plan.moves
@@ -202,7 +212,7 @@ class ImportReconciler:
         if kinds is MANAGED_KINDS or outcome.conflicts:
             return outcome
         if moving and outcome.endpoints_written:
-            self.settling[key] = self._loop.time() + _SETTLE
+            self.settling[key] = self._loop.time()
             self.queue.add_after(key, _SETTLE)
             return None
         if settling is not None:
@@ -214,12 +224,15 @@ class ImportReconciler:
     def _settling_until(self, key: ImportKey) -> float | None:
         """When the held writes of an import whose slice moved are due; None if none are.
 
-        A sync before then (its own slice's event, a further move) finds the hold still on,
-        and asks again for a sync when it ends, in case the timer fired a hair early.
+        They are due ``_SETTLE`` after the move, or after the last move of any import if
+        that is later, but no later than ``_HOLD`` after the move. A sync before then (its
+        own slice's event, a further move) finds the hold still on, and asks again for a
+        sync when it ends, in case the timer fired a hair early.
         """
-        until = self.settling.get(key)
-        if until is None:
+        moved = self.settling.get(key)
+        if moved is None:
             return None
+        until = min(max(moved, self.last_move) + _SETTLE, moved + _HOLD)
         left = until - self._loop.time()
         if left <= 0:
             del self.settling[key]

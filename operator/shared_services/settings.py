@@ -154,7 +154,8 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=int(env.get("WORKERS", "16")),
-        help="imports synced at once (env WORKERS; default 16)",
+        help="imports synced at once (env WORKERS; default 16); as many again serve only "
+        "imports whose remote VIP moved",
     )
     parser.add_argument(
         "--resync-seconds",

@@ -9,8 +9,10 @@ so the benchmark alone decides which Services are mirrored and where.
 Two choices keep it a floor rather than a straw man. Bodies stay JSON, through the
 operator's own thin layer over the kubernetes client (as in scale_floor.py): the generated
 models would cost this script more per event than the operator pays. And each namespace's
-thread patches as it reads, so a burst spread over 20 namespaces has 20 patches in flight,
-no fewer than the operator's 16 workers, while the changes of one Service stay in order.
+thread patches as it reads, so a burst spread over 20 namespaces has 20 patches in flight
+while the changes of one Service stay in order. The operator may have more (its 16 workers
+and 16 that serve only moves), but neither limit binds: this script's slices follow the
+moves as fast as they are sent.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@
   postpone a retry, a shorter one brings it forward, and either way it fires once.
 * ``close`` cancels every pending timer, so a stopped queue fires nothing later.
 * ``len`` counts the keys queued and in flight, which the tracked-items metric reports.
+* Urgent keys (a remote VIP moved) are served before every normal one, whenever asked for;
+  an urgent ask moves a waiting key up without running it twice, and survives a sync in
+  flight. A worker for urgent keys only never takes a normal one, and an urgent key goes
+  to such a worker first, leaving the others to the rest. A worker cancelled just as it
+  was woken does not take the key down with it.
 
 The rate limiter doubles a failing key's delay from ``start`` up to ``limit``, forgets a
 key on success, keeps memory only for keys that are failing, and stays finite however
@@ -147,6 +152,99 @@ def test_len_counts_queued_and_in_flight_keys() -> None:
         return sizes
 
     assert asyncio.run(scenario()) == [0, 2, 2, 2, 2, 0]
+
+
+# --- lanes --------------------------------------------------------------------------------
+
+
+async def _drain(queue: WorkQueue[str]) -> list[str]:
+    """Every key the queue hands out now, in order, each marked done at once."""
+    taken = []
+    while True:
+        try:
+            key = await asyncio.wait_for(queue.get(), _QUIET)
+        except TimeoutError:
+            return taken
+        taken.append(key)
+        queue.done(key)
+
+
+def test_urgent_keys_are_served_before_normal_ones_asked_for_earlier() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.add("status/a")
+        queue.add("status/b")
+        queue.add("moved/c", urgent=True)
+        queue.add("status/d")
+        queue.add("moved/e", urgent=True)
+        return await _drain(queue)
+
+    assert asyncio.run(scenario()) == ["moved/c", "moved/e", "status/a", "status/b", "status/d"]
+
+
+def test_an_urgent_ask_moves_a_waiting_key_up_and_it_runs_once() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.add("a")
+        queue.add("b")
+        queue.add("b", urgent=True)
+        queue.add("b")  # a normal ask does not move it back
+        return await _drain(queue)
+
+    assert asyncio.run(scenario()) == ["b", "a"]
+
+
+def test_an_urgent_key_asked_for_while_in_flight_runs_again_ahead_of_normal_keys() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.add("db")
+        key = await _next(queue)
+        queue.add("other")
+        queue.add(key, urgent=True)
+        queue.add(key)
+        assert await _next(queue) == "other"  # not db: it is in flight
+        queue.done("other")
+        queue.add("later")
+        queue.done(key)
+        return await _drain(queue)
+
+    assert asyncio.run(scenario()) == ["db", "later"]
+
+
+def test_a_worker_for_urgent_keys_only_leaves_normal_keys_and_is_woken_first() -> None:
+    async def scenario() -> tuple[bool, str, bool]:
+        queue: WorkQueue[str] = WorkQueue()
+        queue.add("status/a")
+        mover = asyncio.create_task(queue.get(urgent_only=True))
+        await asyncio.sleep(0.05)
+        left_alone = not mover.done()  # a normal key is not for it
+        general = asyncio.create_task(queue.get())
+        assert await asyncio.wait_for(general, _PATIENCE) == "status/a"
+        other = asyncio.create_task(queue.get())
+        await asyncio.sleep(0)
+        queue.add("moved/b", urgent=True)  # both wait: the mover takes it
+        taken = await asyncio.wait_for(mover, _PATIENCE)
+        await asyncio.sleep(0.05)
+        other_free = not other.done()
+        other.cancel()
+        await asyncio.gather(other, return_exceptions=True)
+        return left_alone, taken, other_free
+
+    assert asyncio.run(scenario()) == (True, "moved/b", True)
+
+
+def test_a_worker_cancelled_as_it_is_woken_leaves_the_key_to_another() -> None:
+    async def scenario() -> str:
+        queue: WorkQueue[str] = WorkQueue()
+        first = asyncio.create_task(queue.get())
+        second = asyncio.create_task(queue.get())
+        await asyncio.sleep(0)  # both wait
+        queue.add("db")  # wakes the first
+        first.cancel()  # before it runs: it must hand the key on
+        await asyncio.gather(first, return_exceptions=True)
+        return await asyncio.wait_for(second, _PATIENCE)
+
+    assert asyncio.run(scenario()) == "db"
 
 
 # --- add_after and close ---------------------------------------------------------------------
