@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared_services import api, builders, dns, metrics
+from shared_services import api, builders, dns, memory, metrics
 from shared_services.clusters import ClusterReconciler
 from shared_services.hostnames import Hostnames
 from shared_services.imports import ImportStore
@@ -175,6 +175,7 @@ class Controller:
         if not self.caches:
             await self.fill()
         self.networks.rebuild()  # what a standby saw of Nodes since it filled its caches
+        memory.settle()  # the filled caches
         self.active = self.networks.active = self.store.active = True
         self.clusters.start()
         for informer in self._local_informers():
@@ -191,6 +192,7 @@ class Controller:
             for i in range(self.settings.workers)
         ]
         self._tasks.append(self._loop.create_task(self._resync(), name="resync"))
+        self._tasks.append(self._loop.create_task(self._settle_when_synced(), name="settle"))
 
     async def stop(self) -> None:
         """Stop workers, timers and every watch; a standby's caches too."""
@@ -205,6 +207,11 @@ class Controller:
         # Stopped before they were started (a stop during start-up): nothing to stop.
         running = [i for i in self._informers() if i.running]
         await asyncio.gather(*(asyncio.to_thread(i.stop) for i in running))
+
+    async def _settle_when_synced(self) -> None:
+        """Once the start-up syncs are done, take the heap out of full collections."""
+        await self.queue.drained()
+        memory.settle()
 
     async def _resync(self) -> None:
         while True:

@@ -41,6 +41,8 @@ class WorkQueue(Generic[Key]):
         # Workers waiting for any key, and workers waiting for urgent keys only.
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._urgent_waiters: deque[asyncio.Future[None]] = deque()
+        # Waiting for the queue to have nothing queued and nothing in flight.
+        self._drained: list[asyncio.Future[None]] = []
 
     def add(self, key: Key, *, urgent: bool = False) -> None:
         """Ask for a sync of ``key``; repeated asks before it runs collapse into one.
@@ -128,6 +130,18 @@ class WorkQueue(Generic[Key]):
         urgent = self._dirty.pop(key, None)
         if urgent is not None:
             self.add(key, urgent=urgent)
+        elif not self._queued and not self._active:
+            for drained in self._drained:
+                if not drained.done():
+                    drained.set_result(None)
+            self._drained.clear()
+
+    async def drained(self) -> None:
+        """Return once nothing is queued or in flight (timers pending do not count)."""
+        if self._queued or self._active:
+            waiter = asyncio.get_running_loop().create_future()
+            self._drained.append(waiter)
+            await waiter
 
     def close(self) -> None:
         """Cancel every pending retry: a stopped queue fires nothing later."""

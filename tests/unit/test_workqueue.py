@@ -233,6 +233,28 @@ def test_a_worker_for_urgent_keys_only_leaves_normal_keys_and_is_woken_first() -
     assert asyncio.run(scenario()) == (True, "moved/b", True)
 
 
+def test_drained_returns_once_nothing_is_queued_or_in_flight() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        await asyncio.wait_for(queue.drained(), _PATIENCE)  # empty: at once
+        seen = []
+        queue.add("a")
+        queue.add("b")
+        waiting = asyncio.create_task(queue.drained())
+        key = await _next(queue)
+        queue.add(key)  # asked again while in flight: runs once more first
+        queue.done(key)
+        seen.append("drained" if waiting.done() else "waiting")
+        for _ in range(2):
+            key = await _next(queue)
+            queue.done(key)
+        await asyncio.wait_for(waiting, _PATIENCE)
+        seen.append("drained")
+        return seen
+
+    assert asyncio.run(scenario()) == ["waiting", "drained"]
+
+
 def test_a_worker_cancelled_as_it_is_woken_leaves_the_key_to_another() -> None:
     async def scenario() -> str:
         queue: WorkQueue[str] = WorkQueue()
