@@ -58,6 +58,21 @@ class _FirstSeen(threading.Thread):
                 return
 
 
+def _slice_and_endpoints_holding(kit: Kit, address: str) -> tuple[_FirstSeen, _FirstSeen]:
+    """Watchers of the test namespace's slices and Endpoints, for the first with ``address``."""
+    slice_ = _FirstSeen(
+        kit.discovery.list_namespaced_endpoint_slice,
+        kit.namespace,
+        lambda obj: any(address in (e.addresses or []) for e in obj.endpoints or []),
+    )
+    endpoints = _FirstSeen(
+        kit.core.list_namespaced_endpoints,
+        kit.namespace,
+        lambda obj: any(a.ip == address for s in obj.subsets or [] for a in s.addresses or []),
+    )
+    return slice_, endpoints
+
+
 def test_a_moved_vip_reaches_the_slice_before_the_endpoints_and_the_status(kit: Kit) -> None:
     old = kit.load_balancer("db")
     kit.remote_cluster()
@@ -66,16 +81,7 @@ def test_a_moved_vip_reaches_the_slice_before_the_endpoints_and_the_status(kit: 
     kit.wait_condition("db", "Ready", "True", "Synced")
     new = "198.51.100.140"
 
-    slice_ = _FirstSeen(
-        kit.discovery.list_namespaced_endpoint_slice,
-        kit.namespace,
-        lambda obj: any(new in (e.addresses or []) for e in obj.endpoints or []),
-    )
-    endpoints = _FirstSeen(
-        kit.core.list_namespaced_endpoints,
-        kit.namespace,
-        lambda obj: any(a.ip == new for s in obj.subsets or [] for a in s.addresses or []),
-    )
+    slice_, endpoints = _slice_and_endpoints_holding(kit, new)
     status = _FirstSeen(
         lambda namespace, **kw: kit.custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, "sharedserviceimports", **kw
@@ -107,16 +113,7 @@ def test_while_other_vips_keep_moving_the_endpoints_wait_for_the_moves_to_pause(
     for name in ("db", "cache"):
         kit.wait_condition(name, "Ready", "True", "Synced")
     new = "198.51.100.141"
-    slice_ = _FirstSeen(
-        kit.discovery.list_namespaced_endpoint_slice,
-        kit.namespace,
-        lambda obj: any(new in (e.addresses or []) for e in obj.endpoints or []),
-    )
-    endpoints = _FirstSeen(
-        kit.core.list_namespaced_endpoints,
-        kit.namespace,
-        lambda obj: any(a.ip == new for s in obj.subsets or [] for a in s.addresses or []),
-    )
+    slice_, endpoints = _slice_and_endpoints_holding(kit, new)
     for watcher in (slice_, endpoints):
         watcher.start()
     kit.set_ingress("db", [{"ip": new}])
