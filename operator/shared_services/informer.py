@@ -12,10 +12,11 @@ are made from that thread and must hand work over to the event loop themselves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from shared_services.kube import JSON, Gone, Kube, KubeError
@@ -36,6 +37,11 @@ def object_key(obj: Mapping[str, Any]) -> str:
     namespace = metadata.get("namespace")
     name = str(metadata.get("name", ""))
     return f"{namespace}/{name}" if namespace else name
+
+
+def _version(obj: Mapping[str, Any]) -> str | None:
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return None if version is None else str(version)
 
 
 def slim(obj: JSON) -> JSON:
@@ -85,6 +91,10 @@ class Informer:
         # and metadata.resourceVersion, which the echo check needs.
         self._transform = transform
         self._cache_lock = threading.Lock()
+        # Keys being written by the operator -> the events that came for them meanwhile,
+        # and the resourceVersion the write produced (see writing()).
+        self._held: dict[str, list[tuple[str, JSON]]] = {}
+        self._written: dict[str, str | None] = {}
         self.synced = threading.Event()
         self.error: str | None = None
         self._on_event = on_event or (lambda _type, _obj: None)
@@ -133,25 +143,55 @@ class Informer:
         return self.cache.get(key)
 
     def put(self, obj: JSON) -> None:
-        """Cache an object, e.g. the answer to a write, before its watch event arrives.
+        """Cache the answer to a write, whose watch event may not have arrived yet.
 
         When the event then brings the same resourceVersion, it is known news and no
         callback is made: a write's own echo does not trigger another sync.
         """
         key = object_key(obj)
         with self._cache_lock:  # the writer's threads put() too
-            self._drop(key)
-            self.cache[key] = obj
-            if self._index_label:
-                metadata = obj.get("metadata", {})
-                value = (metadata.get("labels") or {}).get(self._index_label)
-                if value:
-                    self.index.setdefault((metadata.get("namespace", ""), value), set()).add(key)
+            if key in self._held:
+                self._written[key] = _version(obj)
+            self._store(key, obj)
+
+    def _store(self, key: str, obj: JSON) -> None:
+        """Cache ``obj`` under ``key``; the caller holds the cache lock."""
+        self._drop(key)
+        self.cache[key] = obj
+        if self._index_label:
+            metadata = obj.get("metadata", {})
+            value = (metadata.get("labels") or {}).get(self._index_label)
+            if value:
+                self.index.setdefault((metadata.get("namespace", ""), value), set()).add(key)
 
     def drop(self, key: str) -> None:
         """Forget an object."""
         with self._cache_lock:
             self._drop(key)
+
+    @contextlib.contextmanager
+    def writing(self, key: str) -> Iterator[None]:
+        """Hold the callbacks for ``key`` while the operator writes it, and drop its echo.
+
+        The watch can deliver a write's event before the writer has put the answer in the
+        cache; the resourceVersion check then finds nothing to match, and the echo would
+        cost a sync that finds nothing to do (for 1,000 new imports, about 1,200 such
+        syncs, many still queued when the last import was Ready). So events for ``key``
+        that come while the write is in flight are cached as usual but held; afterwards
+        only those with another resourceVersion than the write's answer, somebody else's
+        change, are reported.
+        """
+        with self._cache_lock:
+            self._held.setdefault(key, [])
+        try:
+            yield
+        finally:
+            with self._cache_lock:
+                held = self._held.pop(key, [])
+                written = self._written.pop(key, None)
+            for kind, obj in held:
+                if _version(obj) != written:
+                    self._on_event(kind, obj)
 
     def _drop(self, key: str) -> None:
         old = self.cache.pop(key, None)
@@ -206,10 +246,11 @@ class Informer:
             if not cursor:
                 break
         previous = dict(self.cache)
-        for key in previous.keys() - fresh.keys():
-            self.drop(key)
-        for obj in fresh.values():
-            self.put(obj)
+        with self._cache_lock:
+            for key in previous.keys() - fresh.keys():
+                self._drop(key)
+            for key, obj in fresh.items():
+                self._store(key, obj)
         for key, obj in fresh.items():
             old = previous.get(key)
             if old is None:
@@ -244,21 +285,34 @@ class Informer:
                     kind = event.get("type")
                     if kind == "BOOKMARK":
                         continue
-                    key = object_key(obj)
-                    obj = self._transform(obj)
-                    if kind == "DELETED":
-                        self.drop(key)
-                    else:
-                        known = self.cache.get(key)
-                        if known is not None and known.get("metadata", {}).get(
-                            "resourceVersion"
-                        ) == obj.get("metadata", {}).get("resourceVersion"):
-                            continue  # already cached by put(): the echo of our own write
-                        self.put(obj)
-                    self._on_event(str(kind), obj)
+                    news = self._apply(str(kind), obj)
+                    if news is not None:
+                        self._on_event(str(kind), news)
             finally:
                 with self._lock:
                     self._response.clear()
+
+    def _apply(self, kind: str, obj: JSON) -> JSON | None:
+        """Bring a watch event into the cache; the object to report now, if any.
+
+        Caching and the check for a write in flight (see :meth:`writing`) are one step
+        under the lock, or a writer could finish between them and its echo slip through.
+        """
+        key = object_key(obj)
+        obj = self._transform(obj)
+        with self._cache_lock:
+            if kind == "DELETED":
+                self._drop(key)
+            else:
+                known = self.cache.get(key)
+                if known is not None and _version(known) == _version(obj):
+                    return None  # already cached by put(): the echo of our own write
+                self._store(key, obj)
+            held = self._held.get(key)
+            if held is None:
+                return obj
+            held.append((kind, obj))
+            return None
 
     def _opened(self, response: Any) -> None:
         with self._lock:
@@ -303,6 +357,11 @@ class InformerGroup:
         informer = self._of(key.split("/", 1)[0])
         if informer is not None:
             informer.drop(key)
+
+    def writing(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the echo of a write of ``key`` (see :meth:`Informer.writing`)."""
+        informer = self._of(key.split("/", 1)[0])
+        return informer.writing(key) if informer else contextlib.nullcontext()
 
     def indexed(self, namespace: str, value: str) -> list[JSON]:
         """Cached objects in ``namespace`` whose index label has ``value``."""

@@ -148,13 +148,14 @@ class Writer:
         self, kind: Kind, owner: builders.Owner, obj: JSON, outcome: Outcome
     ) -> JSON | None:
         """Create ``obj``; return the object that holds its name instead, if there is one."""
+        cache = self.caches[kind]
         try:
-            created = self.kube.create(kind.collection(owner.namespace), obj)
+            with cache.writing(f"{owner.namespace}/{obj['metadata']['name']}"):
+                cache.put(self.kube.create(kind.collection(owner.namespace), obj))
         except Conflict:
             # Its name is taken; None when it was deleted meanwhile, and the watch event of
             # that brings the import back here.
             return self.kube.get(kind.path(owner.namespace, obj["metadata"]["name"]))
-        self.caches[kind].put(created)
         outcome.writes.append((kind.kind, "create"))
         return None
 
@@ -163,17 +164,17 @@ class Writer:
     ) -> None:
         """Patch or re-create ``actual``; raises Conflict when it is no longer that object."""
         uid = actual["metadata"].get("uid")
-        if change.kind == "patch":
-            try:
-                updated = self.kube.patch(path, change.body, uid=uid)
-            except NotFound:
-                return  # deleted by hand meanwhile: its DELETED event triggers a re-create
-            self.caches[kind].put(updated)
-            outcome.writes.append((kind.kind, "patch"))
-            return
-        self.kube.delete(path, uid=uid)
-        created = self.kube.create(path.rsplit("/", 1)[0], change.body)
-        self.caches[kind].put(created)
+        cache = self.caches[kind]
+        with cache.writing(object_key(actual)):
+            if change.kind == "patch":
+                try:
+                    cache.put(self.kube.patch(path, change.body, uid=uid))
+                except NotFound:
+                    return  # deleted by hand meanwhile: its DELETED event triggers a re-create
+                outcome.writes.append((kind.kind, "patch"))
+                return
+            self.kube.delete(path, uid=uid)
+            cache.put(self.kube.create(path.rsplit("/", 1)[0], change.body))
         outcome.writes.append((kind.kind, "recreate"))
 
     def _remove(
