@@ -42,12 +42,45 @@ DUAL_STACK_SERVICE_CIDR = f"{SERVICE_CIDR},2001:db8:96::/112"
 _PR_SET_PDEATHSIG = 1
 
 
+# Ports handed out by this process: a port is free again once its probe socket closes, so
+# two servers asked for in a row must not be given the same one.
+_HANDED_OUT: set[int] = set()
+_PORT_TRIES = 500
+
+
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback TCP port that nothing listens on, from outside the kernel's ephemeral range.
+
+    A port the kernel picks (a bind to port 0) comes from the range that it also gives every
+    outgoing connection, so between this check and the server's own bind a client socket of
+    another process can take it, and the server fails with "Address already in use": seen
+    once for an operator's health port while the API servers were busy. Below that range,
+    only a listener takes a port, and the check here sees listeners.
+    """
+    low, high = _ephemeral_range()
+    candidates = range(low - 12000, low) if low >= 13024 else range(high + 1, 65536)
+    for _ in range(_PORT_TRIES):
+        port = secrets.choice(candidates)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    msg = f"no free loopback port in {candidates.start}-{candidates.stop - 1}"
+    raise RuntimeError(msg)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default when unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def wait_readyz(
