@@ -41,6 +41,9 @@ GROUP = "sharedservices.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
+# An object as the API server sends and takes it: its JSON, camelCase keys and all.
+JSON = dict[str, Any]
+
 IMPORT_KIND = "SharedServiceImport"
 IMPORT_PLURAL = "sharedserviceimports"
 IMPORT_SINGULAR = "sharedserviceimport"
@@ -302,26 +305,33 @@ def _is_link_local_multicast(address: IPAddress) -> bool:
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 # Why an address cannot be an endpoint, checked in this order by both the Python check and
-# the CEL message expression, so both name the same reason: (CEL test, Python test, message).
+# the CEL message expression, so both name the same reason: (CEL test, Python test, message,
+# word). The word names the reason where refused addresses are listed ("127.0.0.1 (loopback)").
 # Whatever is left, when Kubernetes' isGlobalUnicast() is false, is multicast or broadcast.
-_ADDRESS_PROBLEMS: tuple[tuple[str, Callable[[IPAddress], bool], str], ...] = (
-    ("ip(self).isUnspecified()", lambda a: a.is_unspecified, UNSPECIFIED_MESSAGE),
-    ("ip(self).isLoopback()", lambda a: a.is_loopback, LOOPBACK_MESSAGE),
-    ("ip(self).isLinkLocalUnicast()", lambda a: a.is_link_local, LINK_LOCAL_MESSAGE),
-    ("ip(self).isLinkLocalMulticast()", _is_link_local_multicast, LINK_LOCAL_MULTICAST_MESSAGE),
+_ADDRESS_PROBLEMS: tuple[tuple[str, Callable[[IPAddress], bool], str, str], ...] = (
+    ("ip(self).isUnspecified()", lambda a: a.is_unspecified, UNSPECIFIED_MESSAGE, "unspecified"),
+    ("ip(self).isLoopback()", lambda a: a.is_loopback, LOOPBACK_MESSAGE, "loopback"),
+    ("ip(self).isLinkLocalUnicast()", lambda a: a.is_link_local, LINK_LOCAL_MESSAGE, "link-local"),
+    (
+        "ip(self).isLinkLocalMulticast()",
+        _is_link_local_multicast,
+        LINK_LOCAL_MULTICAST_MESSAGE,
+        "multicast",
+    ),
     (
         "!ip(self).isGlobalUnicast()",
         lambda a: a.is_multicast or a == _BROADCAST,
         NOT_UNICAST_MESSAGE,
+        "multicast",
     ),
 )
 
 
 def _address_message_expression() -> str:
     # The last entry is what remains when the rule fails, so it needs no test of its own.
-    *tested, (_, _, fallback) = _ADDRESS_PROBLEMS
+    *tested, (_, _, fallback, _) = _ADDRESS_PROBLEMS
     expression = f"'{fallback}'"
-    for cel_test, _, message in reversed(tested):
+    for cel_test, _, message, _ in reversed(tested):
         expression = f"{cel_test} ? '{message}' : {expression}"
     return expression
 
@@ -336,22 +346,60 @@ def endpoint_address_problem(text: str) -> str | None:
     address = _parse_kubernetes_ip(text)
     if address is None:
         return NOT_AN_IP_MESSAGE
-    for _, is_problem, message in _ADDRESS_PROBLEMS:
+    for _, is_problem, message, _ in _ADDRESS_PROBLEMS:
         if is_problem(address):
             return message
     return None
 
 
-def canonical_address(text: str) -> str:
-    """Return the canonical text of an IP address (RFC 5952 for IPv6), as Go prints it.
+def unusable_reason(address: IPAddress) -> str | None:
+    """A word for why ``address`` cannot be an endpoint, or None when it can.
 
-    The spec keeps what the user wrote; objects the operator builds use this form so that
-    "2001:DB8::1" and "2001:db8:0::1" are recognised as the same endpoint.
+    The same addresses as :func:`endpoint_address_problem` refuses, named shortly: remote
+    ingress entries and DNS answers are listed with it ("127.0.0.1 (loopback)").
     """
-    address = _parse_kubernetes_ip(text)
-    if address is None:
-        raise ValueError(f"{text!r}: {NOT_AN_IP_MESSAGE}")
-    return str(address)
+    for _, is_problem, _, word in _ADDRESS_PROBLEMS:
+        if is_problem(address):
+            return "broadcast" if address == _BROADCAST else word
+    return None
+
+
+def endpoint_ip(raw: object) -> IPAddress:
+    """Parse an address from a place the operator does not control, as Go would read it.
+
+    Remote ingress entries and DNS answers are read as Kubernetes' own components read
+    them: ``::ffff:a.b.c.d`` is the IPv4 address, a zone is refused. Only text is accepted:
+    ``ipaddress`` would also take an int or packed bytes, which no JSON status meant. Raises
+    ValueError, with a short reason as message, for anything that cannot be an endpoint.
+    """
+    if not isinstance(raw, str):
+        raise ValueError(f"not a string but {type(raw).__name__}")  # noqa: TRY004
+    if len(raw) > MAX_IP_LENGTH:
+        raise ValueError("too long to be an IP address")
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        raise ValueError("not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            raise ValueError("has a zone index, which has no meaning off its host")
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+    reason = unusable_reason(address)
+    if reason is not None:
+        raise ValueError(reason)
+    return address
+
+
+def canonical_address(raw: object) -> str:
+    """Spell a usable endpoint address canonically (``2001:DB8::1`` -> ``2001:db8::1``).
+
+    RFC 5952 for IPv6, as Go prints it. The spec keeps what the user wrote; every object the
+    operator builds uses this one spelling, so that the built objects are stable and
+    "2001:DB8::1" and "2001:db8:0::1" are recognised as the same endpoint. Raises
+    ValueError, as :func:`endpoint_ip` does.
+    """
+    return str(endpoint_ip(raw))
 
 
 def _check_endpoint_address(value: str) -> str:

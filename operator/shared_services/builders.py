@@ -14,10 +14,12 @@ Two properties matter more than anything else in this module:
   while a hand edit of an owned field is always seen and undone.
 
 Kubernetes objects are plain JSON dicts in their wire form (camelCase keys), as the API
-returns them; this module deliberately does not depend on the CRD models or on the
-kubernetes client's model classes.
+returns them, not the kubernetes client's model classes. The values that are the API's own
+concepts (a resolved port, an endpoint address, the import's kind) come from
+:mod:`shared_services.api`, so that each has one definition.
 """
 
+import contextlib
 import copy
 import ipaddress
 import re
@@ -25,6 +27,9 @@ import reprlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
+
+from shared_services import api
+from shared_services.api import IPAddress, ResolvedPort, endpoint_ip
 
 # --- Labels, names and references -----------------------------------------------------------
 
@@ -42,10 +47,6 @@ SLICE_MANAGED_BY_VALUE = "shared-services-operator.sharedservices.io"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
 SKIP_MIRROR_VALUE = "true"
 
-IMPORT_GROUP = "sharedservices.io"
-IMPORT_API_VERSION = f"{IMPORT_GROUP}/v1alpha1"
-IMPORT_KIND = "SharedServiceImport"
-
 IPV4 = "IPv4"
 IPV6 = "IPv6"
 SINGLE_STACK = "SingleStack"
@@ -56,9 +57,6 @@ DEFAULT_PROTOCOL = "TCP"
 
 # Label values are limited to 63 characters, while object names may be longer.
 _MAX_LABEL_VALUE = 63
-# The longest textual IP address (IPv6 with an embedded IPv4 tail) is 45 characters;
-# anything much longer is not worth handing to the parser.
-_MAX_ADDRESS_TEXT = 64
 _MAX_HOSTNAME = 253
 _HOSTNAME_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _MIN_PORT = 1
@@ -106,16 +104,6 @@ class Owner:
     namespace: str
     name: str
     uid: str
-
-
-@dataclass(frozen=True)
-class ResolvedPort:
-    """A port of the local Service after defaulting: ``target_port`` is always filled in."""
-
-    name: str | None
-    port: int
-    target_port: int
-    protocol: str
 
 
 @dataclass(frozen=True)
@@ -172,8 +160,6 @@ class IngressInfo:
 
 # --- Addresses -------------------------------------------------------------------------------
 
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 # Enough to recognise a value in a message, short enough for an Event (1 kB at most).
 _MAX_DESCRIPTION = 80
 _repr = reprlib.Repr()
@@ -198,46 +184,6 @@ def describe(value: object) -> str:
     return text if len(text) <= _MAX_DESCRIPTION else f"{text[:_MAX_DESCRIPTION]}..."
 
 
-def _parse_address(raw: object) -> _IPAddress:
-    # Only text is accepted: ipaddress would also take an int or 4/16 packed bytes and turn
-    # them into an address, which is never what a JSON status or a spec meant.
-    if not isinstance(raw, str):
-        raise ValueError(f"not a string but {type(raw).__name__}")  # noqa: TRY004
-    if len(raw) > _MAX_ADDRESS_TEXT:
-        raise ValueError("too long to be an IP address")
-    try:
-        address = ipaddress.ip_address(raw)
-    except ValueError:
-        raise ValueError("not an IP address") from None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id is not None:
-            raise ValueError("has a zone index, which has no meaning off its host")
-        # Go, and so every Kubernetes component, treats ::ffff:a.b.c.d as the IPv4 address.
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-    # The API server refuses these as endpoint addresses, and none can be a shared
-    # service's VIP; catching them here gives a clear reason instead of a 422.
-    for unusable, reason in (
-        (address.is_unspecified, "unspecified"),
-        (address.is_loopback, "loopback"),
-        (address.is_link_local, "link-local"),
-        (address.is_multicast, "multicast"),
-        (address == ipaddress.IPv4Address("255.255.255.255"), "broadcast"),
-    ):
-        if unusable:
-            raise ValueError(reason)
-    return address
-
-
-def canonical_address(raw: object) -> str:
-    """Spell a usable endpoint address canonically (``2001:DB8::1`` -> ``2001:db8::1``).
-
-    One spelling per address is what makes the built objects stable and comparable.
-    Raises ValueError, with the reason as message, for anything that cannot be an endpoint.
-    """
-    return str(_parse_address(raw))
-
-
 def canonical_hostname(raw: object) -> str:
     """Lower-case a DNS name and drop its final dot; raise ValueError if it is not one.
 
@@ -254,7 +200,7 @@ def canonical_hostname(raw: object) -> str:
     return name
 
 
-def _sorted_addresses(addresses: Iterable[_IPAddress]) -> tuple[list[str], list[str]]:
+def _sorted_addresses(addresses: Iterable[IPAddress]) -> tuple[list[str], list[str]]:
     unique = set(addresses)
     ipv4 = sorted(a for a in unique if isinstance(a, ipaddress.IPv4Address))
     ipv6 = sorted(a for a in unique if isinstance(a, ipaddress.IPv6Address))
@@ -267,8 +213,8 @@ def _sorted_addresses(addresses: Iterable[_IPAddress]) -> tuple[list[str], list[
 def owner_reference(owner: Owner) -> dict[str, Any]:
     """Point at the import, so that the garbage collector removes our objects with it."""
     return {
-        "apiVersion": IMPORT_API_VERSION,
-        "kind": IMPORT_KIND,
+        "apiVersion": api.API_VERSION,
+        "kind": api.IMPORT_KIND,
         "name": owner.name,
         "uid": owner.uid,
         "controller": True,
@@ -388,7 +334,7 @@ def _checked(
     parsed = []
     for raw in addresses:
         try:
-            parsed.append(_parse_address(raw))
+            parsed.append(endpoint_ip(raw))
         except ValueError as error:
             raise ValueError(f"address {describe(raw)} is unusable: {error}") from None
     ipv4, ipv6 = _sorted_addresses(parsed)
@@ -498,9 +444,9 @@ def _is_import_reference(reference: object) -> bool:
         return False
     api_version = reference.get("apiVersion")
     return (
-        reference.get("kind") == IMPORT_KIND
+        reference.get("kind") == api.IMPORT_KIND
         and isinstance(api_version, str)
-        and api_version.split("/", 1)[0] == IMPORT_GROUP
+        and api_version.split("/", 1)[0] == api.GROUP
     )
 
 
@@ -763,19 +709,23 @@ def ports_from_service(service: Mapping[str, Any]) -> tuple[ResolvedPort, ...]:
         name = port.get("name")
         if not _valid_port(number) or not (isinstance(protocol, str) and protocol in PROTOCOLS):
             continue
-        resolved.append(
-            ResolvedPort(
-                name=name if isinstance(name, str) and name else None,
-                port=number,
-                target_port=number,
-                protocol=protocol,
+        # A port whose name the remote API server would have refused is skipped too.
+        with contextlib.suppress(ValueError):
+            resolved.append(
+                ResolvedPort.model_validate(
+                    {
+                        "name": name if isinstance(name, str) and name else None,
+                        "port": number,
+                        "targetPort": number,
+                        "protocol": protocol,
+                    }
+                )
             )
-        )
     return tuple(resolved)
 
 
 def _is_address_text(value: object) -> bool:
-    if not isinstance(value, str) or len(value) > _MAX_ADDRESS_TEXT:
+    if not isinstance(value, str) or len(value) > api.MAX_IP_LENGTH:
         return False
     try:
         ipaddress.ip_address(value)
@@ -804,7 +754,7 @@ def ingress_addresses(service: Mapping[str, Any]) -> IngressInfo:
     if not isinstance(ingress, list):
         return IngressInfo(rejected=(Rejected(describe(ingress), "ingress is not a list"),))
 
-    ips: list[_IPAddress] = []
+    ips: list[IPAddress] = []
     hostnames: list[str] = []
     rejected: list[Rejected] = []
     for entry in ingress:
@@ -817,7 +767,7 @@ def ingress_addresses(service: Mapping[str, Any]) -> IngressInfo:
             continue
         if not _blank(ip):
             try:
-                ips.append(_parse_address(ip))
+                ips.append(endpoint_ip(ip))
                 continue
             except ValueError as error:
                 rejected.append(Rejected(describe(ip), str(error)))
@@ -828,7 +778,7 @@ def ingress_addresses(service: Mapping[str, Any]) -> IngressInfo:
         as_address = _is_address_text(hostname)
         try:
             if as_address:
-                ips.append(_parse_address(hostname))
+                ips.append(endpoint_ip(hostname))
             else:
                 hostnames.append(canonical_hostname(hostname))
         except ValueError as error:

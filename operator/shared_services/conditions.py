@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["True", "False", "Unknown"]
+from shared_services import api
+
+Status = api.ConditionStatus
 
 
 def now() -> str:
     """The current time in the RFC 3339 form Kubernetes uses (second precision)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return api.rfc3339(datetime.now(UTC))
 
 
 def condition(

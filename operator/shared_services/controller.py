@@ -27,11 +27,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared_services import api, builders, dns, memory, metrics
+from shared_services.api import JSON
 from shared_services.clusters import ClusterReconciler
 from shared_services.hostnames import Hostnames
 from shared_services.imports import ImportStore
 from shared_services.informer import Informer, InformerGroup
-from shared_services.kube import JSON, Kube
+from shared_services.kube import Kube
 from shared_services.networks import LocalNetworks
 from shared_services.reconciler import ImportReconciler
 from shared_services.recorder import Recorder

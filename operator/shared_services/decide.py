@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared_services import api, builders, policy, status
-from shared_services.resolve import Source
+from shared_services.api import JSON
+from shared_services.resolve import SourceState
 from shared_services.status import Triple
-
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Serving:
     """What the caches hold of an import's objects right now."""
 
     addresses: tuple[str, ...] = ()  # in its EndpointSlices of the Service it names
-    ports: tuple[builders.ResolvedPort, ...] = ()  # of that Service, if the import owns it
+    ports: tuple[api.ResolvedPort, ...] = ()  # of that Service, if the import owns it
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,12 @@ class Plan:
     """
 
     service_name: str
-    source: Source
+    source: SourceState
     shown: status.Shown | None = None
     desired: builders.Desired | None = None
     status: JSON | None = None
     verdict: policy.Verdict = field(default_factory=lambda: policy.Verdict((), ()))
-    ports: tuple[builders.ResolvedPort, ...] = ()
+    ports: tuple[api.ResolvedPort, ...] = ()
     serving: tuple[str, ...] = ()  # the addresses serving before the writes
 
     @property
@@ -64,7 +63,7 @@ class Plan:
 def plan(
     body: Mapping[str, Any],
     spec: api.ImportSpec,
-    source: Source,
+    source: SourceState,
     serving: Serving,
     *,
     address_policy: policy.AddressPolicy,
@@ -123,7 +122,7 @@ def plan(
 
 
 def _no_ports(
-    old: Mapping[str, Any], generation: int | None, shown: status.Shown, source: Source
+    old: Mapping[str, Any], generation: int | None, shown: status.Shown, source: SourceState
 ) -> JSON:
     """The status of an import with no ports from anywhere: nothing can be written."""
     return status.import_status(
@@ -158,7 +157,7 @@ def unwritten(
     *,
     generation: int | None,
     shown: status.Shown | None,
-    source: Source,
+    source: SourceState,
     reason: str,
     message: str,
 ) -> JSON:
@@ -247,10 +246,10 @@ def last_known(serving: Serving, old_status: Mapping[str, Any]) -> tuple[str, ..
     return tuple(str(a) for a in old_status.get("addresses") or ())
 
 
-def spec_ports(spec: api.ImportSpec) -> tuple[builders.ResolvedPort, ...]:
+def spec_ports(spec: api.ImportSpec) -> tuple[api.ResolvedPort, ...]:
     """The ports the spec lists, with their defaults filled in."""
     return tuple(
-        builders.ResolvedPort(
+        api.ResolvedPort(
             name=p.name, port=p.port, target_port=p.effective_target_port, protocol=p.protocol
         )
         for p in spec.ports or ()

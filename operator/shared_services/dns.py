@@ -35,9 +35,11 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.resolver
 
+from shared_services import api
+
 logger = logging.getLogger(__name__)
 
-IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPAddress: TypeAlias = api.IPAddress
 
 DEFAULT_PORT: Final = 53
 
@@ -210,7 +212,7 @@ def _format_nameserver(address: IPAddress, port: int) -> str:
 
 
 def _unusable_reason(address: IPAddress) -> str | None:
-    """Say why an address cannot be an endpoint address, or return None if it can.
+    """Say why an answer cannot be an endpoint address, or return None if it can.
 
     The API server rejects these in Endpoints and EndpointSlices, and they would point the
     Service at the node or pod itself rather than at the shared service.
@@ -218,15 +220,7 @@ def _unusable_reason(address: IPAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         # An IPv6 EndpointSlice refuses the mapped form of an IPv4 address.
         return "IPv4-mapped IPv6"
-    if address.is_unspecified:
-        return "unspecified"
-    if address.is_loopback:
-        return "loopback"
-    if address.is_link_local:
-        return "link-local"
-    if address.is_multicast:
-        return "multicast"
-    return None
+    return api.unusable_reason(address)
 
 
 class HostnameResolver:

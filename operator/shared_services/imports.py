@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared_services import api
+from shared_services.api import JSON
 from shared_services.informer import slim
-from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.kube import Kube, KubeError, collection_path
 from shared_services.listing import Listing, list_all
 
 log = logging.getLogger(__name__)

@@ -19,14 +19,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from shared_services.kube import JSON, Gone, Kube, KubeError
+from shared_services.api import JSON
+from shared_services.kube import Gone, Kube, KubeError
 
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, JSON], None]
 StateCallback = Callable[[bool, str | None], None]
 
-_PAGE = 500
+# Objects per page of a list, as kubectl pages them (its --chunk-size default).
+PAGE = 500
 _BACKOFF_START = 0.5
 _BACKOFF_MAX = 30.0
 
@@ -238,7 +240,7 @@ class Informer:
         while True:
             # Pages keep the peak small: a single list of 10,000 objects, parsed at once,
             # would briefly cost more memory than the whole cache does afterwards.
-            params = {**self.params, "limit": str(_PAGE)} | ({"continue": cursor} if cursor else {})
+            params = {**self.params, "limit": str(PAGE)} | ({"continue": cursor} if cursor else {})
             listing = self.kube.request("GET", self.path, params=params)
             for item in listing.get("items", []):
                 fresh[object_key(item)] = self._transform(item)

@@ -19,8 +19,8 @@ from kubernetes import client as k8s
 from kubernetes.watch.watch import iter_resp_lines
 
 from shared_services import metrics
+from shared_services.api import JSON
 
-JSON = dict[str, Any]
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (5.0, 30.0)
 

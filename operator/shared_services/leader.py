@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
+from shared_services.api import JSON
+from shared_services.kube import Conflict, Kube, KubeError, NotFound, collection_path
 
 log = logging.getLogger(__name__)
 
-LEASE_NAME = "shared-services-operator"
 # client-go's defaults, which kube-controller-manager and controller-runtime use too.
 LEASE_DURATION = 15.0
 RENEW_DEADLINE = 10.0
@@ -151,7 +151,7 @@ class LeaderElector:
         kube: Kube,
         *,
         namespace: str,
-        name: str = LEASE_NAME,
+        name: str,
         duration: float = LEASE_DURATION,
         renew_deadline: float = RENEW_DEADLINE,
         retry_period: float = RETRY_PERIOD,

@@ -12,12 +12,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from shared_services.informer import slim
-from shared_services.kube import JSON, Kube, KubeError
+from shared_services.api import JSON
+from shared_services.informer import PAGE, slim
+from shared_services.kube import Kube, KubeError
 
 log = logging.getLogger(__name__)
 
-_PAGE = "500"
 _RETRY_START = 0.5
 _RETRY_MAX = 30.0
 
@@ -28,7 +28,7 @@ def list_all(kube: Kube, paths: Iterable[str]) -> list[JSON]:
     for path in paths:
         cursor = ""
         while True:
-            params = {"limit": _PAGE} | ({"continue": cursor} if cursor else {})
+            params = {"limit": str(PAGE)} | ({"continue": cursor} if cursor else {})
             listing = kube.request("GET", path, params=params)
             items.extend(slim(item) for item in listing.get("items", []))
             cursor = listing.get("metadata", {}).get("continue") or ""

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from shared_services import builders, policy
+from shared_services.api import JSON
 from shared_services.informer import Informer
-from shared_services.kube import JSON, Kube, collection_path
+from shared_services.kube import Kube, collection_path
 
 _NODES = collection_path(group="", version="v1", plural="nodes", namespace=None)
 _SERVICE_CIDRS = collection_path(

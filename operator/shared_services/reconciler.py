@@ -15,9 +15,10 @@ import logging
 from typing import Final
 
 from shared_services import api, builders, decide, metrics, status
+from shared_services.api import JSON
 from shared_services.decide import Plan, Serving
 from shared_services.informer import InformerGroup
-from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound
+from shared_services.kube import Conflict, Kube, KubeError, NotFound
 from shared_services.networks import LocalNetworks
 from shared_services.recorder import Recorder
 from shared_services.settings import Settings

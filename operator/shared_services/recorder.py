@@ -15,10 +15,11 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from shared_services import api, conditions, metrics, status
+from shared_services.api import JSON
 from shared_services.correlator import Correlator, Record
 from shared_services.decide import Event
 from shared_services.informer import slim
-from shared_services.kube import JSON, Kube, KubeError, NotFound, collection_path
+from shared_services.kube import Kube, KubeError, NotFound, collection_path
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,9 @@ from typing import Literal
 from kubernetes import client as k8s
 
 from shared_services import api, conditions, kubeconfig
+from shared_services.api import JSON
 from shared_services.informer import Informer
-from shared_services.kube import JSON, Kube, KubeError, collection_path
+from shared_services.kube import Kube, KubeError, collection_path
 from shared_services.kubeconfig import CredentialsError
 from shared_services.resolve import RemoteLookup
 

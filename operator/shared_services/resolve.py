@@ -1,7 +1,7 @@
 """What an import's source resolves to, and what it read to get there.
 
 A pure step: :func:`resolve` asks its :class:`Lookups` for the RemoteCluster, the remote
-Service and the hostnames it needs, and returns a :class:`Source` with the
+Service and the hostnames it needs, and returns a :class:`SourceState` with the
 :class:`Dependencies` it read. Whoever implements the lookups keeps the watches and the DNS
 tasks that answer them; this module only decides, so it can be tested with plain values.
 """
@@ -9,20 +9,20 @@ tasks that answer them; this module only decides, so it can be tested with plain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared_services import api, builders, policy
+from shared_services.api import JSON
 
 if TYPE_CHECKING:  # a type only: resolving talks to no server
     from shared_services.dns import Resolution
 
-JSON = dict[str, Any]
 # Reasons that mean "not known yet, ask again when it arrives", not "known to be wrong".
 PENDING: frozenset[str] = frozenset({"Connecting", "Resolving"})
 
 
 @dataclass(frozen=True)
-class Source:
+class SourceState:
     """What an import's source resolved to.
 
     ``addresses`` and ``ports`` are None when the truth is not known right now (cluster
@@ -33,7 +33,7 @@ class Source:
     reason: str
     message: str
     addresses: tuple[str, ...] | None = None
-    ports: tuple[builders.ResolvedPort, ...] | None = None
+    ports: tuple[api.ResolvedPort, ...] | None = None
 
     @property
     def pending(self) -> bool:
@@ -84,7 +84,7 @@ class Lookups(Protocol):
 class Resolved:
     """A source and what was read to resolve it."""
 
-    source: Source
+    source: SourceState
     dependencies: Dependencies = field(default_factory=Dependencies)
 
 
@@ -97,10 +97,10 @@ def resolve(
     if refusal is not None:
         # Known for certain, so the endpoints are emptied: they pointed where the tenant
         # said, which the platform team has now ruled out.
-        return Resolved(Source(False, policy.SOURCE_NOT_ALLOWED, refusal, addresses=()))
+        return Resolved(SourceState(False, policy.SOURCE_NOT_ALLOWED, refusal, addresses=()))
     if source.addresses is not None:
-        addresses = tuple(builders.canonical_address(a) for a in source.addresses)
-        return Resolved(Source(True, "Resolved", "fixed addresses", addresses=addresses))
+        addresses = tuple(api.canonical_address(a) for a in source.addresses)
+        return Resolved(SourceState(True, "Resolved", "fixed addresses", addresses=addresses))
     if source.hostname is not None:
         found = _from_hostname(source.hostname, lookups.hostname(source.hostname))
         return Resolved(found, Dependencies(hostnames=frozenset({source.hostname})))
@@ -114,29 +114,29 @@ def _from_remote(namespace: str, remote: api.RemoteServiceRef, lookups: Lookups)
     read = Dependencies(cluster=cluster)
     if not lookups.cluster_exists(cluster):
         message = f"RemoteCluster {cluster!r} does not exist"
-        return Resolved(Source(False, "RemoteClusterNotFound", message), read)
+        return Resolved(SourceState(False, "RemoteClusterNotFound", message), read)
     spec = lookups.cluster_spec(cluster)
     if spec is None:
         message = f"RemoteCluster {cluster!r} is invalid"
-        return Resolved(Source(False, "InvalidRemoteCluster", message), read)
+        return Resolved(SourceState(False, "InvalidRemoteCluster", message), read)
     if not spec.allows_namespace(namespace):
         message = (
             f"RemoteCluster {cluster!r} does not allow imports from namespace "
             f"{namespace!r} (spec.allowedNamespaces)"
         )
-        return Resolved(Source(False, "NamespaceDenied", message, addresses=()), read)
+        return Resolved(SourceState(False, "NamespaceDenied", message, addresses=()), read)
     if not spec.allows_remote_namespace(remote.namespace):
         message = (
             f"RemoteCluster {cluster!r} does not allow importing from remote "
             f"namespace {remote.namespace!r} (spec.allowedRemoteNamespaces)"
         )
-        return Resolved(Source(False, "RemoteNamespaceDenied", message, addresses=()), read)
+        return Resolved(SourceState(False, "RemoteNamespaceDenied", message, addresses=()), read)
     read = Dependencies(cluster=cluster, remote=(cluster, remote.namespace, remote.name))
     lookup = lookups.remote_service(cluster, remote.namespace, remote.name)
     if not lookup.known:
-        return Resolved(Source(False, lookup.reason, lookup.message), read)
+        return Resolved(SourceState(False, lookup.reason, lookup.message), read)
     if lookup.service is None:
-        return Resolved(Source(False, lookup.reason, lookup.message, addresses=()), read)
+        return Resolved(SourceState(False, lookup.reason, lookup.message, addresses=()), read)
     where = f"Service {remote.namespace}/{remote.name} on {cluster}"
     service = lookup.service
     ports = builders.ports_from_service(service)
@@ -145,7 +145,9 @@ def _from_remote(namespace: str, remote: api.RemoteServiceRef, lookups: Lookups)
         message = (
             f"{where} is of type {kind!r}, not LoadBalancer: it has no address reachable from here"
         )
-        return Resolved(Source(False, "NotLoadBalancer", message, addresses=(), ports=ports), read)
+        return Resolved(
+            SourceState(False, "NotLoadBalancer", message, addresses=(), ports=ports), read
+        )
     return _from_ingress(service, where=where, ports=ports, read=read, lookups=lookups)
 
 
@@ -153,7 +155,7 @@ def _from_ingress(
     service: JSON,
     *,
     where: str,
-    ports: tuple[builders.ResolvedPort, ...],
+    ports: tuple[api.ResolvedPort, ...],
     read: Dependencies,
     lookups: Lookups,
 ) -> Resolved:
@@ -175,25 +177,25 @@ def _from_ingress(
     )
     if not addresses:
         if unknown:
-            source = Source(False, "HostnameUnresolved", "; ".join(problems), ports=ports)
+            source = SourceState(False, "HostnameUnresolved", "; ".join(problems), ports=ports)
             return Resolved(source, read)
         reason = "IngressInvalid" if ingress.rejected else "NoIngress"
         message = "; ".join(problems) or f"{where} has no load-balancer ingress address yet"
-        return Resolved(Source(False, reason, message, addresses=(), ports=ports), read)
+        return Resolved(SourceState(False, reason, message, addresses=(), ports=ports), read)
     message = f"{where}: {', '.join(addresses)}"
     if problems:
         message += f" ({'; '.join(problems)})"
     return Resolved(
-        Source(True, "Resolved", message, addresses=tuple(addresses), ports=ports), read
+        SourceState(True, "Resolved", message, addresses=tuple(addresses), ports=ports), read
     )
 
 
-def _from_hostname(hostname: str, resolution: Resolution | None) -> Source:
+def _from_hostname(hostname: str, resolution: Resolution | None) -> SourceState:
     if resolution is None:
-        return Source(False, "Resolving", f"resolving {hostname}")
+        return SourceState(False, "Resolving", f"resolving {hostname}")
     if resolution.error is not None:
-        return Source(False, "HostnameUnresolved", resolution.error)
-    return Source(
+        return SourceState(False, "HostnameUnresolved", resolution.error)
+    return SourceState(
         True,
         "Resolved",
         f"{hostname}: {', '.join(resolution.addresses)}",

@@ -16,6 +16,8 @@ from pathlib import Path
 from shared_services import memory, policy
 
 DEFAULT_NAMESPACE = "shared-services-system"
+# The Lease replicas elect a leader through, unless told another (the chart names its own).
+LEASE_NAME = "shared-services-operator"
 _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -49,7 +51,7 @@ class Settings:
     workers: int = 16
     resync_seconds: float = 600.0
     leader_elect: bool = False
-    lease_name: str = "shared-services-operator"
+    lease_name: str = LEASE_NAME
     verbose: bool = False
     memory_limit: int | None = None  # bytes; None: the cgroup's limit, if any
     address_policy: policy.AddressPolicy = field(default_factory=policy.AddressPolicy)
@@ -172,7 +174,7 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lease-name",
-        default=env.get("LEASE_NAME", "shared-services-operator"),
+        default=env.get("LEASE_NAME", LEASE_NAME),
         help="the Lease to elect a leader with; releases sharing a namespace need their "
         "own (env LEASE_NAME; the chart uses the release's full name)",
     )

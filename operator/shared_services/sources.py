@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shared_services import api, metrics, policy
+from shared_services.api import JSON
 from shared_services.dependencies import DependencyIndex
 from shared_services.dns import Resolution
 from shared_services.hostnames import Hostnames
-from shared_services.kube import JSON
 from shared_services.remote import RemoteEvent, RemoteRegistry, ServiceChanged
-from shared_services.resolve import Dependencies, RemoteLookup, Source, resolve
+from shared_services.resolve import Dependencies, RemoteLookup, SourceState, resolve
 
 ImportKey = tuple[str, str]
 
@@ -39,7 +39,7 @@ class Sources:
         self._policy = address_policy
         self._watched_clusters: set[str] = set()
 
-    def resolve(self, key: ImportKey, spec: api.ImportSpec) -> Source:
+    def resolve(self, key: ImportKey, spec: api.ImportSpec) -> SourceState:
         """What the import's source says now; what it read is recorded for its events."""
         resolved = resolve(spec, key[0], address_policy=self._policy, lookups=_Lookups(self, key))
         self._record(key, resolved.dependencies)

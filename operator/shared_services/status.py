@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared_services import advice, api, builders, conditions
-from shared_services.resolve import Source
+from shared_services import advice, api, conditions
+from shared_services.api import JSON
+from shared_services.resolve import SourceState
 
-JSON = dict[str, Any]
 # A condition's status, reason and message.
 Triple = tuple[conditions.Status, str, str]
 
@@ -155,7 +155,7 @@ def _through(model: type[api.ImportStatus | api.RemoteClusterStatus], raw: JSON)
     return model.model_validate(raw).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def ready(source: Source, written: list[str], service_name: str) -> Triple:
+def ready(source: SourceState, written: list[str], service_name: str) -> Triple:
     """The Ready condition after a write without conflicts."""
     if not written:
         reason = source.reason if not source.ok else "NoAddresses"
@@ -165,7 +165,7 @@ def ready(source: Source, written: list[str], service_name: str) -> Triple:
     return ("True", "Synced", f"Service {service_name} points at {', '.join(written)}")
 
 
-def source_condition(source: Source) -> Triple:
+def source_condition(source: SourceState) -> Triple:
     """The SourceResolved condition: Unknown while a first answer is still coming."""
     if source.ok:
         return ("True", source.reason, source.message)
@@ -187,29 +187,28 @@ def same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return bool(clean(old) == clean(new))
 
 
-def port_status(port: builders.ResolvedPort) -> dict[str, Any]:
-    """A port as the status lists it."""
-    result: dict[str, Any] = {
-        "port": port.port,
-        "targetPort": port.target_port,
-        "protocol": port.protocol,
-    }
-    if port.name:
-        result["name"] = port.name
-    return result
+def port_status(port: api.ResolvedPort) -> dict[str, Any]:
+    """A port as the status lists it (an unnamed port has no name key)."""
+    return port.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def ports_of(status: Mapping[str, Any]) -> tuple[builders.ResolvedPort, ...]:
-    """The ports a status (or a Service's spec, which has the same shape) lists."""
+def ports_of(status: Mapping[str, Any]) -> tuple[api.ResolvedPort, ...]:
+    """The ports a status (or a Service's spec, which has the same shape) lists.
+
+    A port that does not read as one (a named targetPort, a hand-edited status) is left
+    out rather than failing the sync.
+    """
     ports = []
     for p in status.get("ports") or []:
         with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
             ports.append(
-                builders.ResolvedPort(
-                    name=p.get("name"),
-                    port=int(p["port"]),
-                    target_port=int(p.get("targetPort") or p["port"]),
-                    protocol=str(p.get("protocol") or "TCP"),
+                api.ResolvedPort.model_validate(
+                    {
+                        "name": p.get("name") or None,
+                        "port": p["port"],
+                        "targetPort": p.get("targetPort") or p["port"],
+                        "protocol": p.get("protocol") or "TCP",
+                    }
                 )
             )
     return tuple(ports)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shared_services import builders
+from shared_services.api import JSON
 from shared_services.informer import InformerGroup, object_key
-from shared_services.kube import JSON, Conflict, Kube, KubeError, NotFound, collection_path
+from shared_services.kube import Conflict, Kube, KubeError, NotFound, collection_path
 
 log = logging.getLogger(__name__)
 

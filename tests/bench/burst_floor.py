@@ -26,7 +26,8 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config
 
-from shared_services.kube import JSON, Gone, Kube, collection_path
+from shared_services.api import JSON
+from shared_services.kube import Gone, Kube, collection_path
 
 # Which local EndpointSlices are this script's, and the remote Service each one mirrors.
 OWNED_BY = ("app.kubernetes.io/managed-by", "burst-floor")

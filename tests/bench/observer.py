@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared_services.api import JSON
 from shared_services.informer import Informer
-from shared_services.kube import JSON, Kube, collection_path
+from shared_services.kube import Kube, collection_path
 
 Key = tuple[str, str]
 

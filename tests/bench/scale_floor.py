@@ -21,7 +21,8 @@ import yaml
 from kubernetes import config
 
 from shared_services import api, builders
-from shared_services.kube import JSON, Kube, collection_path
+from shared_services.api import JSON
+from shared_services.kube import Kube, collection_path
 
 WORKERS = 16
 
@@ -30,7 +31,7 @@ def _load(path: str) -> Kube:
     return Kube(config.new_client_from_config_dict(yaml.safe_load(Path(path).read_text())))
 
 
-def _status(address: str, ports: list[builders.ResolvedPort], generation: int) -> JSON:
+def _status(address: str, ports: list[api.ResolvedPort], generation: int) -> JSON:
     """The status the operator writes for a Ready import, field for field."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

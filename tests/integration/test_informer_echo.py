@@ -24,8 +24,9 @@ import pytest
 from harness.cluster import Cluster
 from kit import Kit
 from shared_services import builders
+from shared_services.api import JSON
 from shared_services.informer import Informer, InformerGroup, object_key
-from shared_services.kube import JSON, Kube
+from shared_services.kube import Kube
 from shared_services.writer import MANAGED_KINDS, Kind, Writer
 
 PORTS = [{"port": 80}]

@@ -256,13 +256,69 @@ def test_addresses_keep_their_spelling_and_canonical_form_is_derived() -> None:
     assert spec.source.addresses == ("2001:DB8:0:0::10", "192.0.2.10")
     assert spec.source.canonical_addresses == ("2001:db8::10", "192.0.2.10")
     assert api.canonical_address("2001:0db8::0010") == "2001:db8::10"
-    with pytest.raises(ValueError, match="IPv4 or IPv6"):
+    with pytest.raises(ValueError, match="not an IP address"):
         api.canonical_address("db.example.internal")
 
 
 def test_canonical_addresses_is_empty_for_other_sources() -> None:
     source = api.Source.model_validate({"hostname": "db.example.internal"})
     assert source.canonical_addresses == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "192.0.2.10",
+        "2001:db8::10",
+        "0.0.0.0",
+        "::",
+        "127.0.0.1",
+        "::1",
+        "169.254.0.5",
+        "fe80::1",
+        "224.0.0.1",
+        "ff02::1",
+        "239.1.1.1",
+        "ff0e::1",
+        "255.255.255.255",
+        "db.example.internal",
+    ],
+)
+def test_what_a_spec_refuses_is_what_remote_and_dns_addresses_are_refused_for(text: str) -> None:
+    # The admission check (long messages) and the reading of remote ingress and DNS answers
+    # (short reasons) share one table, so an address is usable in both or in neither.
+    problem = api.endpoint_address_problem(text)
+    if problem is None:
+        assert api.canonical_address(text) == str(ipaddress.ip_address(text))
+    else:
+        with pytest.raises(ValueError, match=r"^[a-zA-Z -]+$"):
+            api.canonical_address(text)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("127.0.0.2", "loopback"),
+        ("fe80::1", "link-local"),
+        ("ff02::1", "multicast"),
+        ("224.0.0.1", "multicast"),
+        ("255.255.255.255", "broadcast"),
+        ("::", "unspecified"),
+        ("fe80::1%eth0", "zone index"),
+        ("1" * 46, "too long"),
+        (3232235777, "not a string but int"),
+        (b"\xc0\x00\x02\x01", "not a string but bytes"),
+    ],
+)
+def test_an_unusable_address_from_elsewhere_is_named_in_a_word(raw: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        api.canonical_address(raw)
+
+
+def test_the_ipv4_mapped_form_from_elsewhere_is_the_ipv4_address() -> None:
+    # As Go reads it; a spec must not use that form (the CRD refuses it, as CEL's ip() does).
+    assert api.canonical_address("::ffff:192.0.2.1") == "192.0.2.1"
+    assert api.endpoint_address_problem("::ffff:192.0.2.1") == api.NOT_AN_IP_MESSAGE
 
 
 # --- derived defaults and helpers ------------------------------------------------------------

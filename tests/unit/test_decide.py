@@ -41,7 +41,7 @@ from shared_services.decide import (
     last_known,
     plan,
 )
-from shared_services.resolve import Source
+from shared_services.resolve import SourceState
 
 NAMESPACE = "shop"
 NAME = "db"
@@ -72,12 +72,12 @@ LOCAL = policy.cluster_networks(
 )
 
 
-def _resolved(*addresses: str, ports: tuple[ResolvedPort, ...] | None = None) -> Source:
+def _resolved(*addresses: str, ports: tuple[ResolvedPort, ...] | None = None) -> SourceState:
     """A source that resolved, as fixed addresses or a remote LoadBalancer resolve."""
-    return Source(True, "Resolved", "fixed addresses", addresses=addresses, ports=ports)
+    return SourceState(True, "Resolved", "fixed addresses", addresses=addresses, ports=ports)
 
 
-UNREACHABLE = Source(False, "ClusterUnreachable", "RemoteCluster 'central' is unreachable")
+UNREACHABLE = SourceState(False, "ClusterUnreachable", "RemoteCluster 'central' is unreachable")
 
 
 def _body(
@@ -85,8 +85,8 @@ def _body(
 ) -> dict[str, Any]:
     """An import as the API server returns it."""
     body: dict[str, Any] = {
-        "apiVersion": builders.IMPORT_API_VERSION,
-        "kind": builders.IMPORT_KIND,
+        "apiVersion": api.API_VERSION,
+        "kind": api.IMPORT_KIND,
         "metadata": {
             "name": NAME,
             "namespace": NAMESPACE,
@@ -103,7 +103,7 @@ def _body(
 
 def _plan(
     body: Mapping[str, Any],
-    source: Source,
+    source: SourceState,
     serving: Serving | None = None,
     *,
     address_policy: policy.AddressPolicy = OPEN,
@@ -140,7 +140,7 @@ class Round:
 
 def _sync(
     body: Mapping[str, Any],
-    source: Source,
+    source: SourceState,
     serving: Serving | None = None,
     *,
     conflicts: Sequence[str] = (),
@@ -318,7 +318,9 @@ def test_a_later_change_of_addresses_records_one_event_old_to_new() -> None:
 
 def test_addresses_that_go_away_record_an_event_and_say_why_nothing_is_served() -> None:
     old = _synced_status("203.0.113.5")
-    gone = Source(False, "NoIngress", "Service data/pg on central has no ingress", addresses=())
+    gone = SourceState(
+        False, "NoIngress", "Service data/pg on central has no ingress", addresses=()
+    )
 
     later = _sync(_body(REMOTE, old=old), gone, Serving(("203.0.113.5",), (PG,)))
 
@@ -342,7 +344,7 @@ def test_addresses_that_come_back_after_none_are_not_an_event_again() -> None:
     Event for "(none) -> addresses" would be one per import at every start-up.
     """
     first = _synced_status("203.0.113.5")
-    gone = Source(False, "NoIngress", "no ingress yet", addresses=())
+    gone = SourceState(False, "NoIngress", "no ingress yet", addresses=())
     empty = _sync(_body(REMOTE, old=first), gone, Serving(("203.0.113.5",), (PG,)))
     assert empty.status is not None
     assert empty.status["addresses"] == []
@@ -416,13 +418,13 @@ def test_a_conflict_on_a_new_import_reports_no_addresses() -> None:
 @pytest.mark.parametrize(
     ("spec", "source"),
     [
-        (REMOTE, Source(False, "Connecting", "connecting to RemoteCluster 'central'")),
-        (HOSTNAME, Source(False, "Resolving", "resolving db.example.com")),
+        (REMOTE, SourceState(False, "Connecting", "connecting to RemoteCluster 'central'")),
+        (HOSTNAME, SourceState(False, "Resolving", "resolving db.example.com")),
     ],
     ids=["connecting", "resolving"],
 )
 def test_a_pending_source_writes_nothing_for_an_import_with_a_status(
-    spec: Mapping[str, Any], source: Source
+    spec: Mapping[str, Any], source: SourceState
 ) -> None:
     old = _synced_status("198.51.100.10")
     serving = Serving(("198.51.100.10",), (PG,))
@@ -435,7 +437,7 @@ def test_a_pending_source_writes_nothing_for_an_import_with_a_status(
 
 
 def test_a_new_remote_import_shows_that_its_cluster_is_connecting() -> None:
-    connecting = Source(False, "Connecting", "connecting to RemoteCluster 'central'")
+    connecting = SourceState(False, "Connecting", "connecting to RemoteCluster 'central'")
 
     planned = _plan(_body(REMOTE), connecting)
 
@@ -449,7 +451,7 @@ def test_a_new_remote_import_shows_that_its_cluster_is_connecting() -> None:
 
 
 def test_a_new_hostname_import_shows_that_its_name_is_resolving() -> None:
-    resolving = Source(False, "Resolving", "resolving db.example.com")
+    resolving = SourceState(False, "Resolving", "resolving db.example.com")
 
     first = _sync(_body(HOSTNAME), resolving)
 
@@ -522,7 +524,7 @@ def test_no_ports_anywhere_writes_nothing_and_says_no_ports() -> None:
 
 
 def test_no_ports_from_a_failed_source_says_why_the_source_failed() -> None:
-    missing = Source(False, "RemoteClusterNotFound", "RemoteCluster 'central' does not exist")
+    missing = SourceState(False, "RemoteClusterNotFound", "RemoteCluster 'central' does not exist")
 
     planned = _plan(_body(REMOTE), missing)
 
@@ -683,7 +685,7 @@ def test_an_invalid_spec_on_a_new_import_reports_nothing_in_place() -> None:
 
 
 # A spec, a source, what serves, and the rest of what a sync is given.
-Case = tuple[dict[str, Any], Source, Serving, dict[str, Any]]
+Case = tuple[dict[str, Any], SourceState, Serving, dict[str, Any]]
 
 
 def _fixed_ok() -> Case:
@@ -695,7 +697,7 @@ def _unknown() -> Case:
 
 
 def _resolving() -> Case:
-    return HOSTNAME, Source(False, "Resolving", "resolving db.example.com"), Serving(), {}
+    return HOSTNAME, SourceState(False, "Resolving", "resolving db.example.com"), Serving(), {}
 
 
 def _no_ports() -> Case:

@@ -337,6 +337,20 @@ def test_several_unusable_addresses_are_all_named(dns_server: LoopbackDNSServer)
     )
 
 
+def test_a_broadcast_answer_is_refused_with_the_others(dns_server: LoopbackDNSServer) -> None:
+    # Refused here, by the same table as a spec's addresses, rather than failing the build.
+    dns_server.set(NAME, ["255.255.255.255"], ttl=30)
+
+    result = resolve(resolver_for(dns_server), NAME)
+
+    assert result == Resolution(
+        addresses=(),
+        ttl=30,
+        error=f"{NAME}: resolves only to 255.255.255.255 (broadcast), "
+        "which cannot be an endpoint address",
+    )
+
+
 def test_an_ipv4_mapped_ipv6_address_cannot_be_an_endpoint(dns_server: LoopbackDNSServer) -> None:
     # An IPv6 EndpointSlice refuses it, and the IPv4 address it carries was not asked for.
     dns_server.set(NAME, ["::ffff:192.0.2.1"])
