@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared_services import memory, policy
+from shared_services import dns, memory, policy
 
 DEFAULT_NAMESPACE = "shared-services-system"
 # The Lease replicas elect a leader through, unless told another (the chart names its own).
@@ -73,7 +73,7 @@ class Settings:
             metrics_port=args.metrics_port,
             health_port=args.health_port,
             log_format=args.log_format,
-            dns_servers=_split(args.dns_servers),
+            dns_servers=args.dns_servers,
             workers=max(1, args.workers),
             resync_seconds=args.resync_seconds,
             leader_elect=args.leader_elect,
@@ -82,6 +82,15 @@ class Settings:
             memory_limit=args.memory_limit,
             address_policy=address_policy,
         )
+
+
+def _nameservers(text: str) -> tuple[str, ...]:
+    # Checked once, here: a typo then stops the start with one line, instead of every
+    # hostname lookup failing later.
+    try:
+        return dns.parse_nameservers(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error} (or DNS_SERVERS)") from error
 
 
 def _memory_quantity(text: str) -> int:
@@ -148,6 +157,7 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ
     parser.add_argument(
         "--dns-servers",
+        type=_nameservers,
         default=env.get("DNS_SERVERS", ""),
         help="nameservers for hostname sources, e.g. 10.0.0.10 or 127.0.0.1:5353 "
         "(env DNS_SERVERS; default: /etc/resolv.conf)",
