@@ -79,11 +79,6 @@ def managed_selector() -> str:
     return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 
 
-def import_selector(import_name: str) -> str:
-    """Label selector of the objects written for one import, to find strays to delete."""
-    return f"{managed_selector()},{IMPORT_LABEL}={import_name}"
-
-
 def slice_name(*, service_name: str, address_type: str) -> str:
     """Name of the EndpointSlice of one address family.
 

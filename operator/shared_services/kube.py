@@ -266,9 +266,3 @@ def collection_path(*, group: str, version: str, plural: str, namespace: str | N
     if namespace is None:
         return f"{prefix}/{plural}"
     return f"{prefix}/namespaces/{namespace}/{plural}"
-
-
-def object_path(*, group: str, version: str, plural: str, namespace: str | None, name: str) -> str:
-    """The REST path of one object."""
-    collection = collection_path(group=group, version=version, plural=plural, namespace=namespace)
-    return f"{collection}/{name}"

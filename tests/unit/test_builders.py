@@ -429,9 +429,6 @@ def test_build_refuses_an_import_name_too_long_for_a_label() -> None:
 
 def test_selectors() -> None:
     assert builders.managed_selector() == "app.kubernetes.io/managed-by=shared-services-operator"
-    assert builders.import_selector("db") == (
-        "app.kubernetes.io/managed-by=shared-services-operator,sharedservices.io/import=db"
-    )
 
 
 def test_is_managed_and_owned_by() -> None:
