@@ -355,8 +355,8 @@ def endpoint_address_problem(text: str) -> str | None:
 def unusable_reason(address: IPAddress) -> str | None:
     """A word for why ``address`` cannot be an endpoint, or None when it can.
 
-    The same addresses as :func:`endpoint_address_problem` refuses, named shortly: remote
-    ingress entries and DNS answers are listed with it ("127.0.0.1 (loopback)").
+    It refuses what :func:`endpoint_address_problem` refuses, named in a word for the lists
+    of refused ingress entries and DNS answers ("127.0.0.1 (loopback)").
     """
     for _, is_problem, _, word in _ADDRESS_PROBLEMS:
         if is_problem(address):
@@ -365,12 +365,13 @@ def unusable_reason(address: IPAddress) -> str | None:
 
 
 def endpoint_ip(raw: object) -> IPAddress:
-    """Parse an address from a place the operator does not control, as Go would read it.
+    """Parse an address that is to be an endpoint, as Kubernetes' own components read it.
 
-    Remote ingress entries and DNS answers are read as Kubernetes' own components read
-    them: ``::ffff:a.b.c.d`` is the IPv4 address, a zone is refused. Only text is accepted:
-    ``ipaddress`` would also take an int or packed bytes, which no JSON status meant. Raises
-    ValueError, with a short reason as message, for anything that cannot be an endpoint.
+    Remote ingress entries, and every address an import resolved to before it is built,
+    come from places the operator does not control. Go reads ``::ffff:a.b.c.d`` as the
+    IPv4 address, and so does this; a zone is refused. Only text is accepted: ``ipaddress``
+    would also take an int or packed bytes, which no JSON status meant. Raises ValueError,
+    with a short reason as message, for anything that cannot be an endpoint.
     """
     if not isinstance(raw, str):
         raise ValueError(f"not a string but {type(raw).__name__}")  # noqa: TRY004
