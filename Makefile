@@ -13,7 +13,7 @@ DATAPLANE := controlplane coredns packages
 
 export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
 
-.PHONY: help install controlplane coredns packages lint format typecheck test crds up down run demo bench clean
+.PHONY: help install controlplane coredns packages lint format typecheck test test-releases crds up down run demo bench clean
 
 help: ## List the targets with what each does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,8 +23,9 @@ install: ## Install uv if missing, then the locked Python dependencies into .ven
 		python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	@uv sync --frozen --quiet
 
-controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kube-proxy (cached)
+controlplane: ## Build the control plane of every supported Kubernetes release (cached)
 	@bash tests/controlplane/build.sh >/dev/null
+	@for release in $(OLDER_RELEASES); do bash tests/controlplane/build.sh $$release >/dev/null; done
 
 coredns: ## Build CoreDNS and its kubernetes plugin from its Go module (cached)
 	@bash tests/tools/coredns/build.sh >/dev/null
@@ -44,11 +45,23 @@ format: install ## Format and autofix with ruff
 typecheck: install ## Type-check the operator, the test harness and the benchmark with mypy --strict
 	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py
 
-test: install helm promtool $(DATAPLANE) ## Run the whole test suite (unit, then against real local clusters)
-	uv run --frozen pytest $(PYTEST_ARGS)
+# The supported Kubernetes releases older than the newest (tests/controlplane/release-*).
+OLDER_RELEASES = $(shell bash tests/controlplane/build.sh --list | tail -n +2)
 
-crds: install ## Regenerate crds/ from the pydantic models
+test: install helm promtool $(DATAPLANE) ## Run the whole suite on the newest Kubernetes, then the `releases` tests on the older ones
+	uv run --frozen pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-releases
+
+test-releases: install helm controlplane ## Run the tests marked `releases` with the workload cluster on each older release
+	@for release in $(OLDER_RELEASES); do \
+		echo "== the tests marked releases, with the workload cluster on Kubernetes $$release"; \
+		SSO_K8S_RELEASE=$$release uv run --frozen pytest -m releases $(PYTEST_ARGS) || exit 1; \
+	done
+
+crds: install helm ## Regenerate crds/ (and crds/1.30/) from the models, the chart's copies and deploy/manifests/
 	uv run --frozen python -m shared_services.crdgen --out crds
+	uv run --frozen python -m shared_services.crdgen --out $(CHART)/files/crds
+	bash deploy/render-manifests.sh "$$(bash $(HELM_BUILD))" deploy/manifests
 
 up: install $(DATAPLANE) ## Start both clusters and the workload's data plane in the background
 	$(PYTHON) -m harness up --state $(STATE)

@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client as k8s
 
 from harness.allocator import LoadBalancerAllocator
-from harness.binaries import ensure_binaries
+from harness.binaries import ensure_binaries, workload_release
 from harness.cluster import Cluster, start_clusters
 from harness.coredns import ensure_coredns
 
@@ -37,6 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         needs_dataplane = needs_dataplane or "e2e" in parts
     if needs_cluster and not config.option.collectonly:
         ensure_binaries()
+        ensure_binaries(workload_release())
     if needs_dataplane and not config.option.collectonly:
         ensure_coredns()
 
@@ -52,10 +53,17 @@ class Clusters:
 
 @pytest.fixture(scope="session")
 def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
-    """Start a supervisor and a workload cluster for the whole session."""
+    """Start a supervisor and a workload cluster for the whole session.
+
+    The workload cluster, where the operator runs, is of the release ``SSO_K8S_RELEASE``
+    names (the newest by default); the supervisor, the central cluster, is always the newest.
+    """
     base = tmp_path_factory.mktemp("clusters")
     supervisor, workload = start_clusters(
-        ["supervisor", "workload"], bin_dir=ensure_binaries(), base_dir=base
+        ["supervisor", "workload"],
+        bin_dir=ensure_binaries(),
+        base_dir=base,
+        bin_dirs={"workload": ensure_binaries(workload_release())},
     )
     allocator = LoadBalancerAllocator(supervisor.api_client()).start()
     try:

@@ -1,19 +1,60 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and kube-proxy (for the data
-# plane of the end-to-end tests) from their Go modules into a cache outside the repository,
-# and prints the directory that holds them.
+# Builds the Kubernetes control plane the tests run against from its Go modules into a cache
+# outside the repository, and prints the directory that holds it.
 #
-# Only the binaries that are missing are built, nothing when all five are already there, so
-# CI and `make test` pay for the cold build once per machine. The version comes from go.mod, so bumping
-# Kubernetes is a one-line change there (plus its replace lines) and lands in a new
+#   build.sh          the newest supported release (./go.mod): kube-apiserver,
+#                     kube-controller-manager, kubectl, etcd and kube-proxy (for the data
+#                     plane of the end-to-end tests)
+#   build.sh 1.30     an older supported release (./release-1.30/go.mod): kube-apiserver and
+#                     kube-controller-manager, beside links to the newest build's etcd and
+#                     kubectl, which every release in the range works with
+#   build.sh --list   the minor releases it can build, newest first
+#
+# Only the binaries that are missing are built, nothing when all are already there, so CI
+# and `make test` pay for a cold build once per machine. The version comes from go.mod, so
+# bumping a release is a one-line change there (plus its replace lines) and lands in a new
 # cache directory.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$here/go.mod")
 cache=${SSO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shared-services-operator}
+
+module_version() {
+  awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}
+       $1 == "require" && $2 == "k8s.io/kubernetes" {print $3; exit}' "$1/go.mod"
+}
+
+if [[ "${1:-}" == "--list" ]]; then
+  newest=$(module_version "$here")
+  newest=${newest#v}
+  echo "${newest%.*}"
+  for dir in "$here"/release-*/; do
+    dir=${dir%/}
+    echo "${dir##*/release-}"
+  done | sort -t. -k2,2nr
+  exit 0
+fi
+
+if [[ -n "${1:-}" ]]; then
+  module="$here/release-$1"
+  [[ -f "$module/go.mod" ]] || { echo "build.sh: no release $1 in $here" >&2; exit 1; }
+  programs=(kube-apiserver kube-controller-manager)
+  shared=(etcd kubectl)
+else
+  module=$here
+  programs=(kube-apiserver kube-controller-manager kubectl etcd kube-proxy)
+  shared=()
+fi
+version=$(module_version "$module")
 bin="$cache/k8s-$version/bin"
-programs=(kube-apiserver kube-controller-manager kubectl etcd kube-proxy)
+
+if ((${#shared[@]})); then
+  newest_bin=$(bash "$here/build.sh")
+  mkdir -p "$bin"
+  for program in "${shared[@]}"; do
+    ln -sfn "$newest_bin/$program" "$bin/$program"
+  done
+fi
 
 missing=()
 for program in "${programs[@]}"; do
@@ -41,7 +82,7 @@ done
 mkdir -p "$bin"
 tmp=$(mktemp -d "$bin/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-cd "$here"
+cd "$module"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 for program in "${missing[@]}"; do
   case "$program" in

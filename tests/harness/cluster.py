@@ -424,11 +424,13 @@ class Cluster:
             f"--root-ca-file={self.pki.ca_cert}",
             f"--service-account-private-key-file={self.pki.service_account_key}",
             # What a workload cluster runs that matters to Services and their endpoints, plus
-            # garbage collection and namespace deletion; nothing that schedules pods.
+            # garbage collection, namespace deletion and the aggregation of ClusterRoles into
+            # the stock view, edit and admin roles; nothing that schedules pods.
             "--controllers=garbage-collector-controller,namespace-controller,"
             "serviceaccount-controller,serviceaccount-token-controller,"
             "root-ca-certificate-publisher-controller,endpoints-controller,"
-            "endpointslice-controller,endpointslice-mirroring-controller",
+            "endpointslice-controller,endpointslice-mirroring-controller,"
+            "clusterrole-aggregation-controller",
             "--profiling=false",
         ]
 
@@ -486,19 +488,22 @@ def start_clusters(
     base_dir: Path,
     timeout: float = 90.0,
     service_cidrs: dict[str, str] | None = None,
+    bin_dirs: dict[str, Path] | None = None,
 ) -> list[Cluster]:
     """Start clusters side by side and wait until all are ready.
 
     All processes are launched before any wait, so the clusters boot in parallel; a failure
     stops the ones already started. ``service_cidrs`` gives a cluster another Service range
-    than ``SERVICE_CIDR`` (a dual-stack one, say).
+    than ``SERVICE_CIDR`` (a dual-stack one, say), ``bin_dirs`` another Kubernetes release
+    than ``bin_dir``'s.
     """
     ranges = service_cidrs or {}
+    releases = bin_dirs or {}
     clusters = [
         Cluster(
             name=n,
             directory=base_dir / n,
-            bin_dir=bin_dir,
+            bin_dir=releases.get(n, bin_dir),
             service_cidr=ranges.get(n, SERVICE_CIDR),
         )
         for n in names
