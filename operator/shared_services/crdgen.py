@@ -8,6 +8,15 @@ it wants bounds on every string and list a CEL rule reads, or it refuses the CRD
 module does that translation and checks its own result, so a model change that cannot be
 expressed fails here rather than at ``kubectl apply``.
 
+Each CRD is written twice. ``crds/`` holds the full CRD. ``crds/1.30/`` holds the same CRD
+without the rules that call CEL's IP and CIDR library (``isIP``, ``ip``, ``isCIDR``,
+``cidr``): an API server older than 1.31 refuses to store a CRD whose rules call it, so on
+Kubernetes 1.30 the full CRD cannot be created at all. Nothing is lost there but the moment
+of refusal: the operator checks the same rules in ``api`` and reports a bad address as an
+InvalidSpec condition with the same message, instead of the API server refusing the object.
+``variant_dir`` says which directory applies to a release; ``ip_library_rules`` says which
+rules the older variant leaves out.
+
 Usage: ``python -m shared_services.crdgen [--out crds] [--check]``.
 """
 
@@ -15,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +46,25 @@ _DROPPED_KEYWORDS = frozenset({"title", "$defs"})
 
 # Extensions that stand in for a "type", per the structural schema rules.
 _UNTYPED_ALLOWED = ("x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")
+
+# The oldest Kubernetes minor release the project supports, and the first whose API server
+# accepts new CEL expressions that call the IP and CIDR library. 1.30's knows the library,
+# but checks every expression written to it against 1.29's functions, so that a rollback to
+# 1.29 could still read whatever it stored.
+OLDEST_MINOR = 30
+IP_LIBRARY_MINOR = 31
+
+# The functions of CEL's IP and CIDR library that a rule can start from; every other
+# function of the library is a method of their results, so a rule without these calls
+# none of it.
+IP_LIBRARY_FUNCTIONS = frozenset({"isIP", "ip", "isCIDR", "cidr"})
+
+# Where the CRDs for releases older than IP_LIBRARY_MINOR go, under the output directory.
+_OLD_VARIANT = f"1.{IP_LIBRARY_MINOR - 1}"
+OLD_VARIANT_NOTE = (
+    f"# For Kubernetes {_OLD_VARIANT}, whose API server refuses CEL's IP library: any rule that\n"
+    "# calls it is left out, and the operator reports what such a rule refuses as InvalidSpec.\n"
+)
 
 
 class SchemaError(ValueError):
@@ -339,10 +369,103 @@ def _check(crd: Mapping[str, Any]) -> None:
         raise SchemaError(f"{crd['metadata']['name']}: " + "; ".join(problems))
 
 
-def render(crd: Mapping[str, Any]) -> str:
+def variant_dir(minor: int, *, root: Path = Path("crds")) -> Path:
+    """The directory of CRDs that the API server of Kubernetes ``1.<minor>`` accepts.
+
+    ``root`` is the directory that ``python -m shared_services.crdgen --out`` wrote (the
+    repository's ``crds/`` by default). From ``IP_LIBRARY_MINOR`` (1.31) on, that is
+    ``root`` itself, the full CRDs; for 1.30 it is ``root / "1.30"``, the CRDs without the
+    rules that call CEL's IP library. A release older than ``OLDEST_MINOR`` is refused, as
+    nothing is tested there.
+    """
+    _refuse_unsupported(minor)
+    return root if minor >= IP_LIBRARY_MINOR else root / _OLD_VARIANT
+
+
+def _refuse_unsupported(minor: int) -> None:
+    if minor < OLDEST_MINOR:
+        raise ValueError(
+            f"Kubernetes 1.{minor} is older than 1.{OLDEST_MINOR}, the oldest supported release"
+        )
+
+
+def uses_ip_library(expression: str) -> bool:
+    """Whether a CEL expression calls the IP or CIDR library.
+
+    String literals are blanked first, so a message that mentions ``ip(...)`` is no call.
+    """
+    code = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", expression)
+    # Method calls count too: cidr(...).ip() calls the library, whichever way it is read.
+    calls = re.findall(r"(?<!\w)([A-Za-z_]\w*)\s*\(", code)
+    return any(name in IP_LIBRARY_FUNCTIONS for name in calls)
+
+
+@dataclasses.dataclass(frozen=True)
+class DroppedRule:
+    """A rule that the variant for releases before ``IP_LIBRARY_MINOR`` leaves out.
+
+    ``path`` is the schema node (``.spec.source.addresses[*]``) and ``index`` the rule's
+    place in that node's ``x-kubernetes-validations`` of the full CRD, so that putting
+    every dropped rule back where it was gives the full CRD again.
+    """
+
+    path: str
+    index: int
+    rule: Mapping[str, str]
+
+
+def _schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path or "<root>", node
+    for name, child in node.get("properties", {}).items():
+        yield from _schema_nodes(child, f"{path}.{name}")
+    if "items" in node:
+        yield from _schema_nodes(node["items"], f"{path}[*]")
+
+
+def openapi_schema(crd: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema of the CRD's one version."""
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def ip_library_rules(crd: Mapping[str, Any]) -> list[DroppedRule]:
+    """Every rule of ``crd`` whose ``rule`` or ``messageExpression`` calls the IP library."""
+    return [
+        DroppedRule(path=path, index=index, rule=copy.deepcopy(rule))
+        for path, node in _schema_nodes(openapi_schema(crd))
+        for index, rule in enumerate(node.get("x-kubernetes-validations", []))
+        if any(uses_ip_library(rule.get(key, "")) for key in ("rule", "messageExpression"))
+    ]
+
+
+def without_ip_library(crd: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``crd`` that Kubernetes 1.30 accepts: the rules of ``ip_library_rules`` out.
+
+    A node left with no rule loses its ``x-kubernetes-validations`` key, so the variant reads
+    as if the node never had a rule.
+    """
+    variant = copy.deepcopy(dict(crd))
+    dropped = {(d.path, d.index) for d in ip_library_rules(crd)}
+    for path, node in _schema_nodes(openapi_schema(variant)):
+        if "x-kubernetes-validations" not in node:
+            continue
+        kept = [
+            rule
+            for index, rule in enumerate(node["x-kubernetes-validations"])
+            if (path, index) not in dropped
+        ]
+        if kept:
+            node["x-kubernetes-validations"] = kept
+        else:
+            del node["x-kubernetes-validations"]
+    return variant
+
+
+def render(crd: Mapping[str, Any], *, note: str = "") -> str:
     """YAML text of a CRD: sorted keys and no line folding, so output is byte-stable.
 
     Folding is off because a CEL expression broken across lines is hard to read and to grep.
+    ``note`` is a comment written under the header.
     """
     body = yaml.safe_dump(
         crd,
@@ -351,21 +474,46 @@ def render(crd: Mapping[str, Any]) -> str:
         allow_unicode=True,
         width=1_000_000,
     )
-    return HEADER + "---\n" + body
+    return HEADER + note + "---\n" + body
 
 
 def generate() -> dict[str, str]:
-    """File name to YAML text for every CRD, checked before it is returned."""
-    files: dict[str, str] = {}
-    for crd in (import_crd(), remote_cluster_crd()):
-        _check(crd)
-        plural = crd["spec"]["names"]["plural"]
-        files[f"{api.GROUP}_{plural}.yaml"] = render(crd)
+    """File name to YAML text for every full CRD, checked before it is returned."""
+    return {name: render(crd) for name, crd in _crds().items()}
+
+
+def generate_variant(minor: int) -> dict[str, str]:
+    """File name to YAML text for every CRD that Kubernetes ``1.<minor>`` accepts."""
+    _refuse_unsupported(minor)
+    crds = _crds()
+    if minor >= IP_LIBRARY_MINOR:
+        return {name: render(crd) for name, crd in crds.items()}
+    return {
+        name: render(without_ip_library(crd), note=OLD_VARIANT_NOTE) for name, crd in crds.items()
+    }
+
+
+def generate_tree() -> dict[Path, str]:
+    """Every file that ``--out`` holds, by its path relative to it: both variants."""
+    files: dict[Path, str] = {}
+    for minor in (IP_LIBRARY_MINOR, OLDEST_MINOR):
+        where = variant_dir(minor, root=Path())
+        for name, text in generate_variant(minor).items():
+            files[where / name] = text
     return files
 
 
+def _crds() -> dict[str, dict[str, Any]]:
+    crds: dict[str, dict[str, Any]] = {}
+    for crd in (import_crd(), remote_cluster_crd()):
+        _check(crd)
+        plural = crd["spec"]["names"]["plural"]
+        crds[f"{api.GROUP}_{plural}.yaml"] = crd
+    return crds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the CRDs, or with --check report whether the written ones are current."""
+    """Write both variants of the CRDs, or with --check report whether they are current."""
     parser = argparse.ArgumentParser(
         prog="python -m shared_services.crdgen",
         description="Generate the CRDs from the pydantic models.",
@@ -379,15 +527,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     out: Path = arguments.out
     stale: list[str] = []
-    for name, text in generate().items():
-        target = out / name
+    for relative, text in generate_tree().items():
+        target = out / relative
         current = target.read_text(encoding="utf-8") if target.exists() else None
         if current == text:
             continue
         if arguments.check:
             stale.append(str(target))
         else:
-            out.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
             print(f"wrote {target}")
     if stale:

@@ -35,6 +35,31 @@ app.kubernetes.io/part-of: shared-services-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+crds.enabled and crds.keep, "true" or "": true unless set to false. `helm upgrade
+--reuse-values` from a release of a chart without these values renders with no crds value
+at all, and must still install (and keep) the CRDs as the defaults say.
+*/}}
+{{- define "sso.crdsEnabled" -}}
+{{- $crds := .Values.crds | default dict }}
+{{- if or (not (hasKey $crds "enabled")) $crds.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "sso.crdsKept" -}}
+{{- $crds := .Values.crds | default dict }}
+{{- if or (not (hasKey $crds "keep")) $crds.keep }}true{{ end }}
+{{- end }}
+
+{{/* Labels of the CRDs: the release's, but they belong to no component of it. */}}
+{{- define "sso.crdLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sso.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: crds
+app.kubernetes.io/part-of: shared-services-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{- define "sso.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "sso.fullname" .) .Values.serviceAccount.name }}
@@ -88,7 +113,7 @@ rules go into a ClusterRole (every namespace) or into a Role in each listed name
 
 {{/*
 RemoteClusters, Nodes and ServiceCIDRs are cluster-scoped, so they need a ClusterRole in
-either mode.
+either mode; so do Pods, since a tenant's import may point at any namespace's Pod.
 */}}
 {{- define "sso.clusterRules" -}}
 - apiGroups: ["sharedservices.io"]
@@ -98,11 +123,74 @@ either mode.
   resources: ["remoteclusters/status"]
   verbs: ["patch"]
 # The address policy keeps endpoints out of the cluster itself: the Nodes' addresses and
-# Pod ranges, and the Service ranges. Read through watches; never written.
+# Pod ranges, the addresses Pods really have (whichever CNI gave them), and the Service
+# ranges. Read through watches, trimmed to the addresses; never written.
 - apiGroups: [""]
-  resources: ["nodes"]
+  resources: ["nodes", "pods"]
   verbs: ["list", "watch"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["servicecidrs"]
   verbs: ["list", "watch"]
+{{- end }}
+
+{{/*
+imports.allowSystemNamespaces, "true" or "": false unless set (also when `helm upgrade
+--reuse-values` from a chart without the value renders with none).
+*/}}
+{{- define "sso.allowSystemNamespaces" -}}
+{{- if dig "allowSystemNamespaces" false (.Values.imports | default dict) }}true{{ end }}
+{{- end }}
+
+{{/*
+A CIDR of the address policy as CEL's cidr() reads it. An IPv4-mapped IPv6 range
+(::ffff:192.0.2.0/120), which cidr() refuses, becomes the IPv4 range it stands for, as the
+operator reads it too.
+*/}}
+{{- define "sso.celCIDR" -}}
+{{- $text := lower . }}
+{{- if and (hasPrefix "::ffff:" $text) (contains "." $text) }}
+{{- $parts := split "/" (trimPrefix "::ffff:" $text) }}
+{{- $bits := atoi $parts._1 }}
+{{- if lt $bits 96 }}
+{{- fail (printf "addressPolicy: %s has host bits set" .) }}
+{{- end }}
+{{- printf "%s/%d" $parts._0 (sub $bits 96) }}
+{{- else }}
+{{- $text }}
+{{- end }}
+{{- end }}
+
+{{/*
+The admission policy's judgement of one endpoint address, the CEL expression "address"
+(a string). With CEL's IP library (Kubernetes 1.31 on): a global unicast address (no
+loopback, link-local, unspecified, multicast or broadcast one) within the allowed ranges and
+outside the denied ones. Without it (1.30), by the text alone: no IPv4 or IPv6 multicast
+address and no IPv6 address written with an IPv4 one inside (::ffff:233.252.0.1); the API
+server itself refuses loopback, link-local and unspecified endpoint addresses.
+*/}}
+{{- define "sso.celAddress" -}}
+{{- $a := .address }}
+{{- if .ipLibrary -}}
+(isIP({{ $a }}) && ip({{ $a }}).isGlobalUnicast()
+&& (size(variables.allowed) == 0 || variables.allowed.exists(n, n.containsIP({{ $a }})))
+&& !variables.denied.exists(n, n.containsIP({{ $a }})))
+{{- else -}}
+(!({{ $a }}.contains(':') && {{ $a }}.contains('.'))
+&& !{{ $a }}.matches('^0*2(2[4-9]|3[0-9])[.]')
+&& !{{ $a }}.matches('^[fF][fF][0-9a-fA-F]{2}:'))
+{{- end }}
+{{- end }}
+
+{{/*
+The kubeconfig Secrets the operator may read, as a JSON list: those of remoteClusters[]
+(the chart's own or existingSecret), then rbac.kubeconfigSecrets, each once.
+*/}}
+{{- define "sso.kubeconfigSecrets" -}}
+{{- $names := list }}
+{{- range .Values.remoteClusters }}
+{{- $names = append $names (include "sso.kubeconfigSecret" .) }}
+{{- end }}
+{{- $rbac := .Values.rbac | default dict }}
+{{- $names = concat $names ($rbac.kubeconfigSecrets | default list) | uniq }}
+{{- toJson $names }}
 {{- end }}
