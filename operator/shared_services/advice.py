@@ -38,6 +38,11 @@ IMPORT_STEPS: Final[Mapping[str, str]] = {
         "Check spec.source.remoteService.namespace and name against the Services of the "
         "central cluster."
     ),
+    "TooManyRemoteNamespaces": (
+        "Import from a remote namespace that other imports of this RemoteCluster read already, "
+        "or ask the platform team to raise the limit (env MAX_REMOTE_NAMESPACES, flag "
+        "--max-remote-namespaces); the import is served once a namespace is freed."
+    ),
     "NotLoadBalancer": (
         "Import a Service of type LoadBalancer, or give its addresses in spec.source.addresses."
     ),
@@ -66,6 +71,11 @@ IMPORT_STEPS: Final[Mapping[str, str]] = {
     "SourceNotAllowed": (
         "Use spec.source.remoteService, or ask the platform team to list this namespace in "
         "the chart's addressPolicy.staticSourceNamespaces."
+    ),
+    "NamespaceNotAllowed": (
+        "Create the import in the namespace of the application that uses it, or ask the "
+        "platform team to allow it (the chart's imports.allowSystemNamespaces, env "
+        "ALLOW_SYSTEM_NAMESPACES)."
     ),
     "InvalidSpec": "Correct the field named and apply the import again.",
     "TooManyAddresses": "Point the import at a source with fewer addresses.",
@@ -105,6 +115,15 @@ CLUSTER_STEPS: Final[Mapping[str, str]] = {
     "Unreachable": (
         "Check the kubeconfig's server address and that the operator's Pod can reach it; it "
         "is tried again with backoff."
+    ),
+    "InvalidResponse": (
+        "Something other than a Kubernetes API server answered at the kubeconfig's server "
+        "address (a proxy, a load balancer or a sign-in page): point it at the API server; "
+        "it is tried again with backoff."
+    ),
+    "InternalError": (
+        "The operator's log says what failed; it is tried again with backoff, and a restart "
+        "of the operator's Pod starts afresh."
     ),
 }
 

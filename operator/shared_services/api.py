@@ -157,14 +157,21 @@ def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid_value", message)
 
 
-def _unique(*, what: str, key: Callable[[str], str] = str) -> AfterValidator:
-    """Reject a list that names the same thing twice, as ``x-kubernetes-list-type: set`` does."""
+def _unique(
+    *, what: str, key: Callable[[str], str] = str, message: str | None = None
+) -> AfterValidator:
+    """Reject a list that names the same thing twice, as ``x-kubernetes-list-type: set`` does.
+
+    ``message`` is the CRD rule's, where one says the same: on a release whose CEL cannot
+    run that rule, the operator's refusal is the one a user sees, in the same words.
+    """
+    said = message or f"must not list the same {what} twice"
 
     def validate(items: tuple[str, ...]) -> tuple[str, ...]:
         counts = Counter(key(item) for item in items)
         repeated = [item for item, count in counts.items() if count > 1]
         if repeated:
-            raise _fail(f"must not list the same {what} twice; {repeated[0]} is listed twice")
+            raise _fail(f"{said}; {repeated[0]} is listed twice")
         return items
 
     return AfterValidator(validate)
@@ -352,6 +359,72 @@ def endpoint_address_problem(text: str) -> str | None:
     return None
 
 
+# IPv6 ranges whose addresses stand for an IPv4 address, with the name of each form. No
+# shared service's VIP takes one of these forms: IPv4-compatible and IPv4-translated
+# addresses are deprecated, 6to4 and Teredo tunnel to IPv4 hosts. Each would carry an
+# endpoint past every rule that judges IPv4 addresses, so each is refused outright.
+IPV4_IN_IPV6_FORMS: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
+    (ipaddress.IPv6Network("::/96"), "IPv4-compatible"),
+    (ipaddress.IPv6Network("::ffff:0:0:0/96"), "IPv4-translated"),
+    (ipaddress.IPv6Network("2002::/16"), "6to4"),
+    (ipaddress.IPv6Network("2001::/32"), "Teredo"),
+)
+IPV4_IN_IPV6_MESSAGE = (
+    "must not be an IPv6 form of an IPv4 address: "
+    + ", ".join(f"{word} ({network})" for network, word in IPV4_IN_IPV6_FORMS[:-1])
+    + f" or {IPV4_IN_IPV6_FORMS[-1][1]} ({IPV4_IN_IPV6_FORMS[-1][0]})"
+)
+# NAT64's well-known prefix (RFC 6052): a translator sends what reaches 64:ff9b::a.b.c.d to
+# a.b.c.d. Its layout is fixed, so a rule with no settings can read the IPv4 address out of
+# it; network-specific prefixes are the operator's address policy's to judge.
+NAT64_WELL_KNOWN_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_UNUSABLE_MESSAGE = (
+    f"must not be a NAT64 address ({NAT64_WELL_KNOWN_PREFIX}) of an IPv4 address that "
+    "cannot be an endpoint (unspecified, loopback, link-local, multicast or broadcast)"
+)
+# The IPv4 addresses that cannot be endpoints (the IPv4 half of _ADDRESS_PROBLEMS, as ranges),
+# where the NAT64 rule of the CRD looks for them; a unit test holds the two together.
+UNUSABLE_IPV4 = (
+    "0.0.0.0/32",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "255.255.255.255/32",
+)
+
+
+def nat64_ranges(prefix: ipaddress.IPv6Network, networks: Iterable[str]) -> list[str]:
+    """The IPv4 ``networks`` as a /96 NAT64 ``prefix`` writes them, for a CEL rule."""
+    ranges = []
+    for text in networks:
+        network = ipaddress.IPv4Network(text)
+        start = int(prefix.network_address) | int(network.network_address)
+        ranges.append(str(ipaddress.IPv6Network((start, 96 + network.prefixlen))))
+    return ranges
+
+
+def _cel_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f"'{item}'" for item in items) + "]"
+
+
+def ipv4_in_ipv6_problem(address: IPAddress) -> str | None:
+    """Say why an IPv6 address that carries an IPv4 one cannot be an endpoint, or None.
+
+    Only for an address that is otherwise usable (as Kubernetes' ``isGlobalUnicast`` is
+    true): the refusals of :func:`endpoint_address_problem` come first, as the CRD's rules
+    do, so that ``::1`` is a loopback address and not an IPv4-compatible one.
+    """
+    if not isinstance(address, ipaddress.IPv6Address) or unusable_reason(address) is not None:
+        return None
+    if any(address in network for network, _ in IPV4_IN_IPV6_FORMS):
+        return IPV4_IN_IPV6_MESSAGE
+    if address in NAT64_WELL_KNOWN_PREFIX:
+        carried = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if unusable_reason(carried) is not None:
+            return NAT64_UNUSABLE_MESSAGE
+    return None
+
+
 def unusable_reason(address: IPAddress) -> str | None:
     """A word for why ``address`` cannot be an endpoint, or None when it can.
 
@@ -405,6 +478,9 @@ def canonical_address(raw: object) -> str:
 
 def _check_endpoint_address(value: str) -> str:
     problem = endpoint_address_problem(value)
+    address = _parse_kubernetes_ip(value)
+    if problem is None and address is not None:
+        problem = ipv4_in_ipv6_problem(address)
     if problem is not None:
         raise _fail(problem)
     return value
@@ -427,6 +503,19 @@ EndpointAddress = Annotated[
                 "!isIP(self) || ip(self).isGlobalUnicast()",
                 NOT_UNICAST_MESSAGE,
                 message_expression=_address_message_expression(),
+            ),
+            # Only where the rule above holds, so that one address gets one reason.
+            cel_rule(
+                "!isIP(self) || ip(self).family() == 4 || !ip(self).isGlobalUnicast() || "
+                f"!{_cel_list(str(n) for n, _ in IPV4_IN_IPV6_FORMS)}"
+                ".exists(c, cidr(c).containsIP(ip(self)))",
+                IPV4_IN_IPV6_MESSAGE,
+            ),
+            cel_rule(
+                "!isIP(self) || ip(self).family() == 4 || "
+                f"!{_cel_list(nat64_ranges(NAT64_WELL_KNOWN_PREFIX, UNUSABLE_IPV4))}"
+                ".exists(c, cidr(c).containsIP(ip(self)))",
+                NAT64_UNUSABLE_MESSAGE,
             ),
         ),
     ),
@@ -451,7 +540,7 @@ Addresses = Annotated[
             list_type="set",
         ),
     ),
-    _unique(what="address", key=_canonical_or_self),
+    _unique(what="address", key=_canonical_or_self, message=DUPLICATE_ADDRESS_MESSAGE),
 ]
 
 # --- SharedServiceImport -------------------------------------------------------------------
@@ -545,7 +634,9 @@ class Source(_Spec):
         default=None,
         description=(
             "Fixed IPv4 or IPv6 addresses (1 to 64). Loopback, link-local, multicast, "
-            "unspecified and broadcast addresses cannot be endpoints and are refused."
+            "unspecified and broadcast addresses cannot be endpoints and are refused, and so "
+            "are IPv6 forms of IPv4 addresses (IPv4-compatible, IPv4-translated, 6to4, Teredo) "
+            "and NAT64 addresses of IPv4 addresses that cannot be endpoints."
         ),
     )
 

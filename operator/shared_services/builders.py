@@ -63,7 +63,11 @@ _MIN_PORT = 1
 _MAX_PORT = 65535
 # What one EndpointSlice holds; the operator writes one slice per address family.
 _MAX_SLICE_PORTS = 100
-_MAX_SLICE_ENDPOINTS = 1000
+# The addresses one import serves, both families together. A slice holds 1,000 of its
+# family, but the status lists every address in one list of at most this many, and the
+# legacy Endpoints are cut at 1,000 by their consumers: one limit, so that nothing is
+# written that the status then cannot say.
+_MAX_ADDRESSES = api.MAX_STATUS_ADDRESSES
 
 
 class LimitExceeded(ValueError):
@@ -333,13 +337,12 @@ def _checked(
         except ValueError as error:
             raise ValueError(f"address {describe(raw)} is unusable: {error}") from None
     ipv4, ipv6 = _sorted_addresses(parsed)
-    for family, ips in ((IPV4, ipv4), (IPV6, ipv6)):
-        if len(ips) > _MAX_SLICE_ENDPOINTS:
-            raise LimitExceeded(
-                "TooManyAddresses",
-                f"the source has {len(ips)} {family} addresses, more than the "
-                f"{_MAX_SLICE_ENDPOINTS} an EndpointSlice holds",
-            )
+    if len(ipv4) + len(ipv6) > _MAX_ADDRESSES:
+        raise LimitExceeded(
+            "TooManyAddresses",
+            f"the source has {len(ipv4) + len(ipv6)} addresses ({len(ipv4)} IPv4, "
+            f"{len(ipv6)} IPv6), more than the {_MAX_ADDRESSES} one import serves",
+        )
     return ipv4, ipv6
 
 

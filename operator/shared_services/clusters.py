@@ -1,11 +1,11 @@
 """RemoteClusters: their specs into the registry, their connections into their status.
 
-kopf delivers the RemoteClusters' events; this room keeps the store of them, hands each
+kopf delivers the RemoteClusters' events; this module keeps the store of them, hands each
 valid spec to the :class:`~shared_services.remote.RemoteRegistry` (which connects), and
 reports each connection's state in the cluster's status. Reports go through a queue of
 their own with one worker per cluster at a time: a report that comes while a write is
 under way replaces any report still waiting, so an older state never lands after a newer
-one, and a failed write is retried with backoff, never dropped.
+one, and a failed write is retried with backoff, never dropped; no error ends a worker.
 """
 
 from __future__ import annotations
@@ -137,24 +137,38 @@ class ClusterReconciler:
         self.queue.add(name)
 
     async def _worker(self) -> None:
+        """Write reports until stopped; no error ends it, or no status would be written again.
+
+        A write the API server refused is retried with backoff; so is anything else (a
+        report the status model refuses is a bug, logged with its traceback).
+        """
         while True:
             name = await self.queue.get()
             report = self._reports.pop(name, None)
             try:
                 if report is not None:
                     await self.recorder.cluster_status(name, report)
-            except KubeError as error:
+            except Exception as error:  # the last resort too: see the docstring
                 assert report is not None
                 self._reports.setdefault(name, report)
                 delay = self._limiter.when(name)
-                log.warning(
-                    "status of RemoteCluster %s not written, retrying in %.0f s: %s",
-                    name,
-                    delay,
-                    error,
-                )
+                if isinstance(error, KubeError):
+                    log.warning(
+                        "status of RemoteCluster %s not written, retrying in %.0f s: %s",
+                        name,
+                        delay,
+                        error,
+                    )
+                else:
+                    log.exception(
+                        "status of RemoteCluster %s not written, retrying in %.0f s", name, delay
+                    )
                 self.queue.add_after(name, delay)
             else:
                 self._limiter.forget(name)
             finally:
                 self.queue.done(name)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The status writers: the operator cannot run without them while it leads."""
+        return list(self._workers)

@@ -1,4 +1,4 @@
-"""The controller: build the rooms, fill the caches, feed events in, start and stop syncing.
+"""The controller: build the parts, fill the caches, feed events in, start and stop syncing.
 
 Events come in here and leave as keys on a queue. kopf delivers the SharedServiceImports
 and RemoteClusters (through the manager, from ``handlers``). Own watches stay where kopf
@@ -39,15 +39,17 @@ from shared_services.recorder import Recorder
 from shared_services.remote import RemoteEvent, RemoteRegistry, WatchChanged
 from shared_services.settings import Settings
 from shared_services.sources import Sources
-from shared_services.writer import MANAGED_KINDS, Kind
+from shared_services.writer import ENDPOINT_SLICE, MANAGED_KINDS, Kind
 
 log = logging.getLogger(__name__)
 
 ImportKey = tuple[str, str]
+# The one task of a started controller that ends by itself, once the first syncs are done.
+_SETTLE = "settle"
 
 
 class Controller:
-    """Holds the caches and the rooms; the manager starts it, the probes ask it."""
+    """Holds the caches and the parts; the manager starts it, the probes ask it."""
 
     def __init__(self, *, settings: Settings, kube: Kube) -> None:
         self.settings = settings
@@ -67,6 +69,8 @@ class Controller:
             secrets_namespace=settings.operator_namespace,
             on_service=self._remote_event,
             on_cluster=self._connection_changed,
+            on_import=self._queue_one,
+            max_namespaces=settings.max_remote_namespaces,
         )
         self.clusters = ClusterReconciler(
             kube=kube,
@@ -75,7 +79,9 @@ class Controller:
             clusters=clusters,
             on_change=self._cluster_changed,
         )
-        self.networks = LocalNetworks(on_change=self._queue_all)
+        self.networks = LocalNetworks(
+            on_change=self._queue_all, on_pod_addresses=self._queue_serving
+        )
         resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
         self.sources = Sources(
             remote=self.remote,
@@ -113,8 +119,16 @@ class Controller:
             self.caches[kind] = InformerGroup(
                 {namespace: self._local_informer(kind, namespace) for namespace in namespaces}
             )
-        if not self.settings.address_policy.allow_cluster_networks:
-            self.networks.watch(self.kube)
+        address_policy = self.settings.address_policy
+        if not address_policy.allow_cluster_networks:
+            # The Service range's dry run needs create on Services there: with listed
+            # namespaces, the operator has it only in those.
+            listed = self.settings.namespaces
+            await self.networks.watch(
+                self.kube,
+                service_cidrs=address_policy.service_cidrs,
+                probe_namespace=listed[0] if listed else self.settings.operator_namespace,
+            )
         await asyncio.gather(self._synced(), self.clusters.fill(), self.store.fill())
         await asyncio.sleep(0)  # the informers' last callbacks, queued before synced was set
         # Every address is judged against the cluster's own networks, so they must be whole
@@ -193,7 +207,7 @@ class Controller:
             for i in range(self.settings.workers)
         ]
         self._tasks.append(self._loop.create_task(self._resync(), name="resync"))
-        self._tasks.append(self._loop.create_task(self._settle_when_synced(), name="settle"))
+        self._tasks.append(self._loop.create_task(self._settle_when_synced(), name=_SETTLE))
 
     async def stop(self) -> None:
         """Stop workers, timers and every watch; a standby's caches too."""
@@ -215,10 +229,22 @@ class Controller:
         memory.settle()
 
     async def _resync(self) -> None:
+        """Sweep and queue every import, every period, for as long as the operator leads."""
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            await self.store.sweep()
+            try:
+                await self.store.sweep()
+            except Exception:  # the last resort: the resync must go on
+                log.exception("the resync's sweep failed; every import is queued all the same")
             self._queue_all()
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks the operator cannot run without once started: liveness watches them.
+
+        The sync workers, the resync and the RemoteClusters' status writers. None of them
+        ends by itself; one that ended all the same leaves a process that does nothing.
+        """
+        return [t for t in self._tasks if t.get_name() != _SETTLE] + self.clusters.tasks()
 
     # -- events in -----------------------------------------------------------------------
 
@@ -261,6 +287,17 @@ class Controller:
 
     def _queue_one(self, key: ImportKey) -> None:
         self.queue.add(key)
+
+    def _queue_serving(self, addresses: frozenset[str]) -> None:
+        """Queue the imports whose EndpointSlices hold one of ``addresses`` (a new Pod's)."""
+        group = self.caches.get(ENDPOINT_SLICE)
+        if group is None:
+            return
+        for informer in list(group.members.values()):
+            for obj in list(informer.cache.values()):
+                endpoints = obj.get("endpoints") or []
+                if any(a in addresses for e in endpoints for a in e.get("addresses") or []):
+                    self._local_event(obj)
 
     def _queue_all(self) -> None:
         for key in list(self.imports):

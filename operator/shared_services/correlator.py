@@ -14,8 +14,13 @@ client-go's event correlator, with its defaults:
   bucket); what is over the budget is dropped. The metrics and the status still say every
   change, and they are what alerts read.
 
-Pure: the clock is passed in, and the recorder writes. Memory is bounded: a few entries per
-import, at most :data:`SUBJECTS` imports remembered, and an import's entries go with it.
+Pure: the clock is passed in, and the recorder writes. An import's budget is kept for as
+long as the import exists, however many imports there are: a budget that was forgotten to
+save memory would start full again, and an import among more than :data:`SUBJECTS` that
+churn would never run out of Events. A budget is two numbers; what costs memory is the
+Events remembered for counting and combining (their messages), and those are kept for the
+:data:`SUBJECTS` imports that had Events last, a few per import. An import's entries go
+with it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ BURST = 25
 REFILL_SECONDS = 300.0
 SIMILAR = 10
 WINDOW_SECONDS = 600.0
+# Imports whose Events are remembered, for counting repeats and combining similar ones.
 SUBJECTS = 4096
 # Events remembered per import, for counting repeats; the oldest is forgotten first.
 PER_SUBJECT = 16
@@ -56,10 +62,14 @@ class _Similar:
     messages: set[str] = field(default_factory=set)
 
 
-@dataclass
-class _Subject:
+@dataclass(slots=True)
+class _Budget:
     tokens: float
     refilled: float
+
+
+@dataclass
+class _Memory:
     known: OrderedDict[Hashable, _Known] = field(default_factory=OrderedDict)
     similar: dict[tuple[str, str], _Similar] = field(default_factory=dict)
 
@@ -68,15 +78,21 @@ class Correlator:
     """Turns each Event an import should get into a :class:`Record`, or None to drop it."""
 
     def __init__(self) -> None:
-        self._subjects: OrderedDict[Hashable, _Subject] = OrderedDict()
+        # Every import's budget, until the import is forgotten.
+        self._budgets: dict[Hashable, _Budget] = {}
+        # The Events remembered, for the SUBJECTS imports that had one last.
+        self._memories: OrderedDict[Hashable, _Memory] = OrderedDict()
 
     def observe(
         self, subject: Hashable, type_: str, reason: str, message: str, *, now: float
     ) -> Record | None:
         """Decide what ``subject`` (an import's key) gets for this Event at time ``now``."""
-        state = self._subject(subject, now)
-        if not self._spend(state, now):
+        budget = self._budgets.get(subject)
+        if budget is None:
+            budget = self._budgets[subject] = _Budget(tokens=BURST, refilled=now)
+        if not self._spend(budget, now):
             return None
+        state = self._memory(subject)
         key: Hashable = (type_, reason, message)
         similar = state.similar.get((type_, reason))
         if similar is None or now - similar.started > WINDOW_SECONDS:
@@ -93,7 +109,7 @@ class Correlator:
 
     def recorded(self, subject: Hashable, record: Record, name: str) -> None:
         """``record`` was written: the Event ``name`` holds its message and count now."""
-        state = self._subjects.get(subject)
+        state = self._memories.get(subject)
         if state is None:
             return
         state.known[record.key] = _Known(name, record.count)
@@ -102,24 +118,27 @@ class Correlator:
             state.known.popitem(last=False)
 
     def forget(self, subject: Hashable) -> None:
-        """The import is gone, and what was remembered of its Events with it."""
-        self._subjects.pop(subject, None)
+        """The import is gone, and its budget and what was remembered of its Events with it."""
+        self._budgets.pop(subject, None)
+        self._memories.pop(subject, None)
 
     def __len__(self) -> int:
-        return len(self._subjects)
+        """How many imports have a budget: every import that had an Event and still exists."""
+        return len(self._budgets)
 
-    def _subject(self, subject: Hashable, now: float) -> _Subject:
-        state = self._subjects.get(subject)
+    def _memory(self, subject: Hashable) -> _Memory:
+        state = self._memories.get(subject)
         if state is None:
-            state = self._subjects[subject] = _Subject(tokens=BURST, refilled=now)
-            while len(self._subjects) > SUBJECTS:
-                self._subjects.popitem(last=False)
+            state = self._memories[subject] = _Memory()
+            while len(self._memories) > SUBJECTS:
+                # Its repeats start new Events from now on; its budget stays as it is.
+                self._memories.popitem(last=False)
         else:
-            self._subjects.move_to_end(subject)
+            self._memories.move_to_end(subject)
         return state
 
     @staticmethod
-    def _spend(state: _Subject, now: float) -> bool:
+    def _spend(state: _Budget, now: float) -> bool:
         state.tokens = min(BURST, state.tokens + (now - state.refilled) / REFILL_SECONDS)
         state.refilled = now
         if state.tokens < 1:

@@ -2,8 +2,9 @@
 
 :func:`plan` says, from the import, its resolved source and what is serving now, which
 objects to write (or none, and which status instead). :func:`conclude` says, from what the
-writes met, which status and which Events follow. The reconciler only carries the
-decisions out, so every branch here is tested without a cluster.
+writes met, which status and which Events follow. :func:`namespace_refusal` says, before
+either, whether the import's namespace may have imports at all. The reconciler only
+carries the decisions out, so every branch here is tested without a cluster.
 """
 
 from __future__ import annotations
@@ -17,13 +18,23 @@ from shared_services.api import JSON
 from shared_services.resolve import SourceState
 from shared_services.status import Triple
 
+# The reason of an import in a namespace where imports are not served (see namespace_refusal).
+NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"
+KUBE_SYSTEM = "kube-system"
+
 
 @dataclass(frozen=True)
 class Serving:
-    """What the caches hold of an import's objects right now."""
+    """What an import's EndpointSlices hold: as cached now, or as the operator last wrote them.
+
+    A slice holds the ports that traffic goes to, so ``ports`` read from slices carry the
+    slice's port on both sides. That is what a port taken from a source is: the remote
+    Service's own port, on the local Service and on the VIP alike; a local port that
+    differs comes from ``spec.ports``, which is read before these.
+    """
 
     addresses: tuple[str, ...] = ()  # in its EndpointSlices of the Service it names
-    ports: tuple[api.ResolvedPort, ...] = ()  # of that Service, if the import owns it
+    ports: tuple[api.ResolvedPort, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,8 +80,13 @@ def plan(
     address_policy: policy.AddressPolicy,
     networks: policy.ClusterNetworks,
     families: frozenset[str] | None,
+    written: Serving | None = None,
 ) -> Plan:
-    """Decide the objects to write for an import whose spec is valid."""
+    """Decide the objects to write for an import whose spec is valid.
+
+    ``written`` is what this process last wrote for the import, None when it wrote nothing
+    yet; with ``serving`` it is all that :func:`last_known` may keep.
+    """
     name = str(body["metadata"]["name"])
     namespace = str(body["metadata"]["namespace"])
     old: Mapping[str, Any] = body.get("status") or {}
@@ -82,11 +98,12 @@ def plan(
         # again when it arrives. Writing "pending" meanwhile would be churn on every
         # restart; a new import (no status yet) does show that it is pending.
         return Plan(service_name, source, shown)
-    addresses = source.addresses if source.addresses is not None else last_known(serving, old)
+    known = last_known(serving, written)
+    addresses = source.addresses if source.addresses is not None else known.addresses
     # Whatever the source, and the last known addresses too: a refused address is never
     # written, and the allowed rest of an answer still is.
     verdict = policy.judge(addresses, policy=address_policy, networks=networks)
-    ports = spec_ports(spec) or source.ports or status.ports_of(old) or serving.ports
+    ports = spec_ports(spec) or source.ports or known.ports
     if not ports:
         return Plan(service_name, source, shown, status=_no_ports(old, generation, shown, source))
     try:
@@ -149,6 +166,40 @@ def invalid_spec(body: Mapping[str, Any], error: api.InvalidSpecError) -> JSON:
         shown=None,
         ready=("False", "InvalidSpec", message),
         source=("False", "InvalidSpec", message),
+    )
+
+
+def namespace_refusal(namespace: str, *, operator_namespace: str, allowed: bool) -> str | None:
+    """Why imports in ``namespace`` are not served; None when they are.
+
+    kube-system holds the cluster's own Services, and the operator's namespace holds its
+    credentials and its own Services. A Service written there for whoever may create an
+    import there is one the platform team has to ask for (``allowed``).
+    """
+    if allowed:
+        return None
+    if namespace == KUBE_SYSTEM:
+        what = "kube-system, which holds the cluster's own Services"
+    elif namespace == operator_namespace:
+        what = "the namespace of the operator itself"
+    else:
+        return None
+    return f"imports in namespace {namespace!r} are not served: it is {what}"
+
+
+def refused_namespace(body: Mapping[str, Any], message: str) -> JSON:
+    """The status of an import in a namespace where imports are not served.
+
+    Nothing is written for it, and nothing in place is removed: objects written before the
+    namespace was refused stay until the import goes, and the condition says why.
+    """
+    refused: Triple = ("False", NAMESPACE_NOT_ALLOWED, message)
+    return status.kept_status(
+        body.get("status") or {},
+        generation=body["metadata"].get("generation"),
+        shown=None,
+        ready=refused,
+        source=refused,
     )
 
 
@@ -232,18 +283,16 @@ def conclude(
     )
 
 
-def last_known(serving: Serving, old_status: Mapping[str, Any]) -> tuple[str, ...]:
-    """The addresses to keep while the source cannot be known.
+def last_known(serving: Serving, written: Serving | None) -> Serving:
+    """The addresses and ports to keep while the source cannot be known.
 
-    What is serving comes first: the import's EndpointSlices as the cache holds them. The
-    status says what was last reported, which lags behind the slices when a status write
-    failed (and then the operator restarted): trusting it then would empty slices that
-    applications are using. Only with no slice at all (deleted by hand while the source is
-    unknown) is the status used, to put them back.
+    Only what the operator itself holds counts: what it last wrote in this process, which
+    puts back slices deleted or edited by hand meanwhile; after a restart, what the
+    import's EndpointSlices hold. Never the import's status: whoever may write that (a
+    tenant, by a broad role) could put addresses there that no source gave, getting
+    around ``--static-sources``; and it lags behind the slices when a status write failed.
     """
-    if serving.addresses:
-        return serving.addresses
-    return tuple(str(a) for a in old_status.get("addresses") or ())
+    return written if written is not None else serving
 
 
 def spec_ports(spec: api.ImportSpec) -> tuple[api.ResolvedPort, ...]:

@@ -29,8 +29,20 @@ StateCallback = Callable[[bool, str | None], None]
 
 # Objects per page of a list, as kubectl pages them (its --chunk-size default).
 PAGE = 500
-_BACKOFF_START = 0.5
-_BACKOFF_MAX = 30.0
+BACKOFF_START = 0.5
+# A watch that broke, or a server that is down, is tried again within this: imports follow
+# moves soon after the server is back.
+BACKOFF_MAX = 30.0
+# A watch the server refuses (401, 403) stays refused until someone changes a permission,
+# and every try is a request to that server: whoever may create imports names the remote
+# namespaces, and one the credentials may not read must not cost a list every 30 s.
+REFUSED_BACKOFF_MAX = 300.0
+
+
+def next_backoff(backoff: float, error: KubeError) -> float:
+    """How long to wait after ``error``, having waited ``backoff`` after the one before."""
+    limit = REFUSED_BACKOFF_MAX if error.status in (401, 403) else BACKOFF_MAX
+    return min(backoff * 2, limit)
 
 
 def object_key(obj: Mapping[str, Any]) -> str:
@@ -214,11 +226,11 @@ class Informer:
         return [self.cache[k] for k in self.index.get((namespace, value), ()) if k in self.cache]
 
     def _run(self) -> None:
-        backoff = _BACKOFF_START
+        backoff = BACKOFF_START
         while not self._stopped.is_set():
             try:
                 version = self._list()
-                backoff = _BACKOFF_START
+                backoff = BACKOFF_START
                 self._watch(version)
             except Gone:
                 continue  # the watch fell too far behind: list again, at once
@@ -228,11 +240,11 @@ class Informer:
                 self._lost(str(error))
                 if self._wake.wait(backoff * random.uniform(0.8, 1.2)):  # noqa: S311
                     self._wake.clear()
-                backoff = min(backoff * 2, _BACKOFF_MAX)
+                backoff = next_backoff(backoff, error)
             except Exception:  # a bug must not kill the watch for good
                 log.exception("informer %s failed", self.name)
                 self._lost("internal error")
-                self._stopped.wait(_BACKOFF_MAX)
+                self._stopped.wait(BACKOFF_MAX)
 
     def _list(self) -> str:
         fresh: dict[str, JSON] = {}

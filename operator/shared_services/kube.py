@@ -6,6 +6,18 @@ dicts, while authentication, TLS and connection pooling stay the client's. Error
 sorted once, here, into the few kinds the rest of the operator acts on: gone (404),
 conflict (409), forbidden, invalid, and temporary (5xx, 429, connection trouble), the way
 crate-operator keeps 404/409 handling in one module.
+
+Whatever comes back is one of those or a JSON object: a connection cut in the middle of a
+body, a page of HTML with 200 (a proxy or a portal before the server), JSON that is not an
+object are each a temporary :class:`KubeError`, so a caller that catches those alone never
+meets anything else. A message quoted from a server is scrubbed of the client's
+credentials and then bounded, since it ends up in conditions and logs.
+
+A write is sent once. The client library would send a PUT or DELETE again on its own after
+a connection broke, tens of seconds later, where no fence is asked: a replica that stopped
+leading meanwhile would write. So library retries are off for writes, each write may take
+no longer than the time the fence has left, and a write that failed comes back through the
+caller's own retry, which asks the fence again.
 """
 
 from __future__ import annotations
@@ -23,6 +35,17 @@ from shared_services.api import JSON
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (5.0, 30.0)
+# A message quoted from a server: long enough for any refusal the API server words (they
+# name a field and a rule), short enough that a condition holding one stays readable.
+MAX_MESSAGE: Final = 1024
+# Fields named as the causes of one refusal, and a server's word for its reason.
+_MAX_FIELDS = 16
+_MAX_REASON = 64
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, saying that it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class KubeError(Exception):
@@ -58,6 +81,10 @@ class Gone(KubeError):
     """410: a watch asked for a resourceVersion the server no longer has."""
 
 
+# The reason of an answer that came whole but is not the API's: not JSON, or not an object.
+INVALID_RESPONSE: Final = "InvalidResponse"
+
+
 class Fenced(KubeError):
     """A write this process refused to send, because it may not write now (status 0).
 
@@ -67,19 +94,32 @@ class Fenced(KubeError):
 
 
 def _error(status: int, body: bytes, fallback: str) -> KubeError:
-    reason, message = fallback, body.decode(errors="replace")[:500]
+    """The error a refusal's status and body describe; the message still whole, unscrubbed.
+
+    The body is the server's, or whatever answered in its place: any shape is read as far
+    as it goes, never trusted to be a Status.
+    """
+    reason, message = fallback, body.decode(errors="replace")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         payload = None
     fields: tuple[str, ...] = ()
     if isinstance(payload, dict):
         reason = str(payload.get("reason") or fallback)
         message = str(payload.get("message") or message)
-        causes = (payload.get("details") or {}).get("causes") or []
-        fields = tuple(str(c.get("field")) for c in causes if isinstance(c, dict))
+        details = payload.get("details")
+        causes = details.get("causes") if isinstance(details, dict) else None
+        if isinstance(causes, list):
+            fields = tuple(
+                bounded(str(c.get("field")), 256)
+                for c in causes[:_MAX_FIELDS]
+                if isinstance(c, dict)
+            )
     kinds: dict[int, type[KubeError]] = {404: NotFound, 409: Conflict, 410: Gone}
-    return kinds.get(status, KubeError)(status, reason, message, fields=fields)
+    return kinds.get(status, KubeError)(
+        status, bounded(reason, _MAX_REASON), message, fields=fields
+    )
 
 
 class Kube:
@@ -92,6 +132,7 @@ class Kube:
         target: str = "local",
         secrets: Sequence[str] = (),
         may_write: Callable[[], bool] | None = None,
+        time_left: Callable[[], float] | None = None,
     ) -> None:
         self.api_client = api_client
         self.target = target
@@ -100,16 +141,30 @@ class Kube:
         # every error message is scrubbed of them, whatever its source.
         self._secrets = tuple(s for s in secrets if len(s) >= 8)
         # Asked before every request but a GET is sent; when it says no, the request is not
-        # sent and Fenced is raised instead.
+        # sent and Fenced is raised instead. ``time_left`` says for how many seconds more it
+        # says yes: no write may take longer (none is sent when none are left).
         self.may_write = may_write
+        self.time_left = time_left
+        self._closed = False
 
     def _scrubbed(self, error: KubeError) -> KubeError:
+        # Scrubbed whole, then cut: cut first, a credential at the cut would survive in part.
         message = error.message
         for secret in self._secrets:
             message = message.replace(secret, "[redacted]")
+        message = bounded(message, MAX_MESSAGE)
         if message == error.message:
             return error
         return type(error)(error.status, error.reason, message, fields=error.fields)
+
+    def close(self) -> None:
+        """Send nothing more: its connections are closed, and every later request refused.
+
+        For credentials that were replaced: a request in flight is not sent again by the
+        library either, since the pool it would go through is gone.
+        """
+        self._closed = True
+        self.api_client.close()
 
     @property
     def host(self) -> str:
@@ -129,12 +184,50 @@ class Kube:
     ) -> JSON:
         """Send one request; return the decoded body or raise a :class:`KubeError`."""
         response = self._send(
-            method, path, body=body, params=params, content_type=content_type, timeout=timeout
+            method,
+            path,
+            body=body,
+            params=params,
+            content_type=content_type,
+            timeout=timeout,
         )
-        data = response.read()
+        data = self._body(response, reason="ConnectionError", what=f"{method} {path}")
         if response.status >= 300:
             raise self._scrubbed(_error(response.status, data, response.reason or "Error"))
-        decoded: JSON = json.loads(data) if data else {}
+        return self._decoded(response, data, what=f"{method} {path}")
+
+    def _body(self, response: urllib3.BaseHTTPResponse, *, reason: str, what: str) -> bytes:
+        """The whole body of an answer, its connection given back however the read ends.
+
+        A connection that breaks while the body comes leaves the answer unknown: a temporary
+        error like any other broken connection, never the library's own exception.
+        """
+        try:
+            data: bytes = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            broken = KubeError(0, reason, f"{self.host}: {what}: {error}")
+            raise self._scrubbed(broken) from error
+        finally:
+            response.release_conn()
+        return data
+
+    def _decoded(self, response: urllib3.BaseHTTPResponse, data: bytes, *, what: str) -> JSON:
+        """The body as a JSON object, or a temporary error saying what came instead."""
+        if not data:
+            return {}
+        try:
+            decoded = json.loads(data)
+        except (ValueError, RecursionError):
+            # A portal's login page, a proxy's error page: an answer, not the API's.
+            kind = bounded(str(response.headers.get("Content-Type") or "no content type"), 64)
+            message = f"{self.host}: {what} answered {response.status} with {kind}, not JSON"
+            raise self._scrubbed(KubeError(0, INVALID_RESPONSE, message)) from None
+        if not isinstance(decoded, dict):
+            message = (
+                f"{self.host}: {what} answered {response.status} with "
+                f"{type(decoded).__name__}, not a JSON object"
+            )
+            raise self._scrubbed(KubeError(0, INVALID_RESPONSE, message))
         return decoded
 
     def get(self, path: str, *, params: Mapping[str, str | int] | None = None) -> JSON | None:
@@ -200,29 +293,43 @@ class Kube:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout_seconds,
         }
-        response = self._send("GET", path, params=query, timeout=(5.0, timeout_seconds + 30.0))
-        if response.status >= 300:
-            raise self._scrubbed(
-                _error(response.status, response.read(), response.reason or "Error")
-            )
-        raw: urllib3.BaseHTTPResponse = response.response
+        raw = self._send("GET", path, params=query, timeout=(5.0, timeout_seconds + 30.0))
+        if raw.status >= 300:
+            data = self._body(raw, reason="WatchBroken", what="watch refused")
+            raise self._scrubbed(_error(raw.status, data, raw.reason or "Error"))
         if opened is not None:
             opened(raw)  # lets another thread shut the stream down
         try:
             for line in iter_resp_lines(raw):
-                event: JSON = json.loads(line)
+                event = self._event(line)
                 if event.get("type") == "ERROR":
-                    status = event.get("object", {})
+                    status = event["object"]
+                    code = status.get("code")
                     raise self._scrubbed(
-                        _error(int(status.get("code", 500)), json.dumps(status).encode(), "Error")
+                        _error(
+                            code if isinstance(code, int) else 500,
+                            json.dumps(status).encode(),
+                            "Error",
+                        )
                     )
                 yield event
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-            # A reset, a timeout, a shutdown from another thread, or a torn JSON line.
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            # A reset, a timeout, a shutdown from another thread.
             broken = KubeError(0, "WatchBroken", f"{self.host}: watch ended: {error}")
             raise self._scrubbed(broken) from error
         finally:
             raw.release_conn()
+
+    def _event(self, line: str | bytes) -> JSON:
+        """One line of a watch stream as an event with an object, or the watch is broken."""
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):
+            event = None  # a torn line, or one that is not JSON
+        if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+            broken = KubeError(0, "WatchBroken", f"{self.host}: watch ended: not a watch event")
+            raise self._scrubbed(broken)
+        return event
 
     def _send(
         self,
@@ -233,14 +340,18 @@ class Kube:
         params: Mapping[str, str | int] | None = None,
         content_type: str = "application/json",
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
-    ) -> Any:
-        if method != "GET" and self.may_write is not None and not self.may_write():
-            raise Fenced(0, "Fenced", f"{method} {path} not sent: this process may not write now")
+    ) -> urllib3.BaseHTTPResponse:
+        if self._closed:
+            msg = f"{method} {path} not sent: the credentials of this client were replaced"
+            raise KubeError(0, "Closed", msg)
+        # A dry run writes nothing, so a replica that may not write may still ask one.
+        write = method != "GET" and "dryRun" not in (params or {})
+        left = self._fence(method, path) if write else None
         metrics.API_REQUESTS.labels(
             self.target, "WATCH" if "watch" in (params or {}) else method
         ).inc()
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        serialized = self.api_client.param_serialize(
+        _, url, header_params, payload, _ = self.api_client.param_serialize(
             method=method,
             resource_path=path,
             query_params=list((params or {}).items()),
@@ -248,16 +359,41 @@ class Kube:
             body=dict(body) if body is not None else None,
             auth_settings=["BearerToken"],
         )
+        connect, read = timeout
+        limit = urllib3.Timeout(connect=connect, read=read)
+        if left is not None:
+            limit = urllib3.Timeout(connect=min(connect, left), read=min(read, left), total=left)
+        # Reads keep the pool's retries; a write is sent once (see the module's docstring).
+        # No request follows a redirect: an API server sends none, and whatever answers in
+        # its place must not send the operator's requests elsewhere.
+        retries: dict[str, Any] = {"retries": False} if method != "GET" else {}
         try:
-            return self.api_client.call_api(*serialized[:4], _request_timeout=timeout)
+            response: urllib3.BaseHTTPResponse = self.api_client.rest_client.pool_manager.request(
+                method,
+                url,
+                body=json.dumps(payload) if payload is not None else None,
+                headers=header_params,
+                timeout=limit,
+                redirect=False,
+                preload_content=False,
+                **retries,
+            )
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise self._scrubbed(
                 KubeError(0, "ConnectionError", f"{self.host}: {error}")
             ) from error
-        except k8s.ApiException as error:
-            refused = KubeError(error.status or 0, error.reason or "Error", str(error.body))
-            # Not chained: the client's exception quotes the body as it came, unscrubbed.
-            raise self._scrubbed(refused) from None
+        return response
+
+    def _fence(self, method: str, path: str) -> float | None:
+        """Seconds a write may take (None: no limit); raises Fenced when none may be sent."""
+        if self.may_write is not None and not self.may_write():
+            raise Fenced(0, "Fenced", f"{method} {path} not sent: this process may not write now")
+        if self.time_left is None:
+            return None
+        left = self.time_left()
+        if left <= 0:
+            raise Fenced(0, "Fenced", f"{method} {path} not sent: no time is left to write in")
+        return left
 
 
 def collection_path(*, group: str, version: str, plural: str, namespace: str | None) -> str:

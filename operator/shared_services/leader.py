@@ -183,6 +183,12 @@ class LeaderElector:
         """Whether this replica may send a write now: it leads, within its renew deadline."""
         return self.state == "leading" and self._term.certain(now=self._clock())
 
+    def time_left(self) -> float:
+        """Seconds this replica may still write for: a write may take no longer (0: none)."""
+        if self.state != "leading":
+            return 0.0
+        return self._term.remaining(now=self._clock())
+
     async def acquire(self) -> None:
         """Wait until this replica holds the lease."""
         failure = ""
@@ -196,6 +202,10 @@ class LeaderElector:
                 if str(error) != failure:
                     log.warning("acquiring the lease %s: %s", self.name, error)
                 failure = str(error)
+            except Exception as error:  # the last resort: a standby must go on standing by
+                if repr(error) != failure:
+                    log.exception("acquiring the lease %s failed", self.name)
+                failure = repr(error)
             jitter = random.uniform(0, JITTER)  # noqa: S311 - spreading retries, not secrets
             await asyncio.sleep(self.retry_period * (1 + jitter))
         self.state = "leading"
@@ -218,6 +228,9 @@ class LeaderElector:
                 renewed = await asyncio.to_thread(self._try)
             except KubeError as error:
                 log.warning("renewing the lease %s: %s", self.name, error)
+                continue
+            except Exception:  # the last resort: the renew deadline still ends the term
+                log.exception("renewing the lease %s failed", self.name)
                 continue
             if not renewed and self._observed.holder not in ("", self.identity):
                 reason = f"it is held by {self._observed.holder}"

@@ -3,7 +3,8 @@
 kopf's handlers call :func:`start` and :func:`stop` and pass RemoteClusters on; all the
 rest happens behind them. Every replica fills its caches at start-up; with leader election
 only the leader then syncs, a standby keeps its caches warm, and a replica that loses the
-lease stops at once (its writes are refused already) and is restarted as a standby.
+lease stops at once (its writes are refused already) and is restarted as a standby. The
+tasks it cannot run without are watched by liveness: one that ended fails ``/healthz``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Manager:
         self.probes: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._run: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Serve the probes and the metrics; fill, then sync once leading. Returns at once."""
@@ -90,7 +92,11 @@ class Manager:
             )
             # Every write of the controller asks the elector first, at the moment of sending;
             # the elector's own requests (the renewals) go around that fence.
-            kube = Kube(kube.api_client, may_write=self.elector.may_write)
+            kube = Kube(
+                kube.api_client,
+                may_write=self.elector.may_write,
+                time_left=self.elector.time_left,
+            )
         self.controller = Controller(settings=self.settings, kube=kube)
         # Not awaited: a list that is refused would hold kopf's start-up, and the probes.
         self._run = loop.create_task(self._lead(self.controller), name="run")
@@ -104,6 +110,7 @@ class Manager:
 
     async def stop(self) -> None:
         """Stop syncing, give the lease up if held, close the watches and the probes."""
+        self._stopping = True  # what is cancelled from here on has not failed
         for task in self._tasks:
             task.cancel()
         if self.controller is not None:
@@ -173,6 +180,27 @@ class Manager:
         elif self.elector.state == "released":
             waiting.append("leader election: stopping")
         return waiting
+
+    def failed(self) -> list[str]:
+        """The tasks the operator cannot run without that have ended: liveness fails.
+
+        The start-up and leader task (``run``), which returns once syncing started without
+        leader election and otherwise runs as long as the lease is held; and, once syncing,
+        the controller's workers, resync and status writers, which never end.
+        """
+        if self._stopping:
+            return []
+        failed = []
+        run = self._run
+        if run is not None and run.done() and (run.cancelled() or run.exception() is not None):
+            failed += probes.ended([run])
+        if self.controller is not None and self.controller.active:
+            failed += probes.ended(self.controller.tasks())
+        return failed
+
+    def notes(self) -> list[str]:
+        """What the operator does without on this cluster, and why: readiness shows it."""
+        return list(self.controller.networks.notes) if self.controller is not None else []
 
     def role(self) -> str:
         """What a ready replica does: all of it, or leading, or standing by."""

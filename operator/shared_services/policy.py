@@ -8,11 +8,28 @@ by these rules in this order:
 
 1. what the API server refuses as an endpoint (unspecified, loopback, link-local,
    multicast, broadcast), so the refusal has a reason instead of a 422;
-2. the local cluster itself: its Service ranges (ServiceCIDRs), its Pod ranges and its
+2. IPv6 forms that stand for an IPv4 address and are never a service's VIP
+   (IPv4-compatible, IPv4-translated, 6to4, Teredo), and addresses of the local-use NAT64
+   range ``64:ff9b:1::/48`` that no NAT64 prefix of the settings covers: where such an
+   address carries its IPv4 one is decided by the network, so it cannot be judged;
+3. the local cluster itself: its Service ranges (ServiceCIDRs), its Pod ranges and its
    Nodes' addresses, unless ``allow_cluster_networks`` (a tenant must not reach another
    namespace's pods, a node or the API server through a Service of their own);
-3. the deny-list;
-4. the allow-list, when there is one: then it is the only place endpoints may point.
+4. the cloud's metadata and control services that lie outside the link-local range
+   (``fd00:ec2::254``, ``168.63.129.16``, ``100.100.100.200``), unless
+   ``allow_metadata_services``: they hand out the node's credentials;
+5. the deny-list;
+6. the allow-list, when there is one: then it is the only place endpoints may point.
+
+An address under a NAT64 prefix (the well-known ``64:ff9b::/96``, and those of the
+settings) reaches the IPv4 address it carries through the translator, so it is judged
+twice: as written, and by that IPv4 address; it is refused if either form is. On a
+cluster whose DNS server synthesises AAAA records (DNS64), every name with an A record has
+such an address, so this is what keeps a hostname from reaching a Node through it.
+
+A tenant is told which address is refused and by which rule, not the cluster's topology:
+"is in the local cluster's Pod range", not which Node has that range. Each refusal keeps
+the full story (the Node, its range, the ServiceCIDR) in ``detail``, for the operator's log.
 
 The policy is set by flags (and their environment variables) rather than by a
 cluster-scoped resource: it belongs to whoever installs the operator (the platform team,
@@ -49,6 +66,9 @@ Rule = Literal[
     "service-range",
     "pod-range",
     "node-address",
+    "pod-address",
+    "ipv4-in-ipv6",
+    "metadata-service",
     "denied",
     "not-allowed",
 ]
@@ -62,6 +82,9 @@ DENIED_FLAG = "--denied-cidrs"
 CLUSTER_FLAG = "--allow-cluster-networks"
 STATIC_FLAG = "--static-sources"
 STATIC_NAMESPACE_FLAG = "--static-source-namespace"
+SERVICE_CIDRS_FLAG = "--service-cidrs"
+NAT64_FLAG = "--nat64-prefixes"
+METADATA_FLAG = "--allow-metadata-services"
 
 # The longest textual address (IPv6 with an IPv4 tail) is 45 characters, a CIDR 49; a
 # longer string is garbage and not worth handing to the parser.
@@ -73,6 +96,19 @@ _PARSE_CACHE = 16384
 # How many allowed ranges a refusal lists before it says "and N more".
 _LISTED_RANGES = 4
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+# The prefix lengths RFC 6052 defines for NAT64, each with its own place for the IPv4 bits.
+NAT64_PREFIX_LENGTHS = (32, 40, 48, 56, 64, 96)
+# RFC 8215's range for NAT64 prefixes of a network's own choosing: which of the lengths
+# above a network uses in it is known only from the settings.
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+# Cloud metadata and control services outside the link-local range (whose addresses the API
+# server refuses already), with who serves each: they answer any local caller, and a
+# Service pointed at them would hand a node's credentials to whoever can reach the Service.
+METADATA_SERVICES: tuple[tuple[Address, str], ...] = (
+    (ipaddress.IPv6Address("fd00:ec2::254"), "the EC2 instance metadata service (IPv6)"),
+    (ipaddress.IPv4Address("168.63.129.16"), "Azure's WireServer"),
+    (ipaddress.IPv4Address("100.100.100.200"), "Alibaba Cloud's metadata service"),
+)
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -144,6 +180,43 @@ def parse_cidr(text: str) -> Network:
 def parse_cidrs(values: Iterable[str]) -> tuple[Network, ...]:
     """Parse CIDRs given as repeated or comma-separated values, keeping their order."""
     return tuple(parse_cidr(part) for value in values for part in value.split(",") if part.strip())
+
+
+def nat64_prefix_problem(network: Network) -> str | None:
+    """Why ``network`` cannot be a NAT64 prefix, or None when it can (RFC 6052, 2.2)."""
+    lengths = ", ".join(f"/{n}" for n in NAT64_PREFIX_LENGTHS)
+    if not isinstance(network, ipaddress.IPv6Network):
+        return f"{network} is not an IPv6 prefix, so it cannot be a NAT64 prefix"
+    if network.prefixlen not in NAT64_PREFIX_LENGTHS:
+        return f"{network} cannot be a NAT64 prefix: its length must be one of {lengths}"
+    return None
+
+
+def parse_nat64_prefixes(values: Iterable[str]) -> tuple[ipaddress.IPv6Network, ...]:
+    """Parse NAT64 prefixes given as repeated or comma-separated values; ValueError if unfit."""
+    prefixes: list[ipaddress.IPv6Network] = []
+    for network in parse_cidrs(values):
+        problem = nat64_prefix_problem(network)
+        if problem is not None:
+            raise ValueError(problem)
+        assert isinstance(network, ipaddress.IPv6Network)
+        prefixes.append(network)
+    return tuple(prefixes)
+
+
+def nat64_ipv4(
+    address: ipaddress.IPv6Address, prefix: ipaddress.IPv6Network
+) -> ipaddress.IPv4Address:
+    """The IPv4 address that ``address`` carries under the NAT64 ``prefix`` (RFC 6052, 2.2).
+
+    The 32 bits right after the prefix, except bits 64 to 71, which are never used; after
+    a /96 prefix, the last 32 bits.
+    """
+    value = int(address)
+    if prefix.prefixlen == 96:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    without_u = ((value >> 64) << 56) | (value & ((1 << 56) - 1))
+    return ipaddress.IPv4Address((without_u >> (88 - prefix.prefixlen)) & 0xFFFFFFFF)
 
 
 def _loose_network(raw: object) -> Network | None:
@@ -225,6 +298,9 @@ _REFUSED_BY_API_SERVER = _Ranges(
 )
 
 
+_METADATA_SERVICES: dict[Address, str] = dict(METADATA_SERVICES)
+
+
 # --- the policy ----------------------------------------------------------------------------
 
 
@@ -234,7 +310,9 @@ class AddressPolicy:
 
     ``allowed`` empty means anywhere that is not denied. ``static_sources`` says which
     namespaces may use ``addresses`` and ``hostname``: all (the default), none, or the
-    ``static_source_namespaces`` listed.
+    ``static_source_namespaces`` listed. ``nat64_prefixes`` are the network's own NAT64
+    prefixes, whose addresses are judged by the IPv4 address they carry as well; the
+    well-known ``64:ff9b::/96`` always is.
     """
 
     allowed: tuple[Network, ...] = ()
@@ -242,8 +320,18 @@ class AddressPolicy:
     allow_cluster_networks: bool = False
     static_sources: StaticSources = "all"
     static_source_namespaces: frozenset[str] = frozenset()
+    # The cluster's Service range as the platform team gives it: needed only where the API
+    # server serves no ServiceCIDRs (before 1.33) and will not name its range itself.
+    service_cidrs: tuple[Network, ...] = ()
+    nat64_prefixes: tuple[ipaddress.IPv6Network, ...] = ()
+    allow_metadata_services: bool = False
     _allowed: _Ranges = field(init=False, repr=False, compare=False)
     _denied: _Ranges = field(init=False, repr=False, compare=False)
+    # Every NAT64 prefix that applies, the well-known one first.
+    _nat64: tuple[ipaddress.IPv6Network, ...] = field(init=False, repr=False, compare=False)
+    # Every IPv6 range whose addresses carry an IPv4 one: a single bisection tells an
+    # ordinary IPv6 address from one that needs a closer look.
+    _carriers: _Ranges = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not is_static_sources(self.static_sources):
@@ -261,6 +349,53 @@ class AddressPolicy:
         )
         object.__setattr__(self, "_allowed", _Ranges(self.allowed))
         object.__setattr__(self, "_denied", _Ranges(self.denied))
+        for prefix in self.nat64_prefixes:
+            problem = nat64_prefix_problem(prefix)
+            if problem is not None:
+                raise ValueError(f"{problem} ({NAT64_FLAG})")
+        object.__setattr__(self, "nat64_prefixes", tuple(self.nat64_prefixes))
+        nat64 = dict.fromkeys((api.NAT64_WELL_KNOWN_PREFIX, *self.nat64_prefixes))
+        object.__setattr__(self, "_nat64", tuple(nat64))
+        object.__setattr__(
+            self,
+            "_carriers",
+            _Ranges([*(n for n, _ in api.IPV4_IN_IPV6_FORMS), NAT64_LOCAL_USE, *nat64]),
+        )
+
+    def carried_ipv4(
+        self, address: ipaddress.IPv6Address
+    ) -> list[tuple[ipaddress.IPv4Address, ipaddress.IPv6Network]]:
+        """The IPv4 addresses ``address`` carries under the NAT64 prefixes, with each prefix.
+
+        More than one when prefixes nest: then each reading is judged, as either may be the
+        translator's.
+        """
+        if address not in self._carriers:
+            return []
+        return [(nat64_ipv4(address, p), p) for p in self._nat64 if address in p]
+
+    def ipv4_form(self, address: ipaddress.IPv6Address) -> str | None:
+        """Why ``address`` is an IPv6 form of an IPv4 address that cannot be judged, or None."""
+        if address not in self._carriers:
+            return None
+        for network, word in api.IPV4_IN_IPV6_FORMS:
+            if address in network:
+                return (
+                    f"is an IPv6 address in {word} form ({network}), which stands for an "
+                    "IPv4 address and is never an endpoint"
+                )
+        if address in NAT64_LOCAL_USE and not any(address in p for p in self._nat64):
+            return (
+                f"is in the local-use NAT64 range {NAT64_LOCAL_USE}, and no NAT64 prefix "
+                f"({NAT64_FLAG}) says which IPv4 address it carries"
+            )
+        return None
+
+    def metadata_service(self, address: Address) -> str | None:
+        """Which cloud metadata service ``address`` is, unless those are allowed; or None."""
+        if self.allow_metadata_services:
+            return None
+        return _METADATA_SERVICES.get(address)
 
     def denied_range(self, address: Address) -> Network | None:
         """The deny-list's range that holds ``address``, or None (one bisection if none)."""
@@ -278,10 +413,16 @@ class AddressPolicy:
 
 @dataclass(frozen=True)
 class ServiceCIDRNetworks:
-    """The ranges of one ServiceCIDR object (``networking.k8s.io/v1``, ``spec.cidrs``)."""
+    """The ranges of one ServiceCIDR object (``networking.k8s.io/v1``, ``spec.cidrs``).
+
+    Before Kubernetes 1.33 there are no such objects; the Service range then comes from
+    the ``--service-cidrs`` setting or from the API server's own words, and ``origin`` says
+    which, so that a refusal names where the range came from.
+    """
 
     name: str
     cidrs: tuple[Network, ...]
+    origin: str = "ServiceCIDR"
 
 
 @dataclass(frozen=True)
@@ -362,6 +503,14 @@ class ClusterNetworks:
 
     service_cidrs: tuple[ServiceCIDRNetworks, ...] = ()
     nodes: tuple[NodeNetworks, ...] = ()
+    # Why the Service range is not known, when it is not: then no address can be judged
+    # against it, and every one is refused rather than let through (never fail open).
+    unknown_service_range: str = ""
+    # Every Pod's address, whichever CNI allocated it (many give Pods addresses outside
+    # every Node's podCIDRs), to the Pod's "namespace/name". Shared with whoever keeps it up
+    # to date rather than copied, and not compared: Pods come and go by the thousand, and a
+    # new one requeues only the imports that point at its address (see networks.py).
+    pods: Mapping[Address, str] = field(default_factory=dict, compare=False, repr=False)
     _ranges: _Ranges = field(init=False, repr=False, compare=False)
     _node_addresses: dict[Address, str] = field(init=False, repr=False, compare=False)
 
@@ -388,6 +537,8 @@ class ClusterNetworks:
         *,
         service_cidrs: Iterable[ServiceCIDRNetworks],
         nodes: Iterable[NodeNetworks],
+        unknown_service_range: str = "",
+        pods: Mapping[Address, str] | None = None,
     ) -> ClusterNetworks:
         """Assemble from per-object entries, sorted by name so that order does not matter.
 
@@ -398,33 +549,52 @@ class ClusterNetworks:
         return cls(
             service_cidrs=tuple(sorted(service_cidrs, key=lambda s: s.name)),
             nodes=tuple(sorted(nodes, key=lambda n: n.name)),
+            unknown_service_range=unknown_service_range,
+            pods=pods if pods is not None else {},
         )
 
-    def where(self, address: Address) -> tuple[Rule, str] | None:
+    def where(self, address: Address) -> tuple[Rule, str, str] | None:
         """Which part of the cluster ``address`` is in, worded; None when in none.
 
-        A scan of every Node: it runs only to word a refusal, never on the allowed path.
+        Worded twice: for the tenant, who is not told which Node has the address or the
+        range, nor the Pod ranges; and for the operator's log, which names them. The
+        Service range is named to both: the API server names it to anyone who creates a
+        Service with a ClusterIP outside it. A scan of every Node: it runs only to word a
+        refusal, never on the allowed path.
         """
         for service_cidr in self.service_cidrs:
             for network in service_cidr.cidrs:
                 if address in network:
-                    return (
-                        "service-range",
-                        f"is in the cluster's Service range {network} "
-                        f"(ServiceCIDR {service_cidr.name})",
-                    )
+                    said = f"is in the local cluster's Service range {network}"
+                    origin = f"{service_cidr.origin} {service_cidr.name}"
+                    return "service-range", said, f"{said} ({origin})"
         owner = self._node_addresses.get(address)
         if owner is not None:
-            return "node-address", f"is the address of Node {owner}"
+            return (
+                "node-address",
+                "is an address of one of the local cluster's Nodes",
+                f"is the address of Node {owner}",
+            )
         for node in self.nodes:
             for network in node.pod_cidrs:
                 if address in network:
-                    return "pod-range", f"is in the Pod range {network} of Node {node.name}"
+                    return (
+                        "pod-range",
+                        "is in the local cluster's Pod range",
+                        f"is in the Pod range {network} of Node {node.name}",
+                    )
+        pod = self.pods.get(address)
+        if pod is not None:
+            return (
+                "pod-address",
+                "is the address of a Pod of the local cluster",
+                f"is the address of Pod {pod}",
+            )
         return None
 
     def contains(self, address: Address) -> bool:
-        """Whether ``address`` is one of the cluster's own: a dict lookup and a bisection."""
-        return address in self._node_addresses or address in self._ranges
+        """Whether ``address`` is one of the cluster's own: dict lookups and a bisection."""
+        return address in self._node_addresses or address in self._ranges or address in self.pods
 
 
 def cluster_networks(
@@ -446,11 +616,16 @@ def cluster_networks(
 
 @dataclass(frozen=True)
 class Refusal:
-    """One address that may not be written, the rule that refused it, and why in words."""
+    """One address that may not be written, the rule that refused it, and why in words.
+
+    ``message`` is for the import's tenant; ``detail`` says the same for the operator's
+    log, naming what the tenant is not told (the Node, the Pod range, the ServiceCIDR).
+    """
 
     address: str
     rule: Rule
     message: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -462,9 +637,17 @@ class Verdict:
 
     def message(self, *, limit: int = 3) -> str:
         """The refusals for a condition: the first ``limit`` in full, then how many more."""
-        shown = "; ".join(r.message for r in self.refused[:limit])
-        rest = len(self.refused) - limit
-        return f"{shown}; and {rest} more refused" if rest > 0 else shown
+        return _listed([r.message for r in self.refused], limit)
+
+    def details(self, *, limit: int = 10) -> str:
+        """The refusals for the operator's log, in full detail; "" when there are none."""
+        return _listed([r.detail for r in self.refused], limit)
+
+
+def _listed(sentences: Sequence[str], limit: int) -> str:
+    shown = "; ".join(sentences[:limit])
+    rest = len(sentences) - limit
+    return f"{shown}; and {rest} more refused" if rest > 0 else shown
 
 
 _CLUSTER_HINT = f"endpoints may not point into the local cluster ({CLUSTER_FLAG})"
@@ -476,25 +659,76 @@ def _ranges_text(networks: Sequence[Network]) -> str:
     return f"{shown} and {rest} more" if rest > 0 else shown
 
 
+# The first rule that refuses an address: the rule, the rest of the sentence for the tenant,
+# and the same for the operator's log.
+_Found = tuple[Rule, str, str]
+
+
 def _refusal(
     address: Address, *, policy: AddressPolicy, networks: ClusterNetworks
-) -> tuple[Rule, str] | None:
-    """The first rule that refuses ``address``, and the rest of the sentence naming it."""
+) -> _Found | None:
+    """The first rule that refuses ``address`` or the IPv4 address it carries, worded.
+
+    The address as written is judged first; then, for an address under a NAT64 prefix,
+    the IPv4 address that the translator sends its traffic to.
+    """
+    found = _refusal_as_written(address, policy=policy, networks=networks)
+    if found is not None or not isinstance(address, ipaddress.IPv6Address):
+        return found
+    for carried, prefix in policy.carried_ipv4(address):
+        found = _refusal_as_written(carried, policy=policy, networks=networks)
+        if found is not None:
+            rule, message, detail = found
+            via = f"carries {carried} (NAT64 prefix {prefix}), which"
+            return rule, f"{via} {message}", f"{via} {detail}"
+    return None
+
+
+def _refusal_as_written(
+    address: Address, *, policy: AddressPolicy, networks: ClusterNetworks
+) -> _Found | None:
     if address in _REFUSED_BY_API_SERVER:
         problem = api.endpoint_address_problem(str(address)) or api.NOT_UNICAST_MESSAGE
-        return "api-server", f"{problem}: the API server refuses it as an endpoint"
+        return _same("api-server", f"{problem}: the API server refuses it as an endpoint")
+    if isinstance(address, ipaddress.IPv6Address):
+        form = policy.ipv4_form(address)
+        if form is not None:
+            return _same("ipv4-in-ipv6", form)
+    if not policy.allow_cluster_networks and networks.unknown_service_range:
+        return _same(
+            "service-range",
+            f"cannot be judged: {networks.unknown_service_range}; set the cluster's Service "
+            f"range with {SERVICE_CIDRS_FLAG} (chart value addressPolicy.serviceCIDRs), "
+            f"or let endpoints into the cluster with {CLUSTER_FLAG}",
+        )
     if not policy.allow_cluster_networks and networks.contains(address):
-        rule, where = networks.where(address) or ("service-range", "is in the local cluster")
-        return rule, f"{where}: {_CLUSTER_HINT}"
+        rule, where, detail = networks.where(address) or (
+            "service-range",
+            "is in the local cluster",
+            "is in the local cluster",
+        )
+        return rule, f"{where}: {_CLUSTER_HINT}", f"{detail}: {_CLUSTER_HINT}"
+    service = policy.metadata_service(address)
+    if service is not None:
+        return _same(
+            "metadata-service",
+            f"is {service}, a cloud's metadata and control endpoint, where endpoints may "
+            f"not point ({METADATA_FLAG})",
+        )
     network = policy.denied_range(address)
     if network is not None:
-        return "denied", f"is in the denied range {network} ({DENIED_FLAG})"
+        return _same("denied", f"is in the denied range {network} ({DENIED_FLAG})")
     if policy.is_outside_allowed(address):
-        return (
+        return _same(
             "not-allowed",
             f"is outside the allowed ranges {_ranges_text(policy.allowed)} ({ALLOWED_FLAG})",
         )
     return None
+
+
+def _same(rule: Rule, why: str) -> _Found:
+    # A refusal that names nothing the tenant may not know reads the same in the log.
+    return rule, why, why
 
 
 def _judge_one(raw: object, *, policy: AddressPolicy, networks: ClusterNetworks) -> Refusal | None:
@@ -506,15 +740,16 @@ def _judge_one(raw: object, *, policy: AddressPolicy, networks: ClusterNetworks)
             if isinstance(raw, str) and "%" in raw
             else "is not an IP address"
         )
-        return Refusal(described, "not-an-address", f"{described} {why}")
+        message = f"{described} {why}"
+        return Refusal(described, "not-an-address", message, message)
     found = _refusal(address, policy=policy, networks=networks)
     if found is None:
         return None
     assert isinstance(raw, str)
-    rule, why = found
+    rule, why, detail = found
     # Named as written, with what it was judged as when that differs (an IPv4-mapped form).
     shown = raw if str(address) == raw.lower() else f"{raw} (that is {address})"
-    return Refusal(raw, rule, f"{shown} {why}")
+    return Refusal(raw, rule, f"{shown} {why}", f"{shown} {detail}")
 
 
 def judge(

@@ -4,8 +4,11 @@ kopf's own liveness endpoint serves one path only, answers 200 whatever its prob
 and only once every start-up handler has returned; both probes share the health port, and
 liveness must answer while readiness still waits, with a 503 that says for what. So this
 small server answers both. It runs on the event loop, as kopf's would: a loop that hangs
-stops answering ``/healthz``, and the kubelet restarts the pod. Neither probe sends a
-request anywhere.
+stops answering ``/healthz``, and the kubelet restarts the pod. So does a task the operator
+cannot run without that has ended (the leader election, a sync worker, the resync, a status
+writer): none of them ends by itself, and a process without one answers probes and does
+nothing, so ``/healthz`` then answers 503 and names it. Neither probe sends a request
+anywhere.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import asyncio
 import contextlib
 import http
 import json
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 # A probe's request is a line and a few headers; anything longer is not a probe.
 _MAX_REQUEST_HEAD = 8192
 _REQUEST_TIMEOUT = 5.0
+# How much of an ended task's error liveness says; the log has it whole.
+_MAX_ERROR = 200
 
 
 class Probed(Protocol):
@@ -32,6 +38,28 @@ class Probed(Protocol):
 
     def role(self) -> str:
         """What a ready replica does."""
+
+    def notes(self) -> list[str]:
+        """What a ready replica does without, and why (an API the server does not serve)."""
+
+    def failed(self) -> list[str]:
+        """The tasks it cannot run without that have ended, each with how; empty when none."""
+
+
+def ended(tasks: Iterable[asyncio.Task[Any]]) -> list[str]:
+    """How each of ``tasks`` that is done ended: raised, was cancelled, or returned."""
+    said = []
+    for task in tasks:
+        if not task.done():
+            continue
+        if task.cancelled():
+            said.append(f"{task.get_name()}: cancelled")
+        elif (error := task.exception()) is not None:
+            text = f"{type(error).__name__}: {error}"[:_MAX_ERROR]
+            said.append(f"{task.get_name()}: raised {text}")
+        else:
+            said.append(f"{task.get_name()}: returned")
+    return said
 
 
 async def serve(port: int, operator: Probed) -> asyncio.Server:
@@ -72,11 +100,16 @@ def _probe(method: str, path: str, operator: Probed) -> tuple[http.HTTPStatus, s
     if method not in ("GET", "HEAD"):
         return http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n", "text/plain"
     if path == "/healthz":
+        failed = operator.failed()
+        if failed:
+            body = json.dumps({"imports": operator.imports(), "failed": failed})
+            return http.HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json"
         return http.HTTPStatus.OK, json.dumps({"imports": operator.imports()}), "application/json"
     if path == "/readyz":
         waiting = operator.waiting_for()
         if waiting:
             text = "not ready, waiting for:\n" + "".join(f"  {item}\n" for item in waiting)
             return http.HTTPStatus.SERVICE_UNAVAILABLE, text, "text/plain"
-        return http.HTTPStatus.OK, f"{operator.role()}\n", "text/plain"
+        notes = "".join(f"  {note}\n" for note in operator.notes())
+        return http.HTTPStatus.OK, f"{operator.role()}\n{notes}", "text/plain"
     return http.HTTPStatus.NOT_FOUND, "not found; try /healthz or /readyz\n", "text/plain"

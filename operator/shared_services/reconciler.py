@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Final
 
-from shared_services import api, builders, decide, metrics, status
+from shared_services import api, builders, decide, metrics, resolve, status
 from shared_services.api import JSON
 from shared_services.decide import Plan, Serving
 from shared_services.informer import InformerGroup
@@ -79,6 +79,10 @@ class ImportReconciler:
         self.settling: dict[ImportKey, float] = {}
         # When the last remote change came in: while moves keep coming, the rest waits.
         self.last_move = float("-inf")
+        # What each import's slices were last written to hold: its last known addresses.
+        self.written: dict[ImportKey, Serving] = {}
+        # When each import's RemoteCluster was first seen gone, for the grace period.
+        self.gone_since: dict[ImportKey, float] = {}
         self._loop = asyncio.get_running_loop()
 
     def queue_from_remote(self, key: ImportKey, received: float) -> None:
@@ -125,21 +129,37 @@ class ImportReconciler:
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             await self._remove(key)
             return
+        refusal = decide.namespace_refusal(
+            key[0],
+            operator_namespace=self.settings.operator_namespace,
+            allowed=self.settings.allow_system_namespaces,
+        )
+        if refusal is not None:
+            self.forget(key)
+            await self.recorder.import_status(key, body, decide.refused_namespace(body, refusal))
+            return
         try:
             spec = api.parse_import_spec(body.get("spec") or {}, import_name=key[1])
         except api.InvalidSpecError as error:
             self.forget(key)
             await self.recorder.import_status(key, body, decide.invalid_spec(body, error))
             return
-        source = self.sources.resolve(key, spec)
+        serving = self._serving(key, spec.effective_service_name(key[1]))
+        written = self.written.get(key)
+        source = self._through_grace(
+            key,
+            self.sources.resolve(key, spec),
+            keeping=bool(decide.last_known(serving, written).addresses),
+        )
         plan = decide.plan(
             body,
             spec,
             source,
-            self._serving(key, spec.effective_service_name(key[1])),
+            serving,
             address_policy=self.settings.address_policy,
             networks=self.networks.networks,
             families=self.networks.service_families,
+            written=written,
         )
         if plan.desired is None:
             if plan.status is not None:
@@ -149,6 +169,29 @@ class ImportReconciler:
         if outcome is None:
             return  # the slice moved: the rest follows once kube-proxy has had its turn
         await self._conclude(key, body, plan, outcome)
+
+    def _through_grace(
+        self, key: ImportKey, source: resolve.SourceState, *, keeping: bool
+    ) -> resolve.SourceState:
+        """The source as the grace of a gone RemoteCluster has it; a sync comes when it ends.
+
+        ``keeping`` says whether there are last known addresses to keep. The grace counts
+        from when this process first saw the RemoteCluster gone with addresses to keep, and
+        goes on once they are removed, so that the import keeps saying why. After a restart
+        it starts again, which keeps the addresses longer, never shorter.
+        """
+        grace = self.settings.remote_gone_grace
+        if not source.gone:
+            self.gone_since.pop(key, None)
+            return source
+        if key not in self.gone_since and not keeping:
+            return resolve.after_gone(source, gone_for=0.0, grace=grace, keeping=False)
+        now = self._loop.time()
+        since = self.gone_since.setdefault(key, now)
+        source = resolve.after_gone(source, gone_for=now - since, grace=grace, keeping=True)
+        if source.recheck_after is not None:
+            self.queue.add_after(key, source.recheck_after)
+        return source
 
     async def _remove(self, key: ImportKey) -> None:
         self.forget(key)
@@ -175,23 +218,31 @@ class ImportReconciler:
             metrics.ADDRESS_CHANGES.inc()
         for event in conclusion.events:
             await self.recorder.event(body, event)
-        await self.recorder.import_status(key, body, conclusion.status)
+        await self.recorder.import_status(
+            key, body, conclusion.status, detail=plan.verdict.details()
+        )
 
     def _serving(self, key: ImportKey, service_name: str) -> Serving:
-        """The addresses of the import's slices and the ports of its Service, as cached."""
-        addresses = tuple(
-            str(address)
+        """The addresses and ports of the import's slices of its Service, as cached.
+
+        Only the slices, which no tenant role may write: not the Service, whose ports the
+        ``edit`` role lets a tenant change.
+        """
+        slices = [
+            obj
             for obj in self.caches[ENDPOINT_SLICE].indexed(*key)
             if (obj["metadata"].get("labels") or {}).get(builders.SERVICE_NAME_LABEL)
             == service_name
+        ]
+        addresses = tuple(
+            str(address)
+            for obj in slices
             for endpoint in obj.get("endpoints") or []
             for address in endpoint.get("addresses") or []
         )
-        service = self.caches[SERVICE].get(f"{key[0]}/{service_name}")
-        if service is None or not builders.owned_by(service, key):
-            return Serving(addresses=addresses)
-        spec_ports = (service.get("spec") or {}).get("ports") or []
-        return Serving(addresses=addresses, ports=status.ports_of({"ports": spec_ports}))
+        # A slice's port, which has no targetPort, reads as that port on both sides.
+        ports: list[JSON] = next((obj["ports"] for obj in slices if obj.get("ports")), [])
+        return Serving(addresses=addresses, ports=status.ports_of({"ports": ports}))
 
     async def _write_objects(self, key: ImportKey, body: JSON, plan: Plan) -> Outcome | None:
         """Write the import's objects; None when the rest waits behind a moved slice.
@@ -257,6 +308,8 @@ class ImportReconciler:
                 await self._rejected(key, body, plan, error)
             raise  # retried with backoff either way: a quota or a policy may change
         _count_writes(outcome)
+        if ENDPOINT_SLICE in kinds and not outcome.conflicts:
+            self.written[key] = Serving(tuple(decide.desired_addresses(plan.desired)), plan.ports)
         return outcome
 
     async def _rejected(self, key: ImportKey, body: JSON, plan: Plan, error: KubeError) -> None:
@@ -286,6 +339,8 @@ class ImportReconciler:
         imports that exist, not the number that ever existed.
         """
         self.sources.forget(key)
+        self.written.pop(key, None)
+        self.gone_since.pop(key, None)
         self.pending_since.pop(key, None)
         self.settling.pop(key, None)
         self.conflicts.forget(key)
@@ -298,6 +353,8 @@ class ImportReconciler:
         return {
             "pending_propagations": len(self.pending_since),
             "settling": len(self.settling),
+            "last_written": len(self.written),
+            "gone_since": len(self.gone_since),
             "error_backoffs": len(self.errors),
             "conflict_backoffs": len(self.conflicts),
             "queue": len(self.queue),

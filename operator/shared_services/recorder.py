@@ -49,11 +49,23 @@ class Recorder:
         """The reason of the import's Ready condition as last recorded; "" if none."""
         return self.ready.get(key, ("", ""))[1]
 
-    async def import_status(self, key: ImportKey, body: JSON, new: dict[str, Any]) -> None:
-        """Have the import's status say ``new``; no write if it says so already."""
+    async def import_status(
+        self, key: ImportKey, body: JSON, new: dict[str, Any], *, detail: str = ""
+    ) -> None:
+        """Have the import's status say ``new``; no write if it says so already.
+
+        ``detail`` is what the operator's log is told beside the status and no tenant is
+        (which Node holds a refused address): logged when the Ready condition starts to
+        say something else, a restart included, and never by an idle operator.
+        """
         ready = new["conditions"][0]
-        self._set_ready(key, (ready["status"], ready["reason"]))
-        if status.same(body.get("status") or {}, new):
+        state = (ready["status"], ready["reason"])
+        news = self.ready.get(key) != state
+        self._set_ready(key, state)
+        same = status.same(body.get("status") or {}, new)
+        if detail and (news or not same):
+            log.warning("%s/%s: %s", *key, detail)
+        if same:
             return
         namespace, name = key
         path = collection_path(

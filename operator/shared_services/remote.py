@@ -5,8 +5,19 @@ it into a client (TLS verified; a kubeconfig that turns verification off is refu
 the server for its version to prove the credentials, and opens one Service informer per
 remote namespace that some import reads from, closed again when the last such import goes.
 A changed Secret (a rotated token) reconnects and reopens the informers with the new
-credentials, without a restart. When a cluster cannot be reached, its informers keep their
-last contents: imports keep their last known addresses and say why in a condition.
+credentials, without a restart; from the moment it changed, the previous credentials are
+used for nothing, not even the request of a probe in flight. When a cluster cannot be
+reached, its informers keep their last contents: imports keep their last known addresses
+and say why in a condition.
+
+Each remote namespace watched costs a thread, a watch connection and a list on the central
+cluster, and whoever may create imports chooses the namespaces; so a RemoteCluster watches
+at most so many (``--max-remote-namespaces``), and an import of one more says
+``TooManyRemoteNamespaces`` until a namespace is no longer read.
+
+No loop here ends on an error: whatever a server answers is a :class:`KubeError`, and
+anything else (a bug) is logged and retried like an unreachable server, so a RemoteCluster
+never stays ``Connecting`` or ``Failed`` for good while its server answers.
 
 Everything here is called on the event loop, except the informers' callbacks (their own
 threads) and :meth:`RemoteRegistry.connect`'s blocking part (a worker thread).
@@ -30,7 +41,7 @@ from kubernetes import client as k8s
 from shared_services import api, conditions, kubeconfig
 from shared_services.api import JSON
 from shared_services.informer import Informer
-from shared_services.kube import Kube, KubeError, collection_path
+from shared_services.kube import INVALID_RESPONSE, Kube, KubeError, bounded, collection_path
 from shared_services.kubeconfig import CredentialsError
 from shared_services.resolve import RemoteLookup
 
@@ -46,6 +57,14 @@ _PROBE_BACKOFF_MAX = 8.0
 # (which the client's own retries multiply by four).
 _HEARTBEAT_SECONDS = 20.0
 _PROBE_TIMEOUT = (3.0, 5.0)
+_CONNECT_BACKOFF_MAX = 60.0
+# A real gitVersion is some 10 to 30 characters ("v1.30.1+vmware.1-fips.1"); whatever a
+# server names goes into the status and the Connected message, so it is kept to this.
+MAX_SERVER_VERSION = 64
+TOO_MANY_REMOTE_NAMESPACES = "TooManyRemoteNamespaces"
+# Said when a loop meets what no branch expects: the details are in the log.
+INTERNAL_ERROR = "InternalError"
+_INTERNAL_MESSAGE = "the operator failed to connect; its log says why, and it tries again"
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,8 @@ class Connection:
     fingerprint: str | None = None
     informers: dict[str, Informer] = field(default_factory=dict)
     users: dict[str, set[ImportKey]] = field(default_factory=dict)
+    # Imports refused a watch of their remote namespace, which would have been one too many.
+    refused: dict[ImportKey, str] = field(default_factory=dict)
     attempt: asyncio.Task[None] | None = None
     probe: asyncio.Task[None] | None = None
     heartbeat: asyncio.Task[None] | None = None
@@ -211,7 +232,18 @@ def _tls_context(config: kubeconfig.Kubeconfig) -> ssl.SSLContext:
     return tls
 
 
+def server_version(answer: JSON) -> str:
+    """The version a server's ``/version`` names, bounded and printable; "" if none."""
+    version = answer.get("gitVersion")
+    if not isinstance(version, str):
+        return ""
+    printable = "".join(c if c.isprintable() else "?" for c in version)
+    return bounded(printable, MAX_SERVER_VERSION)
+
+
 def _describe_failure(error: KubeError) -> tuple[str, str]:
+    if error.reason == INVALID_RESPONSE:
+        return INVALID_RESPONSE, error.message
     if error.status == 401:
         return "Unauthorized", "the credentials were rejected (401)"
     if error.status == 403:
@@ -222,124 +254,123 @@ def _describe_failure(error: KubeError) -> tuple[str, str]:
     return "Unreachable", text
 
 
-class RemoteRegistry:
-    """All RemoteClusters and their shared Service watches."""
+class Connector:
+    """Connects each RemoteCluster with its Secret's credentials, and watches it answer.
+
+    It connects (and again on every change of the Secret, with backoff while it fails),
+    asks a connected server for its version when a watch broke or a heartbeat is due, and
+    says each change of state through ``on_cluster``. The :class:`RemoteRegistry` owns the
+    connections and their watches; this class only moves each connection between states.
+    """
 
     def __init__(
         self,
         *,
         loop: asyncio.AbstractEventLoop,
-        kube: Kube,
-        secrets_namespace: str,
-        on_service: Callable[[RemoteEvent], None],
+        clusters: dict[str, Connection],
+        secrets: SecretWatches,
         on_cluster: Callable[[str], None],
+        start_informer: Callable[[Connection, str], Informer],
     ) -> None:
         self._loop = loop
-
-        def secret_event(name: str) -> None:  # from a watch's thread
-            loop.call_soon_threadsafe(self.secret_changed, name)
-
-        self.secrets = SecretWatches(kube, namespace=secrets_namespace, on_change=secret_event)
-        self._on_service = on_service
+        self.clusters = clusters  # the registry's own table, shared
+        self.secrets = secrets
         self._on_cluster = on_cluster
-        self.clusters: dict[str, Connection] = {}
+        self._start_informer = start_informer
 
-    # -- RemoteCluster lifecycle ---------------------------------------------------------
-
-    def upsert(self, name: str, spec: api.RemoteClusterSpec) -> None:
-        """A RemoteCluster was created or changed."""
-        connection = self.clusters.get(name)
-        if connection is None:
-            connection = self.clusters[name] = Connection(name=name, spec=spec)
-        elif connection.spec == spec:
-            return
-        connection.spec = spec
-        connection.fingerprint = None  # credentials may now come from elsewhere
-        self._watch_secrets()
-        self._schedule_connect(connection)
-
-    def remove(self, name: str) -> None:
-        """A RemoteCluster was deleted: close its watches."""
-        connection = self.clusters.pop(name, None)
-        if connection is None:
-            return
-        for task in (connection.attempt, connection.probe, connection.heartbeat):
-            if task:
-                task.cancel()
-        for informer in connection.informers.values():
-            informer.stop()
-        self._watch_secrets()
-        self._on_cluster(name)
-
-    def _watch_secrets(self) -> None:
-        names = {c.spec.kubeconfig_secret_ref.name for c in self.clusters.values()}
-        self.secrets.keep_only(names)
-        for name in names:
-            self.secrets.use(name)
-
-    def secret_changed(self, secret_name: str) -> None:
-        """A Secret in the operator's namespace changed: reconnect clusters that use it."""
-        for connection in self.clusters.values():
-            if connection.spec.kubeconfig_secret_ref.name == secret_name:
-                self._schedule_connect(connection)
-
-    def _schedule_connect(self, connection: Connection) -> None:
+    def schedule(self, connection: Connection) -> None:
+        """(Re)connect ``connection`` from now on, ending any try under way."""
         if connection.attempt and not connection.attempt.done():
             connection.attempt.cancel()
         connection.attempt = self._loop.create_task(self._connect(connection))
 
     async def _connect(self, connection: Connection) -> None:
+        """Connect with the Secret's credentials; retried with backoff until connected.
+
+        Ends once connected, or when nothing can change before the Secret or the
+        RemoteCluster does (each of those starts it again). Nothing else ends it: an error
+        that no branch expects is logged, said in the status, and retried.
+        """
         delay = 1.0
         while connection.name in self.clusters:
             if not self.secrets.synced(connection.spec.kubeconfig_secret_ref.name):
                 return  # its watch has not listed yet; when it has, secret_changed comes
             try:
-                text, fingerprint = _read_secret(self.secrets, connection.spec)
-                if fingerprint == connection.fingerprint and connection.state == "Connected":
-                    return  # the Secret changed elsewhere, not under our key
-                kube = await asyncio.to_thread(
-                    build_client,
-                    text,
-                    context=connection.spec.context or None,
-                    target=connection.name,
-                )
-                version = await asyncio.to_thread(kube.request, "GET", "/version")
-            except CredentialsError as error:
+                if await self._connect_once(connection):
+                    return
+            except Exception:  # the last resort: never Connecting for good
+                log.exception("remote cluster %s: connecting failed", connection.name)
+                self._failed(connection, INTERNAL_ERROR, _INTERNAL_MESSAGE)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+            delay = min(delay * 2, _CONNECT_BACKOFF_MAX)
+
+    async def _connect_once(self, connection: Connection) -> bool:
+        """One try; True when done (connected, or nothing to retry), False to try again."""
+        try:
+            text, fingerprint = _read_secret(self.secrets, connection.spec)
+        except CredentialsError as error:
+            await self._revoke(connection)
+            self._failed(connection, error.reason, error.message)
+            return True
+        if fingerprint == connection.fingerprint and connection.state == "Connected":
+            return True  # the Secret changed elsewhere, not under our key
+        if connection.kube is not None and fingerprint != connection.fingerprint:
+            # Replaced credentials are used no more from now on, whether the new ones work
+            # or not: rotating the Secret is how access is taken back.
+            await self._drop_client(connection)
+        try:
+            kube = await asyncio.to_thread(
+                build_client, text, context=connection.spec.context or None, target=connection.name
+            )
+        except CredentialsError as error:
+            await self._revoke(connection)
+            self._failed(connection, error.reason, error.message)
+            return True  # nothing to retry until the Secret or the RemoteCluster changes
+        try:
+            version = await asyncio.to_thread(kube.request, "GET", "/version")
+        except KubeError as error:
+            kube.close()
+            reason, message = _describe_failure(error)
+            if reason in ("Unauthorized", "Forbidden"):
                 await self._revoke(connection)
-                self._failed(connection, error.reason, error.message)
-                return  # nothing to retry until the Secret or the RemoteCluster changes
-            except KubeError as error:
-                reason, message = _describe_failure(error)
-                if reason in ("Unauthorized", "Forbidden"):
-                    await self._revoke(connection)
-                self._failed(connection, reason, message)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-                continue
-            old = connection.kube
-            connection.kube = kube
-            connection.fingerprint = fingerprint
-            connection.state = "Connected"
-            connection.reason = "Connected"
-            connection.server_version = str(version.get("gitVersion", ""))
-            connection.message = f"connected to {kube.host}, Kubernetes {connection.server_version}"
-            connection.connected_at = conditions.now()
-            for namespace in list(connection.informers):
-                connection.informers[namespace].stop()
-                connection.informers[namespace] = self._start_informer(connection, namespace)
-            if old is not None:
-                old.api_client.close()
-            if connection.heartbeat is None or connection.heartbeat.done():
-                connection.heartbeat = self._loop.create_task(self._heartbeat(connection))
-            self._on_cluster(connection.name)
-            return
+            self._failed(connection, reason, message)
+            return False
+        self._connected(connection, kube, fingerprint=fingerprint, version=version)
+        return True
+
+    def _connected(
+        self, connection: Connection, kube: Kube, *, fingerprint: str, version: JSON
+    ) -> None:
+        old = connection.kube
+        connection.kube = kube
+        connection.fingerprint = fingerprint
+        connection.state = "Connected"
+        connection.reason = "Connected"
+        connection.server_version = server_version(version)
+        connection.message = f"connected to {kube.host}, Kubernetes {connection.server_version}"
+        connection.connected_at = conditions.now()
+        for namespace in list(connection.informers):
+            connection.informers[namespace].stop()
+            connection.informers[namespace] = self._start_informer(connection, namespace)
+        # Namespaces that imports began to read while there was no client to watch them.
+        for namespace in connection.users.keys() - connection.informers.keys():
+            connection.informers[namespace] = self._start_informer(connection, namespace)
+        if old is not None:
+            old.close()
+        if connection.heartbeat is None or connection.heartbeat.done():
+            connection.heartbeat = self._loop.create_task(self._heartbeat(connection))
+        self._on_cluster(connection.name)
 
     async def _heartbeat(self, connection: Connection) -> None:
         while self.clusters.get(connection.name) is connection:
             await asyncio.sleep(_HEARTBEAT_SECONDS * random.uniform(0.8, 1.2))  # noqa: S311
-            self._check(connection.name)
+            try:
+                self.check(connection.name)
+            except Exception:  # the last resort: a frozen server must go on being noticed
+                log.exception("remote cluster %s: heartbeat failed", connection.name)
 
-    def _check(self, cluster: str) -> None:
+    def check(self, cluster: str) -> None:
+        """Ask whether ``cluster``'s server still answers, unless already asking."""
         connection = self.clusters.get(cluster)
         if connection is None or connection.state != "Connected":
             return
@@ -355,40 +386,60 @@ class RemoteRegistry:
         watch). The RemoteCluster then says so, rather than Connected while every import
         serves its last known addresses; and once the server answers again, the watches list
         at once instead of waiting out their own, longer backoff. A watch refused in one
-        namespace only leaves the cluster Connected: the server answers.
+        namespace only leaves the cluster Connected: the server answers. It ends once the
+        server answered, or once the client it asks with was replaced; no error ends it
+        otherwise, or the RemoteCluster would stay Failed while its server answers.
         """
         kube = connection.kube
         delay = 1.0
         while kube is not None and connection.kube is kube:
             try:
-                await asyncio.to_thread(kube.request, "GET", "/version", timeout=_PROBE_TIMEOUT)
-            except KubeError as error:
-                if connection.kube is not kube:
-                    return  # reconnected meanwhile with new credentials
-                self._failed(connection, *_describe_failure(error))
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
-                delay = min(delay * 2, _PROBE_BACKOFF_MAX)
-                continue
-            if connection.kube is kube and connection.state == "Failed":
-                connection.state = "Connected"
-                connection.reason = "Connected"
-                connection.message = (
-                    f"connected to {kube.host}, Kubernetes {connection.server_version}"
-                )
-                connection.connected_at = conditions.now()
-                for informer in connection.informers.values():
-                    informer.retry_now()
-                self._on_cluster(connection.name)
-            return
+                if await self._probe_once(connection, kube):
+                    return
+            except Exception:  # the last resort: never Failed for good
+                log.exception("remote cluster %s: probing failed", connection.name)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+            delay = min(delay * 2, _PROBE_BACKOFF_MAX)
+
+    async def _probe_once(self, connection: Connection, kube: Kube) -> bool:
+        """One question; True when the server answered or the client was replaced."""
+        try:
+            await asyncio.to_thread(kube.request, "GET", "/version", timeout=_PROBE_TIMEOUT)
+        except KubeError as error:
+            if connection.kube is not kube:
+                return True  # reconnected meanwhile with new credentials, or revoked
+            self._failed(connection, *_describe_failure(error))
+            return False
+        if connection.kube is kube and connection.state == "Failed":
+            connection.state = "Connected"
+            connection.reason = "Connected"
+            connection.message = f"connected to {kube.host}, Kubernetes {connection.server_version}"
+            connection.connected_at = conditions.now()
+            for informer in connection.informers.values():
+                informer.retry_now()
+            self._on_cluster(connection.name)
+        return True
+
+    async def _drop_client(self, connection: Connection) -> None:
+        """Use the connection's client no more: its watches stop and it is closed.
+
+        Their caches stay, as last known state. The client goes first, so that nothing
+        started meanwhile (a watch for a new import) picks it up.
+        """
+        kube, connection.kube = connection.kube, None
+        running = [i for i in connection.informers.values() if i.running]
+        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in running))
+        if kube is not None:
+            kube.close()
 
     async def _revoke(self, connection: Connection) -> None:
         """Stop watching with credentials that were replaced by ones that do not work.
 
         Rotating a Secret is how a platform team revokes access, so the watches opened with
-        the previous credentials must not go on. Their caches stay, as last known state.
+        the previous credentials must not go on, nor the client that opened them be used
+        again. Their caches stay, as last known state.
         """
-        running = [i for i in connection.informers.values() if i.running]
-        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in running))
+        await self._drop_client(connection)
         connection.fingerprint = None
         connection.state = "Failed"
 
@@ -403,15 +454,99 @@ class RemoteRegistry:
             log.warning("remote cluster %s: %s", connection.name, message)
             self._on_cluster(connection.name)
 
+
+class RemoteRegistry:
+    """All RemoteClusters and their shared Service watches."""
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        kube: Kube,
+        secrets_namespace: str,
+        on_service: Callable[[RemoteEvent], None],
+        on_cluster: Callable[[str], None],
+        on_import: Callable[[ImportKey], None] = lambda _key: None,
+        max_namespaces: int = 50,
+    ) -> None:
+        self._loop = loop
+
+        def secret_event(name: str) -> None:  # from a watch's thread
+            loop.call_soon_threadsafe(self.secret_changed, name)
+
+        self.secrets = SecretWatches(kube, namespace=secrets_namespace, on_change=secret_event)
+        self._on_service = on_service
+        self._on_cluster = on_cluster
+        self._on_import = on_import  # an import to sync again: a namespace it may read freed
+        self.max_namespaces = max_namespaces
+        self.clusters: dict[str, Connection] = {}
+        self._connector = Connector(
+            loop=loop,
+            clusters=self.clusters,
+            secrets=self.secrets,
+            on_cluster=on_cluster,
+            start_informer=self._start_informer,
+        )
+
+    # -- RemoteCluster lifecycle ---------------------------------------------------------
+
+    def upsert(self, name: str, spec: api.RemoteClusterSpec) -> None:
+        """A RemoteCluster was created or changed."""
+        connection = self.clusters.get(name)
+        if connection is None:
+            connection = self.clusters[name] = Connection(name=name, spec=spec)
+        elif connection.spec == spec:
+            return
+        connection.spec = spec
+        self._watch_secrets()
+        self._connector.schedule(connection)
+
+    def remove(self, name: str) -> None:
+        """A RemoteCluster was deleted: close its watches."""
+        connection = self.clusters.pop(name, None)
+        if connection is None:
+            return
+        for task in (connection.attempt, connection.probe, connection.heartbeat):
+            if task:
+                task.cancel()
+        for informer in connection.informers.values():
+            informer.stop()
+        if connection.kube is not None:
+            connection.kube.close()
+        self._watch_secrets()
+        self._on_cluster(name)
+
+    def _watch_secrets(self) -> None:
+        names = {c.spec.kubeconfig_secret_ref.name for c in self.clusters.values()}
+        self.secrets.keep_only(names)
+        for name in names:
+            self.secrets.use(name)
+
+    def secret_changed(self, secret_name: str) -> None:
+        """A Secret in the operator's namespace changed: reconnect clusters that use it."""
+        for connection in self.clusters.values():
+            if connection.spec.kubeconfig_secret_ref.name == secret_name:
+                self._connector.schedule(connection)
+
     # -- shared watches ------------------------------------------------------------------
 
     def use(self, key: ImportKey, cluster: str, namespace: str) -> None:
-        """Say that import ``key`` reads from ``namespace`` on ``cluster`` (idempotent)."""
+        """Say that import ``key`` reads from ``namespace`` on ``cluster`` (idempotent).
+
+        A namespace beyond the RemoteCluster's ``max_namespaces`` is not watched: the
+        import is noted as refused, and synced again once a namespace is freed.
+        """
         self.release(key, keep=(cluster, namespace))
         connection = self.clusters.get(cluster)
         if connection is None:
             return
-        users = connection.users.setdefault(namespace, set())
+        users = connection.users.get(namespace)
+        if users is None:
+            if len(connection.users) >= self.max_namespaces:
+                connection.refused[key] = namespace
+                return
+            users = connection.users[namespace] = set()
+        connection.refused.pop(key, None)
         users.add(key)
         if namespace not in connection.informers and connection.kube is not None:
             connection.informers[namespace] = self._start_informer(connection, namespace)
@@ -419,6 +554,10 @@ class RemoteRegistry:
     def release(self, key: ImportKey, *, keep: tuple[str, str] | None = None) -> None:
         """Forget what import ``key`` read, closing watches that nobody uses any more."""
         for connection in self.clusters.values():
+            refused = connection.refused.get(key)
+            if refused is not None and keep != (connection.name, refused):
+                del connection.refused[key]
+            freed = False
             for namespace, users in list(connection.users.items()):
                 if key not in users or keep == (connection.name, namespace):
                     continue
@@ -428,6 +567,11 @@ class RemoteRegistry:
                     informer = connection.informers.pop(namespace, None)
                     if informer is not None:
                         informer.stop()
+                    freed = True
+            if freed:
+                # Later, not now: this runs inside another import's resolve.
+                for waiting in connection.refused:
+                    self._loop.call_soon(self._on_import, waiting)
 
     def lookup(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
         """The remote Service as last seen, and whether that view is current."""
@@ -438,6 +582,17 @@ class RemoteRegistry:
                 service=None,
                 reason="RemoteClusterNotFound",
                 message=f"RemoteCluster {cluster!r} does not exist",
+            )
+        if namespace not in connection.users:  # refused by use(): one namespace too many
+            return RemoteLookup(
+                known=True,
+                service=None,
+                reason=TOO_MANY_REMOTE_NAMESPACES,
+                message=(
+                    f"RemoteCluster {cluster!r} watches {self.max_namespaces} remote "
+                    f"namespaces already, the most the operator allows "
+                    f"(MAX_REMOTE_NAMESPACES); {namespace!r} is not watched"
+                ),
             )
         informer = connection.informers.get(namespace)
         if connection.state != "Connected" or informer is None:
@@ -474,7 +629,13 @@ class RemoteRegistry:
         """Per cluster: (watches up, watches down), for the metrics."""
         counts: dict[str, tuple[int, int]] = {}
         for name, connection in self.clusters.items():
-            up = sum(1 for i in connection.informers.values() if i.synced.is_set())
+            # Without a client (its credentials replaced or refused) nothing is watched,
+            # whatever the stopped watches last knew.
+            up = sum(
+                1
+                for i in connection.informers.values()
+                if connection.kube is not None and i.synced.is_set()
+            )
             counts[name] = (up, len(connection.informers) - up)
         return counts
 
@@ -495,7 +656,7 @@ class RemoteRegistry:
 
         def on_state(synced: bool, _error: str | None) -> None:
             if not synced:
-                self._loop.call_soon_threadsafe(self._check, cluster)
+                self._loop.call_soon_threadsafe(self._connector.check, cluster)
             event = WatchChanged(cluster, namespace, received=self._loop.time())
             self._loop.call_soon_threadsafe(self._on_service, event)
 
@@ -510,6 +671,9 @@ class RemoteRegistry:
 
 def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> tuple[str, str]:
     """The kubeconfig in the RemoteCluster's Secret, and a fingerprint of it to see rotation.
+
+    The fingerprint covers the context too: the same document with another context is
+    other credentials.
 
     Raises CredentialsError, naming the Secret and key but nothing of their content.
     """
@@ -528,4 +692,5 @@ def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> tuple[s
         )
     raw = base64.b64decode(data[ref.key])
     # Only a fingerprint is kept to notice rotation; the credentials are never logged.
-    return raw.decode(errors="replace"), hashlib.sha256(raw).hexdigest()
+    fingerprint = hashlib.sha256(raw + b"\0" + (spec.context or "").encode()).hexdigest()
+    return raw.decode(errors="replace"), fingerprint

@@ -8,7 +8,7 @@ tasks that answer them; this module only decides, so it can be tested with plain
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from shared_services import api, builders, policy
@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # a type only: resolving talks to no server
 
 # Reasons that mean "not known yet, ask again when it arrives", not "known to be wrong".
 PENDING: frozenset[str] = frozenset({"Connecting", "Resolving"})
+# Reasons that mean the RemoteCluster an import names is gone: deleted, or its spec no
+# longer valid. Unlike an outage or refused credentials, nothing says that it comes back.
+GONE: frozenset[str] = frozenset({"RemoteClusterNotFound", "InvalidRemoteCluster"})
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class SourceState:
 
     ``addresses`` and ``ports`` are None when the truth is not known right now (cluster
     unreachable, DNS not answering): the last known addresses are then kept.
+    ``recheck_after`` is how many seconds from now the state changes with no event to
+    say so (a grace period running out), None when it does not.
     """
 
     ok: bool
@@ -34,11 +39,17 @@ class SourceState:
     message: str
     addresses: tuple[str, ...] | None = None
     ports: tuple[api.ResolvedPort, ...] | None = None
+    recheck_after: float | None = None
 
     @property
     def pending(self) -> bool:
         """A watch still listing or a first DNS answer still coming."""
         return self.reason in PENDING
+
+    @property
+    def gone(self) -> bool:
+        """The RemoteCluster is gone, and the last known addresses are still kept."""
+        return self.reason in GONE and self.addresses is None
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,34 @@ def resolve(
     remote = source.remote_service
     assert remote is not None  # the model allows exactly one source
     return _from_remote(namespace, remote, lookups)
+
+
+def after_gone(source: SourceState, *, gone_for: float, grace: float, keeping: bool) -> SourceState:
+    """What a source whose RemoteCluster is gone says ``gone_for`` seconds after it went.
+
+    Within ``grace`` the last known addresses are kept: a tool that replaces the
+    RemoteCluster, or an edit that passes through an invalid spec, brings it back in
+    seconds. After that the endpoints are emptied, since with no RemoteCluster nothing is
+    watched, and the central cluster may give those VIPs to another service: applications
+    would send their traffic and credentials there. With none to keep (``keeping`` False:
+    a new import, a name mistyped) the source simply has no addresses. The messages hold
+    no clock, so an unchanged state writes no status.
+    """
+    if not source.gone:
+        return source
+    if not keeping:
+        return replace(source, addresses=())
+    if gone_for < grace:
+        message = (
+            f"{source.message}; its last known addresses are removed {grace:g} s after it "
+            "went, unless it comes back"
+        )
+        return replace(source, message=message, recheck_after=grace - gone_for)
+    message = (
+        f"{source.message}; its last known addresses were removed {grace:g} s after it went, "
+        "as the central cluster may give them to another service"
+    )
+    return replace(source, message=message, addresses=())
 
 
 def _from_remote(namespace: str, remote: api.RemoteServiceRef, lookups: Lookups) -> Resolved:

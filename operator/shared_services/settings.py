@@ -52,6 +52,13 @@ class Settings:
     resync_seconds: float = 600.0
     leader_elect: bool = False
     lease_name: str = LEASE_NAME
+    # How long an import of a deleted or invalid RemoteCluster keeps its last known addresses.
+    remote_gone_grace: float = 300.0
+    # Whether imports in kube-system and in the operator's own namespace are served.
+    allow_system_namespaces: bool = False
+    # How many remote namespaces one RemoteCluster watches at most: a watch, a thread and a
+    # list on the central cluster each.
+    max_remote_namespaces: int = 50
     verbose: bool = False
     memory_limit: int | None = None  # bytes; None: the cgroup's limit, if any
     address_policy: policy.AddressPolicy = field(default_factory=policy.AddressPolicy)
@@ -62,6 +69,7 @@ class Settings:
         env = os.environ
         parser = _parser()
         _add_sync_arguments(parser)
+        _add_remote_arguments(parser)
         _add_policy_arguments(parser)
         parser.add_argument("--verbose", action="store_true", help="log debug messages")
         args = parser.parse_args(argv)
@@ -78,6 +86,9 @@ class Settings:
             resync_seconds=args.resync_seconds,
             leader_elect=args.leader_elect,
             lease_name=args.lease_name,
+            remote_gone_grace=args.remote_gone_grace,
+            allow_system_namespaces=args.allow_system_namespaces,
+            max_remote_namespaces=args.max_remote_namespaces,
             verbose=args.verbose,
             memory_limit=args.memory_limit,
             address_policy=address_policy,
@@ -91,6 +102,28 @@ def _nameservers(text: str) -> tuple[str, ...]:
         return dns.parse_nameservers(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{error} (or DNS_SERVERS)") from error
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        msg = f"{text!r} is not a number of seconds (or REMOTE_GONE_GRACE_SECONDS)"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        msg = f"{text!r} is not a whole number of at least 1 (or MAX_REMOTE_NAMESPACES)"
+        raise argparse.ArgumentTypeError(msg)
+    return number
 
 
 def _memory_quantity(text: str) -> int:
@@ -188,6 +221,45 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         help="the Lease to elect a leader with; releases sharing a namespace need their "
         "own (env LEASE_NAME; the chart uses the release's full name)",
     )
+    parser.add_argument(
+        "--remote-gone-grace",
+        type=_seconds,
+        # Long enough for a tool that replaces a RemoteCluster (Helm, Argo CD, kubectl
+        # replace) or an edit that passes through an invalid spec, which take seconds; short
+        # enough that a VIP the central cluster frees meanwhile is not used for long. Five
+        # minutes, as long as Kubernetes waits before it evicts the Pods of a Node that
+        # stopped answering, for the same reason: not to act on a change that is undone.
+        default=env.get("REMOTE_GONE_GRACE_SECONDS", "300"),
+        help="seconds an import keeps its last known addresses after its RemoteCluster is "
+        "deleted or its spec becomes invalid, then empties its endpoints, as the central "
+        "cluster may give those addresses to another service; outages and refused "
+        "credentials keep them as long as they last (env REMOTE_GONE_GRACE_SECONDS; "
+        "default 300)",
+    )
+    parser.add_argument(
+        "--allow-system-namespaces",
+        action="store_true",
+        default=env.get("ALLOW_SYSTEM_NAMESPACES", "").lower() in {"1", "true", "yes"},
+        help="serve imports in kube-system and in the operator's own namespace, refused by "
+        "default (env ALLOW_SYSTEM_NAMESPACES; the chart's imports.allowSystemNamespaces)",
+    )
+
+
+def _add_remote_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of what the operator spends on each RemoteCluster."""
+    env = os.environ
+    parser.add_argument(
+        "--max-remote-namespaces",
+        type=_positive,
+        # Each remote namespace watched is a thread, a watch connection and a list on the
+        # central cluster; tenants choose the namespaces. A central cluster's shared services
+        # live in a handful of namespaces (the ACME shop's six databases and caches in one
+        # or two), so 50 is ample while it keeps one RemoteCluster's watches, and
+        # the load on its API server, to a few dozen rather than one per import.
+        default=env.get("MAX_REMOTE_NAMESPACES", "50"),
+        help="remote namespaces one RemoteCluster watches at most; an import of one more "
+        "says TooManyRemoteNamespaces (env MAX_REMOTE_NAMESPACES; default 50)",
+    )
 
 
 def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -219,6 +291,33 @@ def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         default=env.get("ALLOW_CLUSTER_NETWORKS", "").lower() in {"1", "true", "yes"},
         help="let endpoints point at this cluster's Service and Pod ranges and Node "
         "addresses, refused by default (env ALLOW_CLUSTER_NETWORKS)",
+    )
+    group.add_argument(
+        policy.SERVICE_CIDRS_FLAG,
+        action="append",
+        dest="service_cidrs",
+        metavar="CIDR[,CIDR...]",
+        help="the cluster's Service range(s), for the rule above on API servers that serve no "
+        "ServiceCIDRs (before Kubernetes 1.33) where the API server does not name it itself "
+        "(repeatable; env SERVICE_CIDRS, comma-separated)",
+    )
+    group.add_argument(
+        policy.NAT64_FLAG,
+        action="append",
+        dest="nat64_prefixes",
+        metavar="CIDR[,CIDR...]",
+        help="the network's NAT64 prefixes (/32, /40, /48, /56, /64 or /96): an address under "
+        "one is judged by the IPv4 address it carries as well, as one under 64:ff9b::/96 "
+        "always is; addresses in 64:ff9b:1::/48 under none are refused (repeatable; env "
+        "NAT64_PREFIXES, comma-separated)",
+    )
+    group.add_argument(
+        policy.METADATA_FLAG,
+        action="store_true",
+        default=env.get("ALLOW_METADATA_SERVICES", "").lower() in {"1", "true", "yes"},
+        help="let endpoints point at the cloud metadata services outside the link-local "
+        "range (fd00:ec2::254, 168.63.129.16, 100.100.100.200), refused by default (env "
+        "ALLOW_METADATA_SERVICES)",
     )
     group.add_argument(
         policy.STATIC_FLAG,
@@ -264,12 +363,23 @@ def _address_policy(
     except ValueError as error:
         parser.error(f"{policy.DENIED_FLAG} (or DENIED_CIDRS): {error}")
     try:
+        service_cidrs = policy.parse_cidrs(args.service_cidrs or [env.get("SERVICE_CIDRS", "")])
+    except ValueError as error:
+        parser.error(f"{policy.SERVICE_CIDRS_FLAG} (or SERVICE_CIDRS): {error}")
+    try:
+        nat64 = policy.parse_nat64_prefixes(args.nat64_prefixes or [env.get("NAT64_PREFIXES", "")])
+    except ValueError as error:
+        parser.error(f"{policy.NAT64_FLAG} (or NAT64_PREFIXES): {error}")
+    try:
         return policy.AddressPolicy(
             allowed=allowed,
             denied=denied,
             allow_cluster_networks=args.allow_cluster_networks,
             static_sources=static_sources,
             static_source_namespaces=frozenset(namespaces),
+            service_cidrs=service_cidrs,
+            nat64_prefixes=nat64,
+            allow_metadata_services=args.allow_metadata_services,
         )
     except ValueError as error:
         parser.error(f"{error} (or STATIC_SOURCE_NAMESPACES)")

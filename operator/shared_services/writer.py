@@ -6,6 +6,11 @@ not create: such an object is reported as a conflict and left exactly as it is, 
 Service itself conflicts no endpoints are written either, since they would attach to
 somebody else's Service.
 
+Every name an import needs is checked before any object is created, and while one is
+taken nothing is created. A Service created beside somebody else's Endpoints of its name
+would have the EndpointSlice mirroring controller copy those Endpoints into slices of the
+Service: traffic to addresses that the address policy never judged.
+
 The methods block (the kubernetes client is synchronous); the controller calls them from
 worker threads.
 """
@@ -89,13 +94,27 @@ class Writer:
         are deleted last, after the new ones exist, so consumers never see a gap.
         """
         outcome = Outcome()
+        taken = self._taken(owner, desired)
+        outcome.conflicts.extend(taken.values())
+        if (SERVICE.kind, desired.service["metadata"]["name"]) in taken:
+            return outcome
         for obj in desired.objects():
-            if kind_of(obj) not in kinds:
+            if kind_of(obj) not in kinds or (kind_of(obj).kind, obj["metadata"]["name"]) in taken:
                 continue
-            self._apply_one(owner, obj, outcome)
+            # Objects of the import that exist are still kept current; none is created.
+            self._apply_one(owner, obj, outcome, create=not taken)
             if outcome.conflicts and obj is desired.service:
                 return outcome
         keep = {(kind_of(o).kind, o["metadata"]["name"]) for o in desired.objects()}
+        if taken:
+            # The objects of a former serviceName serve until those of the new one exist,
+            # which they cannot while one of its names is taken.
+            service = desired.service["metadata"]["name"]
+            keep |= {
+                (kind.kind, obj["metadata"]["name"])
+                for kind, obj in self.owned(owner)
+                if _service_of(kind, obj) != service
+            }
         self._remove(owner, outcome, keep=keep, kinds=kinds)
         return outcome
 
@@ -113,11 +132,36 @@ class Writer:
             for obj in cache.indexed(owner.namespace, owner.name)
         ]
 
-    def _apply_one(self, owner: builders.Owner, obj: JSON, outcome: Outcome) -> None:
+    def _taken(
+        self, owner: builders.Owner, desired: builders.Desired
+    ) -> dict[tuple[str, str], str]:
+        """The names the import needs that objects of others hold: the conflict of each.
+
+        Whatever kinds this apply writes, every name is checked, since the Service alone
+        already draws in an Endpoints of its name. A name the cache does not hold is asked
+        of the API server (the cache holds only managed objects); that is a request only
+        before a create, as the cache holds every object of the import once it exists.
+        """
+        taken: dict[tuple[str, str], str] = {}
+        for obj in desired.objects():
+            kind = kind_of(obj)
+            name = obj["metadata"]["name"]
+            actual = self.caches[kind].get(f"{owner.namespace}/{name}")
+            if actual is None:
+                actual = self.kube.get(kind.path(owner.namespace, name))
+            if actual is not None and not _ours(actual, owner):
+                taken[(kind.kind, name)] = _conflict_message(kind, actual, owner)
+        return taken
+
+    def _apply_one(
+        self, owner: builders.Owner, obj: JSON, outcome: Outcome, *, create: bool = True
+    ) -> None:
         kind = kind_of(obj)
         path = kind.path(owner.namespace, obj["metadata"]["name"])
         key = f"{owner.namespace}/{obj['metadata']['name']}"
         actual = self.caches[kind].get(key)
+        if actual is None and not create:
+            return
         # The cache can be behind: the object it holds may have been replaced by a
         # same-named one of somebody else's. Every change names the uid it was computed for,
         # so such a change fails instead of landing on the newcomer; the object is then read
@@ -127,9 +171,7 @@ class Writer:
                 actual = self._create(kind, owner, obj, outcome)
                 if actual is None:
                     return
-            if not builders.owned_by(actual, (owner.namespace, owner.name)) and not _refers_to(
-                actual, owner
-            ):
+            if not _ours(actual, owner):
                 outcome.conflicts.append(_conflict_message(kind, actual, owner))
                 return
             change = builders.patch_for(desired=obj, actual=actual)
@@ -206,6 +248,19 @@ class Writer:
             self.caches[kind].drop(object_key(obj))
             if deleted:  # gone already (the garbage collector, a hand): nothing was written
                 outcome.writes.append((kind.kind, "delete"))
+
+
+def _service_of(kind: Kind, obj: Mapping[str, Any]) -> str | None:
+    """The name of the Service an object of ours belongs to."""
+    metadata = obj.get("metadata") or {}
+    if kind is ENDPOINT_SLICE:
+        return (metadata.get("labels") or {}).get(builders.SERVICE_NAME_LABEL)
+    return metadata.get("name")
+
+
+def _ours(actual: Mapping[str, Any], owner: builders.Owner) -> bool:
+    """Whether the object is the import's: by its labels, or by its owner reference."""
+    return builders.owned_by(actual, (owner.namespace, owner.name)) or _refers_to(actual, owner)
 
 
 def _refers_to(actual: Mapping[str, Any], owner: builders.Owner) -> bool:
