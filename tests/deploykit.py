@@ -90,6 +90,28 @@ class Helm:
             raise AssertionError(msg)
         return result
 
+    def install_beside_crds(
+        self, release: str, *, namespace: str, values: Path, chart: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Install the chart on a cluster whose CRDs are already there, bringing none.
+
+        The test sessions install the CRDs from crds/, without Helm's ownership metadata,
+        and Helm refuses to take over objects it did not create; a release that leaves them
+        to someone else is what several releases sharing the CRDs do too.
+        """
+        return self.run(
+            "install",
+            release,
+            str(chart or CHART),
+            "-n",
+            namespace,
+            "--create-namespace",
+            "-f",
+            str(values),
+            "--set",
+            "crds.enabled=false",
+        )
+
     def template(self, *args: str, namespace: str = "sso") -> list[dict[str, Any]]:
         """The chart rendered with ``args`` (``--set``, ``-f``), as objects."""
         out = self.run("template", "t", str(CHART), "--namespace", namespace, *args).stdout
@@ -144,23 +166,32 @@ def status_of(call: Any, *args: Any, **kwargs: Any) -> int:
     return 200
 
 
-def wait_allowed(cluster: Cluster, token: str, *calls: tuple[str, str, str | None]) -> None:
-    """Wait until RBAC lets ``token`` list what ``calls`` name: (group/version, plural, namespace).
+# What wait_allowed lists: (group/version, plural, namespace or None), and optionally the
+# one object's name, which a field selector asks for, as the operator's watches of Secrets do.
+Listing = tuple[str, str, str | None] | tuple[str, str, str | None, str]
+
+
+def wait_allowed(cluster: Cluster, token: str, *calls: Listing) -> None:
+    """Wait until RBAC lets ``token`` list what ``calls`` name.
 
     New bindings reach the API server's authorizer a moment after they are written; an
     operator started before that would log 403s that say nothing about the chart.
     """
     api = token_client(cluster, token)
     try:
-        for group_version, plural, namespace in calls:
+        for call in calls:
+            group_version, plural, namespace = call[:3]
+            params: dict[str, str | int] = {"limit": 1}
+            if len(call) == 4:
+                params["fieldSelector"] = f"metadata.name={call[3]}"
             prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
             path = (
                 f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
             )
 
-            def listed(path: str = path) -> bool:
+            def listed(path: str = path, params: dict[str, str | int] = params) -> bool:
                 try:
-                    Kube(api).request("GET", path, params={"limit": 1})
+                    Kube(api).request("GET", path, params=params)
                 except KubeError:
                     return False
                 return True

@@ -16,17 +16,28 @@ from kubernetes import client as k8s
 
 from harness.cluster import Cluster
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
+from shared_services import crdgen
 from support import eventually
 
 CRD_DIR = Path(__file__).resolve().parents[1] / "crds"
 GROUP, VERSION = "sharedservices.io", "v1alpha1"
 
 
+# The first Kubernetes release that serves networking.k8s.io/v1 ServiceCIDRs.
+SERVICE_CIDRS_SERVED_FROM = 33
+
+
+def server_minor(api: k8s.ApiClient) -> int:
+    """The Kubernetes minor release of the API server ``api`` talks to."""
+    return int(str(k8s.VersionApi(api).get_code().minor).rstrip("+"))
+
+
 def install_crds(api: k8s.ApiClient) -> None:
-    """Create or replace the project's CRDs and wait until they are served."""
-    extensions = k8s.ApiextensionsV1Api(api)
+    """Create or replace the project's CRDs for the server's release; wait until served."""
+    # Any: the typed client's models are not what these shortcuts pass (plain dicts).
+    extensions: Any = k8s.ApiextensionsV1Api(api)
     names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
+    for path in sorted(crdgen.variant_dir(server_minor(api), root=CRD_DIR).glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
         names.append(crd["metadata"]["name"])
         try:
@@ -48,7 +59,7 @@ def install_crds(api: k8s.ApiClient) -> None:
     eventually(established, timeout=30)
 
 
-def wait_no_namespace_terminating(core: k8s.CoreV1Api, *, timeout: float = 120.0) -> None:
+def wait_no_namespace_terminating(core: Any, *, timeout: float = 120.0) -> None:
     """Wait until no namespace of the cluster is being deleted.
 
     An operator that watches every namespace acts on what an earlier test left in one that
@@ -79,10 +90,12 @@ class Kit:
         self.namespace = namespace
         self.supervisor = supervisor
         self.operator = operator
-        self.remote = k8s.CoreV1Api(supervisor_api)
-        self.core = k8s.CoreV1Api(workload_api)
-        self.discovery = k8s.DiscoveryV1Api(workload_api)
-        self.custom = k8s.CustomObjectsApi(workload_api)
+        # Any: bodies here are plain dicts and results read loosely, which the typed
+        # client's models do not describe.
+        self.remote: Any = k8s.CoreV1Api(supervisor_api)
+        self.core: Any = k8s.CoreV1Api(workload_api)
+        self.discovery: Any = k8s.DiscoveryV1Api(workload_api)
+        self.custom: Any = k8s.CustomObjectsApi(workload_api)
         self.cluster_name = f"sup-{namespace}"
         self.created_clusters: list[str] = []
 
@@ -165,7 +178,7 @@ class Kit:
         self.remote.create_namespaced_service_account(
             self.namespace, {"metadata": {"name": "reader"}}
         )
-        rbac = k8s.RbacAuthorizationV1Api(self.remote.api_client)
+        rbac: Any = k8s.RbacAuthorizationV1Api(self.remote.api_client)
         rbac.create_namespaced_role(
             self.namespace,
             {
@@ -306,11 +319,13 @@ class Kit:
             return None
 
         try:
-            return eventually(check, timeout=timeout)
+            found = eventually(check, timeout=timeout)
         except AssertionError as error:
             raise AssertionError(
                 f"{type_} of {name} is {self.condition(name, type_)}\n{self.operator.log_tail()}"
             ) from error
+        assert found is not None  # eventually returns only a truthy value
+        return found
 
     def slice_addresses(self, service: str) -> dict[str, list[str]]:
         """Addresses in the service's EndpointSlices, by address type."""

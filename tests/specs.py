@@ -64,6 +64,9 @@ GOOD_IMPORT_SPECS: Final[list[tuple[str, Spec]]] = [
     ("port-extremes", _ports({"name": "low", "port": 1}, {"name": "high", "port": 65535})),
     ("address-v6-ipv4-tail", _addresses("2001:db8::192.0.2.10")),
     ("address-v6-leading-zero-groups", _addresses("2001:0db8::0010")),
+    # NAT64 of an address that can be an endpoint: the address policy judges what it carries.
+    ("address-nat64", _addresses("64:ff9b::192.0.2.10")),
+    ("address-nat64-local-use", _addresses("64:ff9b:1::192.0.2.10")),
     # JSON has one number type: the API server stores 80.0 as the integer 80.
     ("port-integral-float", _ports({"port": 80.0, "targetPort": 8080.0})),
     # The API server prunes null from a field that is not nullable, then applies defaults.
@@ -192,6 +195,23 @@ BAD_IMPORT_SPECS: Final[list[tuple[str, Spec, str]]] = [
     ("address-v4-unspecified", _addresses("0.0.0.0"), "spec.source.addresses[0]"),
     ("address-v6-unspecified", _addresses("::"), "spec.source.addresses[0]"),
     ("address-v4-broadcast", _addresses("255.255.255.255"), "spec.source.addresses[0]"),
+    # IPv6 forms of IPv4 addresses, and NAT64 of what cannot be an endpoint
+    ("address-v6-ipv4-compatible", _addresses("::192.0.2.10"), "spec.source.addresses[0]"),
+    (
+        "address-v6-ipv4-translated",
+        _addresses("192.0.2.10", "::ffff:0:192.0.2.10"),
+        "spec.source.addresses[1]",
+    ),
+    ("address-v6-6to4", _addresses("2002:c000:20a::1"), "spec.source.addresses[0]"),
+    ("address-v6-teredo", _addresses("2001:0:c000:20a::1"), "spec.source.addresses[0]"),
+    ("address-nat64-unspecified", _addresses("64:ff9b::"), "spec.source.addresses[0]"),
+    ("address-nat64-loopback", _addresses("64:ff9b::127.0.0.1"), "spec.source.addresses[0]"),
+    (
+        "address-nat64-link-local",
+        _addresses("64:ff9b::169.254.169.254"),
+        "spec.source.addresses[0]",
+    ),
+    ("address-nat64-multicast", _addresses("64:ff9b::e000:fb"), "spec.source.addresses[0]"),
     # serviceName
     ("service-name-dotted", {**_remote(), "serviceName": "my.db"}, "spec.serviceName"),
     ("service-name-digit-first", {**_remote(), "serviceName": "1db"}, "spec.serviceName"),

@@ -47,8 +47,8 @@ CLUSTER_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": RW},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": RW},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-    # The address policy's view of the local cluster: its Nodes and its Service ranges.
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+    # The address policy's view of the local cluster: its Nodes, Pods and Service ranges.
+    {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["servicecidrs"], "verbs": ["list", "watch"]},
 ]
 NAMESPACE_RULES: list[dict[str, Any]] = [

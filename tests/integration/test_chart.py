@@ -1,21 +1,30 @@
 """The Helm chart: it lints, its schema refuses bad values, it renders the hardened Deployment
-and exactly the RBAC the operator needs in each mode, the plain manifests are its up-to-date
-rendering, and it really installs into (and uninstalls from) a cluster.
+and exactly the RBAC the operator needs in each mode (the kubeconfig Secrets by name), the
+tenants' roles that the stock view, edit and admin roles aggregate, and an admission policy
+that holds the operator's identity to the address policy of the same values, as far as the
+cluster's Kubernetes release can check it; it renders the CRDs that the cluster's release
+accepts (kept on uninstall, or none at all with crds.enabled=false), the plain manifests are
+its up-to-date rendering, and it really installs into (and uninstalls from) a cluster. What
+installing, upgrading and uninstalling do to the CRDs themselves is pinned on a cluster of
+its own, in test_chart_crds.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 
-from deploykit import CHART, DEPLOY, Helm, find, kubectl, status_of, write_values
+from deploykit import CHART, DEPLOY, REPO, Helm, find, kubectl, status_of, write_values
 from harness.cluster import Cluster
 from harness.helm import ensure_helm
+from shared_services import crdgen
 from shared_services.settings import Settings
 
 # What the chart grants, rule by rule; test_rbac proves each is needed and enough.
@@ -34,10 +43,21 @@ CLUSTER_RULES = [
     (("sharedservices.io",), ("remoteclusters",), ("list", "watch")),
     (("sharedservices.io",), ("remoteclusters/status",), ("patch",)),
     # The address policy's view of the cluster itself, in either mode.
-    (("",), ("nodes",), ("list", "watch")),
+    (("",), ("nodes", "pods"), ("list", "watch")),
     (("networking.k8s.io",), ("servicecidrs",), ("list", "watch")),
 ]
 OWN_NAMESPACE_RULES = [(("",), ("secrets",), ("list", "watch"))]
+# What the stock roles gain: view reads imports; edit and admin change them too. Neither
+# writes their status, nor reads RemoteClusters.
+TENANT_VIEW_RULES = [(("sharedservices.io",), ("sharedserviceimports",), ("get", "list", "watch"))]
+TENANT_EDIT_RULES = [
+    (
+        ("sharedservices.io",),
+        ("sharedserviceimports",),
+        ("create", "update", "patch", "delete", "deletecollection"),
+    )
+]
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 LEASE_RULES = [
     (("coordination.k8s.io",), ("leases",), ("create",)),
     (("coordination.k8s.io",), ("leases",), ("get", "update")),
@@ -50,6 +70,9 @@ POLICY_ENV = (
     "ALLOW_CLUSTER_NETWORKS",
     "STATIC_SOURCES",
     "STATIC_SOURCE_NAMESPACES",
+    "SERVICE_CIDRS",
+    "NAT64_PREFIXES",
+    "ALLOW_METADATA_SERVICES",
 )
 
 
@@ -71,6 +94,10 @@ def test_lint_and_schema(helm: Helm) -> None:
         ["--set", "leaderElection.enabled=true,replicaCount=3"],
         ["--set", "addressPolicy.allowedCIDRs={198.51.100.0/24,2001:db8:100::/48}"],
         ["--set", "addressPolicy.staticSources=listed,addressPolicy.staticSourceNamespaces={a}"],
+        ["--set", "crds.enabled=false"],
+        ["--set", "crds.keep=false"],
+        ["--set", "imports.allowSystemNamespaces=true"],
+        ["--set", "rbac.aggregateClusterRoles=false,rbac.kubeconfigSecrets={central}"],
     ):
         result = helm.run("lint", "--strict", str(CHART), *args)
         assert "0 chart(s) failed" in result.stdout
@@ -87,6 +114,11 @@ def test_lint_and_schema(helm: Helm) -> None:
         "addressPolicy.staticSources=listed": "/addressPolicy/staticSourceNamespaces",
         "addressPolicy.staticSourceNamespaces={Bad_Name}": "staticSourceNamespaces/0",
         "addressPolicy.allowClusterNetwork=true": "additional properties 'allowClusterNetwork'",
+        "crds.keep=maybe": "/crds/keep",
+        "crds.install=true": "additional properties 'install'",
+        "imports.allowSystemNamespaces=maybe": "/imports/allowSystemNamespaces",
+        "rbac.kubeconfigSecrets={Bad_Name}": "/rbac/kubeconfigSecrets/0",
+        "rbac.aggregateClusterRoles=yes": "/rbac/aggregateClusterRoles",
     }
     for setting, complaint in refused.items():
         result = helm.run("template", "t", str(CHART), "--set", setting, check=False)
@@ -130,6 +162,8 @@ def test_the_deployment_is_hardened(helm: Helm) -> None:
     assert env["OPERATOR_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["WATCH_NAMESPACES"] == ""
     assert env["LEADER_ELECT"] == "false"
+    # Imports in kube-system and the operator's namespace are refused unless allowed.
+    assert env["ALLOW_SYSTEM_NAMESPACES"] == "false"
     # The default address policy: nowhere in the cluster itself, static sources for all.
     assert {k: env[k] for k in POLICY_ENV} == {
         "ALLOWED_CIDRS": "",
@@ -137,7 +171,11 @@ def test_the_deployment_is_hardened(helm: Helm) -> None:
         "ALLOW_CLUSTER_NETWORKS": "false",
         "STATIC_SOURCES": "all",
         "STATIC_SOURCE_NAMESPACES": "",
+        "SERVICE_CIDRS": "",
+        "NAT64_PREFIXES": "",
+        "ALLOW_METADATA_SERVICES": "false",
     }
+    assert (env["REMOTE_GONE_GRACE_SECONDS"], env["MAX_REMOTE_NAMESPACES"]) == ("300", "50")
     # One replica without election: an upgrade must never run two at once.
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
@@ -149,7 +187,7 @@ def test_the_deployment_is_hardened(helm: Helm) -> None:
 
 def test_rbac_every_namespace(helm: Helm) -> None:
     objects = helm.template()
-    cluster_role = find(objects, "ClusterRole")
+    cluster_role = find(objects, "ClusterRole", "t-shared-services-operator")
     assert rules(cluster_role) == CLUSTER_RULES + WORKLOAD_RULES
     own = find(objects, "Role")
     assert own["metadata"]["namespace"] == "sso"
@@ -174,7 +212,7 @@ def test_rbac_listed_namespaces_and_leader_election(helm: Helm) -> None:
         "--set",
         "podDisruptionBudget.enabled=true,metrics.serviceMonitor.enabled=true",
     )
-    assert rules(find(objects, "ClusterRole")) == CLUSTER_RULES
+    assert rules(find(objects, "ClusterRole", "t-shared-services-operator")) == CLUSTER_RULES
     roles = {o["metadata"]["namespace"]: o for o in objects if o["kind"] == "Role"}
     assert set(roles) == {"shop", "web", "sso"}
     assert rules(roles["shop"]) == WORKLOAD_RULES
@@ -198,6 +236,137 @@ def test_rbac_listed_namespaces_and_leader_election(helm: Helm) -> None:
     assert find(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
 
 
+def test_kubeconfig_secrets_by_name(helm: Helm, tmp_path: Path) -> None:
+    values = write_values(
+        tmp_path / "values.yaml",
+        {
+            "remoteClusters": [
+                {"name": "supervisor", "kubeconfig": "apiVersion: v1\n"},
+                {"name": "dr", "existingSecret": "dr-credentials"},
+            ],
+            "rbac": {"kubeconfigSecrets": ["by-hand", "dr-credentials"]},
+        },
+    )
+    (secrets_rule,) = find(helm.template("-f", str(values)), "Role")["rules"]
+    # Each watch of the operator names one Secret (a field selector on its name), which
+    # RBAC matches against resourceNames for list and watch alike.
+    assert secrets_rule == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["supervisor-kubeconfig", "dr-credentials", "by-hand"],
+        "verbs": ["list", "watch"],
+    }
+    # Knowing no name (RemoteClusters made outside the chart), it reads the namespace's.
+    (every,) = find(helm.template(), "Role")["rules"]
+    assert "resourceNames" not in every
+
+
+def test_tenants_roles_aggregate_into_the_stock_roles(helm: Helm) -> None:
+    objects = helm.template()
+    view = find(objects, "ClusterRole", "t-shared-services-operator-view")
+    edit = find(objects, "ClusterRole", "t-shared-services-operator-edit")
+    assert rules(view) == TENANT_VIEW_RULES
+    assert rules(edit) == TENANT_EDIT_RULES
+    aggregated = {
+        role["metadata"]["name"]: {
+            key.removeprefix(AGGREGATE)
+            for key, value in role["metadata"]["labels"].items()
+            if key.startswith(AGGREGATE) and value == "true"
+        }
+        for role in (view, edit)
+    }
+    assert aggregated == {
+        "t-shared-services-operator-view": {"view", "edit", "admin"},
+        "t-shared-services-operator-edit": {"edit", "admin"},
+    }
+    # No binding of the chart's names them: the stock roles carry them to whoever has those.
+    bound = {
+        o["roleRef"]["name"] for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+    }
+    assert not bound & {view["metadata"]["name"], edit["metadata"]["name"]}
+    off = helm.template("--set", "rbac.aggregateClusterRoles=false")
+    assert [o["metadata"]["name"] for o in off if o["kind"] == "ClusterRole"] == [
+        "t-shared-services-operator"
+    ]
+
+
+def _policy_variables(objects: list[dict[str, Any]]) -> dict[str, str]:
+    policy = find(objects, "ValidatingAdmissionPolicy")
+    return {v["name"]: v["expression"] for v in policy["spec"].get("variables", [])}
+
+
+def _policy_text(objects: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump(find(objects, "ValidatingAdmissionPolicy")["spec"])
+
+
+@pytest.mark.parametrize("kube_version", ["1.31.0", "1.37.2"])
+def test_the_admission_policy_holds_the_address_policy(
+    helm: Helm, tmp_path: Path, kube_version: str
+) -> None:
+    values = write_values(
+        tmp_path / "values.yaml",
+        {
+            "addressPolicy": {
+                "allowedCIDRs": ["198.51.100.0/24", "::ffff:192.0.2.0/120"],
+                "deniedCIDRs": ["198.51.100.128/25"],
+                "serviceCIDRs": ["10.96.0.0/12", "fd00:10:96::/112"],
+            }
+        },
+    )
+    found = _policy_variables(helm.template("--kube-version", kube_version, "-f", str(values)))
+    # An IPv4-mapped range is the IPv4 range it stands for, as the operator reads it (CEL's
+    # cidr() refuses the mapped form); the Service ranges are denied with the cluster's.
+    assert yaml.safe_load(found["allowedCIDRs"]) == ["198.51.100.0/24", "192.0.2.0/24"]
+    assert yaml.safe_load(found["deniedCIDRs"]) == [
+        "198.51.100.128/25",
+        "10.96.0.0/12",
+        "fd00:10:96::/112",
+    ]
+    assert "isGlobalUnicast()" in _policy_text(
+        helm.template("--kube-version", kube_version, "-f", str(values))
+    )
+    allowing = helm.template(
+        "--kube-version",
+        kube_version,
+        "-f",
+        str(values),
+        "--set",
+        "addressPolicy.allowClusterNetworks=true",
+    )
+    assert yaml.safe_load(_policy_variables(allowing)["deniedCIDRs"]) == ["198.51.100.128/25"]
+    defaults = _policy_variables(helm.template("--kube-version", kube_version))
+    assert yaml.safe_load(defaults["allowedCIDRs"]) == []
+    assert yaml.safe_load(defaults["deniedCIDRs"]) == []
+
+
+def test_the_admission_policy_on_1_30_calls_no_ip_library(helm: Helm) -> None:
+    objects = helm.template(
+        "--kube-version", "1.30.0", "--set", "addressPolicy.allowedCIDRs={198.51.100.0/24}"
+    )
+    text = _policy_text(objects)
+    assert re.search(r"\b(isIP|ip|isCIDR|cidr)\(", text) is None, text
+    assert "allowedCIDRs" not in _policy_variables(objects)
+    # Multicast is refused by the form of the address instead.
+    assert "matches(" in text
+
+
+@pytest.mark.parametrize("kube_version", ["1.30.0", "1.37.2"])
+def test_the_admission_policy_keeps_out_of_system_namespaces(helm: Helm, kube_version: str) -> None:
+    refused = _policy_variables(helm.template("--kube-version", kube_version))
+    assert yaml.safe_load(refused["refusedNamespaces"]) == ["kube-system", "sso"]
+    allowed = _policy_variables(
+        helm.template("--kube-version", kube_version, "--set", "imports.allowSystemNamespaces=true")
+    )
+    assert yaml.safe_load(allowed["refusedNamespaces"]) == []
+    env = {
+        e["name"]: e.get("value")
+        for e in find(helm.template("--set", "imports.allowSystemNamespaces=true"), "Deployment")[
+            "spec"
+        ]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["ALLOW_SYSTEM_NAMESPACES"] == "true"
+
+
 def test_the_address_policy_from_values(helm: Helm, tmp_path: Path) -> None:
     values = write_values(
         tmp_path / "values.yaml",
@@ -208,6 +377,9 @@ def test_the_address_policy_from_values(helm: Helm, tmp_path: Path) -> None:
                 "allowClusterNetworks": True,
                 "staticSources": "listed",
                 "staticSourceNamespaces": ["ops", "platform"],
+                "serviceCIDRs": ["10.96.0.0/12", "fd00:10:96::/112"],
+                "nat64Prefixes": ["64:ff9b:1:ab::/96"],
+                "allowMetadataServices": True,
             },
             "watchNamespaces": ["ops"],
         },
@@ -221,6 +393,9 @@ def test_the_address_policy_from_values(helm: Helm, tmp_path: Path) -> None:
         "ALLOW_CLUSTER_NETWORKS": "true",
         "STATIC_SOURCES": "listed",
         "STATIC_SOURCE_NAMESPACES": "ops,platform",
+        "SERVICE_CIDRS": "10.96.0.0/12,fd00:10:96::/112",
+        "NAT64_PREFIXES": "64:ff9b:1:ab::/96",
+        "ALLOW_METADATA_SERVICES": "true",
     }
     # What the chart renders is what the operator reads, flag for flag.
     with pytest.MonkeyPatch.context() as patch:
@@ -229,6 +404,9 @@ def test_the_address_policy_from_values(helm: Helm, tmp_path: Path) -> None:
         policy = Settings.parse([]).address_policy
     assert [str(n) for n in policy.allowed] == ["198.51.100.0/24", "2001:db8:100::/48"]
     assert [str(n) for n in policy.denied] == ["198.51.100.128/25"]
+    assert [str(n) for n in policy.service_cidrs] == ["10.96.0.0/12", "fd00:10:96::/112"]
+    assert [str(n) for n in policy.nat64_prefixes] == ["64:ff9b:1:ab::/96"]
+    assert policy.allow_metadata_services is True
     assert policy.allow_cluster_networks is True
     assert policy.static_sources == "listed"
     assert policy.static_source_namespaces == frozenset({"ops", "platform"})
@@ -271,6 +449,76 @@ def test_remote_clusters_from_values(helm: Helm, tmp_path: Path) -> None:
     assert "not both" in result.stderr
 
 
+CRD_NAMES = {"sharedserviceimports.sharedservices.io", "remoteclusters.sharedservices.io"}
+KEEP = {
+    "helm.sh/resource-policy": "keep",
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+}
+
+
+def _generated_crds(minor: int) -> dict[str, dict[str, Any]]:
+    """The CRDs in the repository's crds/ that Kubernetes 1.<minor> accepts, by name."""
+    directory = crdgen.variant_dir(minor, root=REPO / "crds")
+    crds = [yaml.safe_load(p.read_text()) for p in sorted(directory.glob("*.yaml"))]
+    return {crd["metadata"]["name"]: crd for crd in crds}
+
+
+@pytest.mark.parametrize(
+    ("kube_version", "minor"), [("1.30.0", 30), ("1.31.0", 31), ("1.37.2", 37)]
+)
+def test_the_crds_are_those_the_release_accepts(helm: Helm, kube_version: str, minor: int) -> None:
+    objects = helm.template("--kube-version", kube_version)
+    rendered = {
+        o["metadata"]["name"]: o for o in objects if o["kind"] == "CustomResourceDefinition"
+    }
+    assert set(rendered) == CRD_NAMES
+    expected = _generated_crds(minor)
+    for name, crd in rendered.items():
+        metadata = crd["metadata"]
+        assert metadata["annotations"] == KEEP
+        assert metadata["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert metadata["labels"]["app.kubernetes.io/instance"] == "t"
+        # Apart from the release's labels and annotations, the file as generated.
+        assert {**crd, "metadata": {"name": name}} == expected[name]
+    imports = str(rendered["sharedserviceimports.sharedservices.io"]["spec"])
+    assert ("isIP(self)" in imports) == (minor >= crdgen.IP_LIBRARY_MINOR)
+
+
+def test_crds_can_be_left_out_or_left_to_go(helm: Helm) -> None:
+    kinds = {o["kind"] for o in helm.template("--set", "crds.enabled=false")}
+    assert "CustomResourceDefinition" not in kinds
+    assert "Deployment" in kinds
+    unkept = helm.template("--set", "crds.keep=false")
+    crds = [o for o in unkept if o["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == 2
+    assert all("annotations" not in crd["metadata"] for crd in crds)
+
+
+def test_remote_clusters_wait_for_the_crds_they_need(helm: Helm, tmp_path: Path) -> None:
+    values = write_values(
+        tmp_path / "values.yaml",
+        {"remoteClusters": [{"name": "supervisor", "existingSecret": "supervisor-kubeconfig"}]},
+    )
+    known = "--api-versions=sharedservices.io/v1alpha1"
+    hook = {
+        "helm.sh/hook": "post-install,post-upgrade",
+        "meta.helm.sh/release-name": "t",
+        "meta.helm.sh/release-namespace": "sso",
+    }
+
+    def annotations(*args: str) -> dict[str, str] | None:
+        remote = find(helm.template("-f", str(values), *args), "RemoteCluster")
+        found: dict[str, str] | None = remote["metadata"].get("annotations")
+        return found
+
+    # The release creates the CRDs, which the API server does not serve yet: a hook, as the
+    # release's own, created after the CRDs.
+    assert annotations() == hook
+    # The CRDs are there (a later upgrade), or are somebody else's: an object like any other.
+    assert annotations(known) is None
+    assert annotations("--set", "crds.enabled=false") is None
+
+
 def test_the_plain_manifests_are_the_rendered_chart(helm: Helm, tmp_path: Path) -> None:
     subprocess.run(
         ["bash", str(DEPLOY / "render-manifests.sh"), str(helm.binary), str(tmp_path)],
@@ -281,8 +529,18 @@ def test_the_plain_manifests_are_the_rendered_chart(helm: Helm, tmp_path: Path) 
         assert (tmp_path / name).read_text() == (DEPLOY / "manifests" / name).read_text(), (
             f"deploy/manifests/{name} is stale: run `make manifests`"
         )
+    # The CRDs for 1.30, which every release in the supported range accepts; and only in
+    # crds.yaml.
+    crds = [d for d in yaml.safe_load_all((tmp_path / "crds.yaml").read_text()) if d]
+    assert {crd["metadata"]["name"] for crd in crds} == CRD_NAMES
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        assert {**crd, "metadata": {"name": name}} == _generated_crds(30)[name]
+    operator = yaml.safe_load_all((tmp_path / "operator.yaml").read_text())
+    assert "CustomResourceDefinition" not in {d["kind"] for d in operator if d}
 
 
+@pytest.mark.releases
 def test_install_and_uninstall(
     helm: Helm, workload: Cluster, crds: None, workload_api: k8s.ApiClient, tmp_path: Path
 ) -> None:
@@ -295,9 +553,11 @@ def test_install_and_uninstall(
         tmp_path / "values.yaml",
         {"remoteClusters": [{"name": f"{name}-central", "existingSecret": "central"}]},
     )
-    result = helm.run(
-        "install", name, str(CHART), "-n", namespace, "--create-namespace", "-f", str(values)
-    )
+    extensions = k8s.ApiextensionsV1Api(workload_api)
+    crd_uids = {n: extensions.read_custom_resource_definition(n).metadata.uid for n in CRD_NAMES}
+    result = helm.install_beside_crds(name, namespace=namespace, values=values)
+    manifest = helm.run("get", "manifest", name, "-n", namespace).stdout
+    assert "kind: CustomResourceDefinition" not in manifest
     # NOTES.txt tells how to create a first import.
     assert "kind: SharedServiceImport" in result.stdout
     assert "kubectl get ssi" in result.stdout
@@ -334,6 +594,9 @@ def test_install_and_uninstall(
         )
         == 404
     )
-    # CRDs stay: deleting them would delete every import in the cluster.
-    extensions = k8s.ApiextensionsV1Api(workload_api)
-    assert extensions.read_custom_resource_definition("sharedserviceimports.sharedservices.io")
+    # CRDs installed another way stay as they were, the very same objects: deleting them
+    # would delete every import in the cluster. What a release that installs the CRDs
+    # leaves on uninstall is pinned in test_chart_crds.
+    assert {
+        n: extensions.read_custom_resource_definition(n).metadata.uid for n in CRD_NAMES
+    } == crd_uids

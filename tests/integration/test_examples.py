@@ -19,7 +19,6 @@ import yaml
 from kubernetes import client as k8s
 
 from deploykit import (
-    CHART,
     DEPLOY,
     Helm,
     forbidden_requests,
@@ -62,23 +61,19 @@ def shop(
     access = supervisor_access(supervisor, directory)
     workload_kubeconfig = workload.write_kubeconfig(directory / "workload-admin.kubeconfig")
     helm = Helm(ensure_helm(), home=directory / "helm", kubeconfig=workload_kubeconfig)
-    helm.run(
-        "install",
-        release,
-        str(CHART),
-        "-n",
-        namespace,
-        "--create-namespace",
-        "-f",
-        str(EXAMPLES / "values.yaml"),
-    )
+    helm.install_beside_crds(release, namespace=namespace, values=EXAMPLES / "values.yaml")
     # The kubeconfig Secret that the values name, as the platform team makes it.
     secret = access.secret_manifest(namespace=namespace, name="supervisor-kubeconfig")
     kubectl(workload_kubeconfig, "apply", "-f", "-", stdin=secret)
     token = service_account_token(
         workload_api, namespace=namespace, name=f"{release}-shared-services-operator"
     )
-    wait_allowed(workload, token, ("v1", "services", None), ("v1", "secrets", namespace))
+    wait_allowed(
+        workload,
+        token,
+        ("v1", "services", None),
+        ("v1", "secrets", namespace, "supervisor-kubeconfig"),
+    )
     process = operator_as(
         workload, token=token, operator_namespace=namespace, directory=directory, name="examples"
     )

@@ -258,6 +258,8 @@ def test_the_entrypoint_runs_the_operator(
         "METRICS_PORT": str(metrics),
         "WATCH_NAMESPACES": kit.namespace,
         "OPERATOR_NAMESPACE": kit.namespace,
+        # The import sits in the operator's own namespace, refused unless allowed.
+        "ALLOW_SYSTEM_NAMESPACES": "true",
     }
     kit.create_import("web", {"source": {"addresses": ["203.0.113.60"]}, "ports": [{"port": 80}]})
     log = app.parent / "operator.log"

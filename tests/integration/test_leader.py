@@ -23,7 +23,8 @@ def _replica(workload: Cluster, tmp_path: Path, namespace: str, name: str) -> Op
         kubeconfig=workload.write_kubeconfig(tmp_path / f"{name}.kubeconfig"),
         log_path=tmp_path / f"{name}.log",
         operator_namespace=namespace,
-        extra_args=["--leader-elect", f"--namespace={namespace}"],
+        # The operator's own namespace holds the imports here, which it refuses by default.
+        extra_args=["--leader-elect", f"--namespace={namespace}", "--allow-system-namespaces"],
     )
 
 

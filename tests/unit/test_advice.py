@@ -25,6 +25,7 @@ IMPORT_REASONS = [
     "Conflict",
     policy.ADDRESS_NOT_ALLOWED,
     policy.SOURCE_NOT_ALLOWED,
+    "NamespaceNotAllowed",
     "InvalidSpec",
     "TooManyAddresses",
     "TooManyPorts",

@@ -130,8 +130,7 @@ _ADDRESS = {"addresses": ["192.0.2.10"]}
         ),
         (
             {"source": {"addresses": ["2001:db8::10", "2001:DB8::10"]}, "ports": [{"port": 80}]},
-            "spec.source.addresses: must not list the same address twice; "
-            "2001:db8::10 is listed twice",
+            f"spec.source.addresses: {api.DUPLICATE_ADDRESS_MESSAGE}; 2001:db8::10 is listed twice",
         ),
         (
             {"source": {"remoteService": {"cluster": "c", "namespace": "n"}}},
@@ -319,6 +318,62 @@ def test_the_ipv4_mapped_form_from_elsewhere_is_the_ipv4_address() -> None:
     # As Go reads it; a spec must not use that form (the CRD refuses it, as CEL's ip() does).
     assert api.canonical_address("::ffff:192.0.2.1") == "192.0.2.1"
     assert api.endpoint_address_problem("::ffff:192.0.2.1") == api.NOT_AN_IP_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("::192.0.2.10", api.IPV4_IN_IPV6_MESSAGE),
+        ("::c000:20a", api.IPV4_IN_IPV6_MESSAGE),
+        ("::2", api.IPV4_IN_IPV6_MESSAGE),
+        ("::ffff:0:192.0.2.10", api.IPV4_IN_IPV6_MESSAGE),
+        ("2002:c000:20a::1", api.IPV4_IN_IPV6_MESSAGE),
+        ("2001:0:c000:20a::1", api.IPV4_IN_IPV6_MESSAGE),
+        ("64:ff9b::", api.NAT64_UNUSABLE_MESSAGE),
+        ("64:ff9b::127.0.0.1", api.NAT64_UNUSABLE_MESSAGE),
+        ("64:ff9b::169.254.169.254", api.NAT64_UNUSABLE_MESSAGE),
+        ("64:ff9b::224.0.0.251", api.NAT64_UNUSABLE_MESSAGE),
+        ("64:ff9b::239.1.2.3", api.NAT64_UNUSABLE_MESSAGE),
+        ("64:ff9b::255.255.255.255", api.NAT64_UNUSABLE_MESSAGE),
+        # What the rules before these refuse keeps its own reason.
+        ("::", api.UNSPECIFIED_MESSAGE),
+        ("::1", api.LOOPBACK_MESSAGE),
+        # NAT64 of an address that can be an endpoint is the address policy's to judge.
+        ("64:ff9b::192.0.2.10", None),
+        ("64:ff9b::10.0.0.5", None),
+        ("64:ff9b:1::127.0.0.1", None),
+        ("2001:db8::192.0.2.10", None),
+        ("2003::1", None),
+        ("192.0.2.10", None),
+    ],
+)
+def test_an_ipv6_form_of_an_ipv4_address_is_refused_in_a_spec(
+    address: str, problem: str | None
+) -> None:
+    spec = {"source": {"addresses": [address]}, "ports": [{"port": 80}]}
+    if problem is None:
+        api.parse_import_spec(spec, import_name="db")
+        return
+    with pytest.raises(api.InvalidSpecError) as caught:
+        api.parse_import_spec(spec, import_name="db")
+    assert caught.value.message == f"spec.source.addresses[0]: {problem}"
+
+
+@pytest.mark.parametrize("last", [0, 1, 2, 126, 127, 128, 169, 223, 224, 239, 240, 254, 255])
+def test_the_nat64_rule_of_the_crd_reads_the_ipv4_rules_of_the_api_server(last: int) -> None:
+    # The CEL rule lists, under 64:ff9b::/96, the IPv4 ranges that cannot be endpoints;
+    # they must be those the API server refuses, whose reasons unusable_reason() words.
+    ranges = [
+        ipaddress.IPv6Network(r)
+        for r in api.nat64_ranges(api.NAT64_WELL_KNOWN_PREFIX, api.UNUSABLE_IPV4)
+    ]
+    for text in (f"{last}.0.0.0", f"{last}.254.1.2", f"{last}.255.255.255", f"{last}.0.0.1"):
+        carried = ipaddress.IPv4Address(text)
+        nat64 = ipaddress.IPv6Address(
+            int(api.NAT64_WELL_KNOWN_PREFIX.network_address) | int(carried)
+        )
+        listed = any(nat64 in network for network in ranges)
+        assert listed == (api.unusable_reason(carried) is not None), text
 
 
 # --- derived defaults and helpers ------------------------------------------------------------

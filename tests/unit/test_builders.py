@@ -2,7 +2,8 @@
 
 * ``build`` gives the documented Service, EndpointSlices and Endpoints for IPv4, IPv6,
   dual-stack and empty address sets, and the same bytes for the same input however the
-  addresses are spelled or ordered.
+  addresses are spelled or ordered; more than 1,000 addresses, both families together
+  (what the status can list), are refused as ``TooManyAddresses``.
 * ``patch_for`` says "nothing to do" for what a kube-apiserver returns after creating our
   objects (defaults filled in, subsets repacked, foreign labels added), and returns a merge
   patch for every kind of drift in a field we own; applying that patch converges, and
@@ -416,6 +417,35 @@ def test_build_refuses_what_the_api_server_would(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         build(owner=OWNER, service_name="db", ports=ports, addresses=addresses)
+
+
+def _addresses(v4: int, v6: int) -> list[str]:
+    """``v4`` IPv4 and ``v6`` IPv6 addresses from the documentation ranges."""
+    ipv4 = [
+        f"{net}.{host}" for net in ("192.0.2", "198.51.100", "203.0.113") for host in range(1, 255)
+    ]
+    return ipv4[:v4] + [f"2001:db8::{n:x}" for n in range(1, v6 + 1)]
+
+
+@pytest.mark.parametrize(
+    ("v4", "v6"), [(0, 1001), (600, 600), (762, 300)], ids=["ipv6", "even", "mostly-ipv4"]
+)
+def test_more_addresses_than_an_import_serves_are_refused_as_too_many(v4: int, v6: int) -> None:
+    """One limit for both families together: what the slices hold, the status lists too.
+
+    Each slice holds 1,000 addresses and the status 1,000 in all, so 600 of each family
+    would write the slices and then fail the status on every sync.
+    """
+    with pytest.raises(builders.LimitExceeded, match=f"{v4 + v6} addresses") as refused:
+        build(owner=OWNER, service_name="db", ports=[POSTGRES], addresses=_addresses(v4, v6))
+    assert refused.value.reason == "TooManyAddresses"
+    assert "1000" in str(refused.value)
+
+
+def test_as_many_addresses_as_an_import_serves_are_built() -> None:
+    addresses = _addresses(500, 500)
+    built = build(owner=OWNER, service_name="db", ports=[POSTGRES], addresses=addresses)
+    assert sum(len(s["endpoints"]) for s in built.endpoint_slices) == 1000
 
 
 def test_build_refuses_an_import_name_too_long_for_a_label() -> None:

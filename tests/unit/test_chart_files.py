@@ -1,5 +1,7 @@
 """The files under deploy/ agree with each other and with the project: the chart's CRDs are the
-generated ones byte for byte, the chart's version is the package's, its address-policy values
+generated ones byte for byte, both the full ones and those for Kubernetes 1.30 (the chart
+renders them as templates from its files/crds/, and keeps no crds/ folder that Helm would
+install once and never upgrade), the chart's version is the package's, its address-policy values
 are the ones its schema checks, and that schema never admits a CIDR the operator would refuse
 to start with; Argo CD's config map carries the health scripts verbatim and those scripts
 judge every kind of status as documented, the examples grant and use exactly what
@@ -39,11 +41,22 @@ def _docs(path: Path) -> list[dict[str, Any]]:
     return [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*.yaml")}
+
+
 def test_chart_crds_are_the_generated_crds() -> None:
-    generated = {p.name: p.read_bytes() for p in (REPO / "crds").glob("*.yaml")}
-    in_chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
-    assert generated
-    assert in_chart == generated, "copy crds/*.yaml to the chart's crds/ (byte for byte)"
+    generated = _tree(REPO / "crds")
+    assert set(generated) == {
+        f"{variant}{kind}.yaml"
+        for variant in ("", "1.30/")
+        for kind in ("sharedservices.io_sharedserviceimports", "sharedservices.io_remoteclusters")
+    }
+    assert _tree(CHART / "files" / "crds") == generated, (
+        "copy crds/ to the chart's files/crds/ (byte for byte, 1.30/ included)"
+    )
+    # A crds/ folder would be installed by Helm before the templates, and clash with them.
+    assert not (CHART / "crds").exists()
 
 
 def test_chart_version_is_the_package_version() -> None:
@@ -67,6 +80,9 @@ def test_address_policy_values_are_the_schemas() -> None:
         "allowClusterNetworks": False,
         "staticSources": "all",
         "staticSourceNamespaces": [],
+        "serviceCIDRs": [],
+        "nat64Prefixes": [],
+        "allowMetadataServices": False,
     }
     assert properties["staticSources"]["enum"] == ["all", "none", "listed"]
 

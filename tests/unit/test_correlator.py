@@ -99,8 +99,23 @@ def test_memory_is_bounded_per_import_and_in_imports() -> None:
     c = Correlator()
     for n in range(correlator.SUBJECTS + 10):
         _write(c, "a -> b", now=0, key=("shop", str(n)))
-    assert len(c) == correlator.SUBJECTS
-    # The first imports were forgotten first.
+    # The Events of the first imports were forgotten first: a repeat is a new Event.
     record = _write(c, "a -> b", now=1, key=("shop", "0"))
     assert record is not None
     assert record.count == 1
+
+
+def test_budgets_hold_however_many_imports_have_events() -> None:
+    # Beyond SUBJECTS imports with Events, an import that spent its budget must not get a
+    # full one back because others had Events since.
+    c = Correlator()
+    for n in range(correlator.BURST):
+        assert _write(c, f"{n}", now=0) is not None
+    assert _write(c, "x", now=0) is None
+    for n in range(correlator.SUBJECTS + 10):
+        assert _write(c, "a -> b", now=1, key=("shop", str(n))) is not None
+    assert _write(c, "x", now=2) is None
+    assert len(c) == correlator.SUBJECTS + 11
+    # The budget goes with the import, and only then.
+    c.forget(KEY)
+    assert _write(c, "x", now=3) is not None

@@ -1,13 +1,17 @@
 """Pins the generated CRDs: current, structural, bounded for CEL, and named as documented.
 
-The committed files in ``crds/`` must equal what the models generate, so nobody edits one
-without the other. The structural and bound checks mirror what the API server checks when
-the CRD is applied (it refuses non-structural schemas and CEL rules whose estimated cost is
-unbounded), so a bad model fails here instead of at ``kubectl apply``.
+The committed files in ``crds/`` and ``crds/1.30/`` must equal what the models generate, so
+nobody edits one without the other. The structural and bound checks mirror what the API
+server checks when the CRD is applied (it refuses non-structural schemas and CEL rules whose
+estimated cost is unbounded), so a bad model fails here instead of at ``kubectl apply``; they
+run on both variants. The 1.30 variant must call no function of CEL's IP library, which
+Kubernetes 1.30 refuses in a new CRD, and must differ from the full CRD by exactly the rules
+that call it and nothing else, so that the older clusters lose no other check.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +24,13 @@ import yaml
 from shared_services import api, crdgen
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
+OLD_CRDS = CRDS / "1.30"
 IMPORT_FILE = "sharedservices.io_sharedserviceimports.yaml"
 REMOTE_CLUSTER_FILE = "sharedservices.io_remoteclusters.yaml"
 
 
-def _load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((CRDS / name).read_text(encoding="utf-8"))
+def _load(name: str, directory: Path = CRDS) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((directory / name).read_text(encoding="utf-8"))
     return loaded
 
 
@@ -42,21 +47,38 @@ def _nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
         yield from _nodes(node["items"], f"{path}[*]")
 
 
-@pytest.fixture(params=[IMPORT_FILE, REMOTE_CLUSTER_FILE])
+@pytest.fixture(
+    params=[
+        (directory, name)
+        for directory in (CRDS, OLD_CRDS)
+        for name in (IMPORT_FILE, REMOTE_CLUSTER_FILE)
+    ],
+    ids=lambda param: f"{param[0].name}/{param[1]}",
+)
 def crd(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return _load(request.param)
+    directory, name = request.param
+    return _load(name, directory)
 
 
 # --- the committed files ---------------------------------------------------------------------
 
 
-def test_committed_crds_equal_the_generated_ones() -> None:
-    generated = crdgen.generate()
-    assert sorted(generated) == sorted(p.name for p in CRDS.glob("*.yaml"))
+@pytest.mark.parametrize(("directory", "minor"), [(CRDS, 37), (OLD_CRDS, 30)], ids=["full", "1.30"])
+def test_committed_crds_equal_the_generated_ones(directory: Path, minor: int) -> None:
+    generated = crdgen.generate_variant(minor)
+    assert sorted(generated) == sorted(p.name for p in directory.glob("*.yaml"))
     for name, text in generated.items():
-        assert (CRDS / name).read_text(encoding="utf-8") == text, (
-            f"{name} is stale: run `python -m shared_services.crdgen`"
+        assert (directory / name).read_text(encoding="utf-8") == text, (
+            f"{directory.name}/{name} is stale: run `python -m shared_services.crdgen`"
         )
+
+
+def test_the_full_variant_is_what_generate_gives() -> None:
+    assert crdgen.generate_variant(crdgen.IP_LIBRARY_MINOR) == crdgen.generate()
+    assert crdgen.generate_tree() == {
+        **{Path(name): text for name, text in crdgen.generate().items()},
+        **{Path("1.30", name): text for name, text in crdgen.generate_variant(30).items()},
+    }
 
 
 def test_generation_is_deterministic() -> None:
@@ -75,20 +97,139 @@ def test_main_writes_then_check_detects_drift(
     out = tmp_path / "crds"
     assert crdgen.main(["--check", "--out", str(out)]) == 1
     assert crdgen.main(["--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {IMPORT_FILE, REMOTE_CLUSTER_FILE}
+    assert {str(p.relative_to(out)) for p in out.rglob("*.yaml")} == {
+        IMPORT_FILE,
+        REMOTE_CLUSTER_FILE,
+        f"1.30/{IMPORT_FILE}",
+        f"1.30/{REMOTE_CLUSTER_FILE}",
+    }
     assert crdgen.main(["--check", "--out", str(out)]) == 0
-    target = out / IMPORT_FILE
-    target.write_text(target.read_text(encoding="utf-8").replace("ssi", "sx"), encoding="utf-8")
-    capsys.readouterr()
+    # --check looks at both variants.
+    for target in (out / IMPORT_FILE, out / "1.30" / IMPORT_FILE):
+        original = target.read_text(encoding="utf-8")
+        target.write_text(original.replace("ssi", "sx"), encoding="utf-8")
+        capsys.readouterr()
+        assert crdgen.main(["--check", "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert str(target) in err
+        assert err.count(IMPORT_FILE) == 1, "the other variant is current"
+        assert crdgen.main(["--out", str(out)]) == 0
+        assert target.read_text(encoding="utf-8") == original
+        assert crdgen.main(["--check", "--out", str(out)]) == 0
+    (out / "1.30" / REMOTE_CLUSTER_FILE).unlink()
     assert crdgen.main(["--check", "--out", str(out)]) == 1
-    assert IMPORT_FILE in capsys.readouterr().err
-    assert crdgen.main(["--out", str(out)]) == 0
-    assert crdgen.main(["--check", "--out", str(out)]) == 0
 
 
 def test_files_say_they_are_generated() -> None:
     for name in (IMPORT_FILE, REMOTE_CLUSTER_FILE):
-        assert (CRDS / name).read_text(encoding="utf-8").startswith(crdgen.HEADER)
+        assert (CRDS / name).read_text(encoding="utf-8").startswith(crdgen.HEADER + "---\n")
+        old = (OLD_CRDS / name).read_text(encoding="utf-8")
+        assert old.startswith(crdgen.HEADER + crdgen.OLD_VARIANT_NOTE + "---\n")
+
+
+# --- the variant for Kubernetes 1.30 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("minor", range(31, 38))
+def test_releases_with_the_ip_library_read_the_full_crds(minor: int) -> None:
+    assert crdgen.variant_dir(minor) == Path("crds")
+    assert crdgen.variant_dir(minor, root=CRDS) == CRDS
+
+
+def test_kubernetes_1_30_reads_the_variant_without_it() -> None:
+    assert crdgen.IP_LIBRARY_MINOR == 31
+    assert crdgen.variant_dir(30) == Path("crds", "1.30")
+    assert crdgen.variant_dir(30, root=CRDS) == OLD_CRDS
+    with pytest.raises(ValueError, match=r"1\.29 is older than 1\.30"):
+        crdgen.variant_dir(29)
+    with pytest.raises(ValueError, match="oldest supported"):
+        crdgen.generate_variant(29)
+
+
+# The library's functions, as the API server's CEL environment names them (k8s.io/apiserver
+# pkg/cel/library/ip.go and cidr.go); methods of their results need one of them first.
+_IP_LIBRARY = re.compile(r"(?<![A-Za-z0-9_])(isIP|ip|isCIDR|cidr)\s*\(")
+
+
+def _calls_ip_library(rule: dict[str, str]) -> bool:
+    return any(
+        _IP_LIBRARY.search(_strip_literals(rule.get(key, "")))
+        for key in ("rule", "messageExpression")
+    )
+
+
+def _every_rule(value: object) -> Iterator[dict[str, str]]:
+    """Every validation rule anywhere in a CRD, wherever in the schema it sits."""
+    if isinstance(value, dict):
+        yield from value.get("x-kubernetes-validations", [])
+        for child in value.values():
+            yield from _every_rule(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _every_rule(child)
+
+
+@pytest.mark.parametrize("name", [IMPORT_FILE, REMOTE_CLUSTER_FILE])
+def test_the_1_30_variant_calls_no_ip_library_function(name: str) -> None:
+    for rule in _every_rule(_load(name, OLD_CRDS)):
+        assert not _calls_ip_library(rule), rule
+
+
+def test_the_full_crd_does_call_it() -> None:
+    # Otherwise the variant test above would pass on a detector that finds nothing. How many
+    # rules, and which, is pinned in test_the_rules_1_30_leaves_to_the_operator.
+    assert any(map(_calls_ip_library, _every_rule(_load(IMPORT_FILE))))
+
+
+@pytest.mark.parametrize("name", [IMPORT_FILE, REMOTE_CLUSTER_FILE])
+def test_the_1_30_variant_differs_only_by_the_ip_library_rules(name: str) -> None:
+    full, old = _load(name), _load(name, OLD_CRDS)
+    dropped = crdgen.ip_library_rules(full)
+    # Every dropped rule calls the library, and every rule that calls it is dropped.
+    assert [d.rule for d in dropped] == [r for _, _, r in _rules(full) if _calls_ip_library(r)]
+    # Put back where they were, the dropped rules give the full CRD: nothing else differs.
+    restored = copy.deepcopy(old)
+    nodes = dict(_nodes(_schema(restored)))
+    for rule in dropped:
+        nodes[rule.path].setdefault("x-kubernetes-validations", []).insert(
+            rule.index, dict(rule.rule)
+        )
+    assert restored == full
+    assert (old == full) == (not dropped)
+
+
+def test_the_rules_1_30_leaves_to_the_operator() -> None:
+    # On 1.30 the operator alone refuses these, with the same messages (api's models): a
+    # rule added to this list needs its twin in the models, and a test that the operator
+    # reports it as InvalidSpec.
+    dropped = crdgen.ip_library_rules(_load(IMPORT_FILE))
+    assert [(d.path, d.rule["message"]) for d in dropped] == [
+        (".spec.source.addresses", api.DUPLICATE_ADDRESS_MESSAGE),
+        (".spec.source.addresses[*]", api.NOT_AN_IP_MESSAGE),
+        (".spec.source.addresses[*]", api.NOT_UNICAST_MESSAGE),
+        (".spec.source.addresses[*]", api.IPV4_IN_IPV6_MESSAGE),
+        (".spec.source.addresses[*]", api.NAT64_UNUSABLE_MESSAGE),
+        (".spec.source.hostname", api.HOSTNAME_IS_IP_MESSAGE),
+    ]
+    assert crdgen.ip_library_rules(_load(REMOTE_CLUSTER_FILE)) == []
+
+
+@pytest.mark.parametrize(
+    ("expression", "calls"),
+    [
+        ("isIP(self)", True),
+        ("!isIP(self) || ip(self).isGlobalUnicast()", True),
+        ("cidr('192.0.2.0/24').containsIP(self)", True),
+        ("isCIDR (self)", True),
+        ("self.all(a, a.ip == 'x')", False),
+        ("'must be an ip(...) such as isIP(x)'", False),
+        ('"cidr(" + self', False),
+        ("self.zip(x)", False),
+        ("[has(self.remoteService), has(self.hostname)].exists_one(x, x)", False),
+    ],
+)
+def test_uses_ip_library(expression: str, calls: bool) -> None:
+    assert crdgen.uses_ip_library(expression) is calls
 
 
 # --- names, scope, versions, columns -------------------------------------------------------------
@@ -309,9 +450,17 @@ def test_import_cel_rules_sit_beside_their_fields() -> None:
     assert [r["message"] for r in _rule_at(".spec.source.addresses")] == [
         api.DUPLICATE_ADDRESS_MESSAGE
     ]
-    is_ip, usable = _rule_at(".spec.source.addresses[*]")
+    is_ip, usable, ipv4_form, nat64 = _rule_at(".spec.source.addresses[*]")
     assert is_ip == {"rule": "isIP(self)", "message": api.NOT_AN_IP_MESSAGE}
     assert usable["rule"] == "!isIP(self) || ip(self).isGlobalUnicast()"
+    # The IPv6 forms of IPv4 addresses are judged only where no reason above applies.
+    assert ipv4_form["message"] == api.IPV4_IN_IPV6_MESSAGE
+    assert "!ip(self).isGlobalUnicast() ||" in ipv4_form["rule"]
+    for network, _ in api.IPV4_IN_IPV6_FORMS:
+        assert f"'{network}'" in ipv4_form["rule"]
+    assert nat64["message"] == api.NAT64_UNUSABLE_MESSAGE
+    for network in ("64:ff9b::/128", "64:ff9b::7f00:0/104", "64:ff9b::a9fe:0/112"):
+        assert f"'{network}'" in nat64["rule"]
     for message in (
         api.UNSPECIFIED_MESSAGE,
         api.LOOPBACK_MESSAGE,
@@ -348,6 +497,9 @@ _KNOWN_CALLS = frozenset(
         "isLinkLocalUnicast",
         "isLinkLocalMulticast",
         "isGlobalUnicast",
+        "family",
+        "cidr",
+        "containsIP",
     }
 )
 

@@ -9,12 +9,19 @@ which Events.
   once when the conflict starts, not on every retry.
 * A source still pending writes nothing for an import that already has a status (a restart
   must not churn), while a new import does show that it is pending.
-* A source that cannot be known keeps the last known addresses: those of the serving
-  slices first, those of the status only when no slice is left.
+* A source that cannot be known keeps the last known addresses and ports: those the
+  operator last wrote, else those of the serving slices; never those of the status, which
+  whoever may write it could fill with addresses no source gave.
+* A source whose RemoteCluster is gone keeps the last known addresses within the grace,
+  and after it serves nothing, saying why, with an ``AddressesChanged`` Event.
 * With no ports anywhere nothing is written and the status says NoPorts.
 * An address the policy refuses is never written; the rest still is, and the import
   warns once that it is not allowed.
 * ``Plan.moves`` says whether a write moves a serving slice to other addresses.
+* More addresses than an import serves (1,000, both families together) writes nothing
+  and says ``TooManyAddresses``, rather than slices whose status cannot be written.
+* An import in kube-system or in the operator's namespace, unless those are allowed, says
+  ``NamespaceNotAllowed`` and what to do; nothing is written for it.
 * An invalid spec keeps the addresses and ports in place and says why.
 * Feeding a status back unchanged yields the same status, so an idle operator writes
   nothing.
@@ -39,9 +46,11 @@ from shared_services.decide import (
     conclude,
     invalid_spec,
     last_known,
+    namespace_refusal,
     plan,
+    refused_namespace,
 )
-from shared_services.resolve import SourceState
+from shared_services.resolve import SourceState, after_gone
 
 NAMESPACE = "shop"
 NAME = "db"
@@ -78,6 +87,7 @@ def _resolved(*addresses: str, ports: tuple[ResolvedPort, ...] | None = None) ->
 
 
 UNREACHABLE = SourceState(False, "ClusterUnreachable", "RemoteCluster 'central' is unreachable")
+UNREACHABLE_DNS = SourceState(False, "HostnameUnresolved", "db.example.com: timeout")
 
 
 def _body(
@@ -109,6 +119,7 @@ def _plan(
     address_policy: policy.AddressPolicy = OPEN,
     networks: policy.ClusterNetworks = NO_NETWORKS,
     families: frozenset[str] | None = None,
+    written: Serving | None = None,
 ) -> Plan:
     spec = api.parse_import_spec(body["spec"], import_name=body["metadata"]["name"])
     return plan(
@@ -119,6 +130,7 @@ def _plan(
         address_policy=address_policy,
         networks=networks,
         families=families,
+        written=written,
     )
 
 
@@ -147,13 +159,16 @@ def _sync(
     previous_reason: str | None = None,
     address_policy: policy.AddressPolicy = OPEN,
     networks: policy.ClusterNetworks = NO_NETWORKS,
+    written: Serving | None = None,
 ) -> Round:
     """Plan, and conclude as the reconciler does when the plan has objects to write.
 
     The previous Ready reason is, unless given, the one in the body's status: what the
     recorder remembers from having written it.
     """
-    planned = _plan(body, source, serving, address_policy=address_policy, networks=networks)
+    planned = _plan(
+        body, source, serving, address_policy=address_policy, networks=networks, written=written
+    )
     if planned.desired is None:
         return Round(planned, None)
     if previous_reason is None:
@@ -333,7 +348,7 @@ def test_addresses_that_go_away_record_an_event_and_say_why_nothing_is_served() 
     assert _triple(later.conclusion.status, "Ready") == ("False", "NoIngress")
     assert _triple(later.conclusion.status, "SourceResolved") == ("False", "NoIngress")
     assert later.conclusion.status["addresses"] == []
-    # The ports stay those last applied, from the status, so the Service keeps them.
+    # The ports stay those the slices served, so the Service keeps them.
     assert later.conclusion.status["ports"] == [PG_STATUS]
 
 
@@ -479,32 +494,92 @@ def test_an_unknown_source_keeps_the_addresses_of_the_serving_slices() -> None:
     assert kept.conclusion.status["addresses"] == ["198.51.100.20"]
 
 
-def test_an_unknown_source_with_no_slice_left_puts_back_the_status_addresses() -> None:
+def test_an_unknown_source_puts_back_what_the_operator_last_wrote() -> None:
+    """Slices deleted by hand while the source cannot be read are written again."""
     old = _synced_status("198.51.100.10", "198.51.100.11")
+    written = Serving(("198.51.100.10", "198.51.100.11"), (PG,))
 
-    kept = _sync(_body(REMOTE, old=old), UNREACHABLE, Serving())
+    kept = _sync(_body(REMOTE, old=old), UNREACHABLE, Serving(), written=written)
 
     assert _slice_addresses(kept.plan.desired) == {"IPv4": ["198.51.100.10", "198.51.100.11"]}
-    # The ports last applied come from the status too.
     assert kept.plan.desired is not None
     assert kept.plan.desired.service["spec"]["ports"] == [PG_STATUS]
     assert _triple(kept.status, "Ready") == ("True", "LastKnownAddresses")
 
 
-def test_an_unknown_source_with_no_status_ports_takes_the_serving_service_ports() -> None:
-    old = {**_synced_status("198.51.100.10"), "ports": []}
-    serving = Serving(("198.51.100.10",), (PG,))
+def test_an_unknown_source_never_takes_addresses_or_ports_from_the_status() -> None:
+    """A status is no record of what was served: whoever may write it could fill it."""
+    forged = {**_synced_status("192.0.2.66"), "ports": [PG_STATUS]}
+
+    planned = _plan(_body(REMOTE, old=forged), UNREACHABLE, Serving())
+
+    # With no ports known, nothing can be written at all.
+    assert planned.desired is None
+    assert planned.status is not None
+    assert planned.status["addresses"] == []
+    assert planned.status["ports"] == []
+    assert _triple(planned.status, "Ready") == ("False", "ClusterUnreachable")
+
+
+def test_an_unknown_source_with_spec_ports_serves_nothing_from_the_status() -> None:
+    forged = _synced_status("192.0.2.66")
+
+    kept = _sync(_body(HOSTNAME, old=forged), UNREACHABLE_DNS, Serving())
+
+    assert _slice_addresses(kept.plan.desired) == {}
+    assert kept.status is not None
+    assert kept.status["addresses"] == []
+
+
+def test_an_unknown_source_takes_the_ports_of_the_serving_slices() -> None:
+    other = ResolvedPort(name="other", port=6543, target_port=6543, protocol="TCP")
+    old = _synced_status("198.51.100.10")  # lists PG: only the slices count
+    serving = Serving(("198.51.100.10",), (other,))
 
     kept = _plan(_body(REMOTE, old=old), UNREACHABLE, serving)
 
-    assert kept.ports == (PG,)
+    assert kept.ports == (other,)
 
 
-def test_last_known_prefers_the_slices_then_the_status() -> None:
-    old = {"addresses": ["198.51.100.10"]}
-    assert last_known(Serving(("198.51.100.20",)), old) == ("198.51.100.20",)
-    assert last_known(Serving(), old) == ("198.51.100.10",)
-    assert last_known(Serving(), {}) == ()
+def test_last_known_is_what_was_written_else_what_the_slices_hold() -> None:
+    serving = Serving(("198.51.100.20",), (PG,))
+    written = Serving(("198.51.100.30",), (PG,))
+    assert last_known(serving, written) == written
+    assert last_known(serving, None) == serving
+    assert last_known(Serving(), Serving()) == Serving()
+
+
+# --- a RemoteCluster that is gone ---------------------------------------------------------
+
+MISSING = SourceState(False, "RemoteClusterNotFound", "RemoteCluster 'central' does not exist")
+
+
+def test_a_gone_remote_cluster_keeps_the_last_known_addresses_within_the_grace() -> None:
+    old = _synced_status("203.0.113.5")
+    within = after_gone(MISSING, gone_for=10.0, grace=300.0, keeping=True)
+
+    kept = _sync(_body(REMOTE, old=old), within, Serving(("203.0.113.5",), (PG,)))
+
+    assert _slice_addresses(kept.plan.desired) == {"IPv4": ["203.0.113.5"]}
+    assert _triple(kept.status, "Ready") == ("True", "LastKnownAddresses")
+    assert "removed 300 s after it went" in _condition(kept.status, "Ready")["message"]
+    assert kept.events == ()
+
+
+def test_a_gone_remote_cluster_empties_the_endpoints_after_the_grace_and_says_why() -> None:
+    old = _synced_status("203.0.113.5")
+    after = after_gone(MISSING, gone_for=300.0, grace=300.0, keeping=True)
+
+    emptied = _sync(_body(REMOTE, old=old), after, Serving(("203.0.113.5",), (PG,)))
+
+    assert _slice_addresses(emptied.plan.desired) == {}
+    assert emptied.plan.desired is not None
+    assert emptied.plan.desired.service["spec"]["ports"] == [PG_STATUS]  # kept for its users
+    assert _triple(emptied.status, "Ready") == ("False", "RemoteClusterNotFound")
+    assert "give them to another service" in _condition(emptied.status, "Ready")["message"]
+    assert emptied.status is not None
+    assert emptied.status["addresses"] == []
+    assert emptied.events == (Event("Normal", "AddressesChanged", "203.0.113.5 -> (none)"),)
 
 
 # --- no ports ------------------------------------------------------------------------------
@@ -620,6 +695,21 @@ def test_more_addresses_than_a_slice_holds_keeps_what_is_in_place() -> None:
     assert planned.status["ports"] == [PG_STATUS]
 
 
+def test_more_addresses_than_the_status_lists_are_refused_before_any_write() -> None:
+    """600 A and 600 AAAA answers fit the slices (1,000 each) but not the status (1,000)."""
+    old = _synced_status("198.51.100.10")
+    v4 = tuple(str(ipaddress.IPv4Address("100.64.0.1") + i) for i in range(600))
+    v6 = tuple(str(ipaddress.IPv6Address("2001:db8::1") + i) for i in range(600))
+
+    planned = _plan(_body(REMOTE, old=old), _resolved(*v4, *v6, ports=(PG,)))
+
+    assert planned.desired is None
+    assert _triple(planned.status, "Ready") == ("False", "TooManyAddresses")
+    assert "1200 addresses" in _condition(planned.status, "Ready")["message"]
+    assert planned.status is not None
+    assert planned.status["addresses"] == ["198.51.100.10"]
+
+
 # --- Plan.moves ----------------------------------------------------------------------------
 
 
@@ -679,6 +769,48 @@ def test_an_invalid_spec_on_a_new_import_reports_nothing_in_place() -> None:
     assert refused["addresses"] == []
     assert refused["ports"] == []
     assert _triple(refused, "Ready") == ("False", "InvalidSpec")
+
+
+# --- namespaces where imports are not served ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("namespace", "allowed", "refused"),
+    [
+        ("kube-system", False, "kube-system, which holds the cluster's own Services"),
+        ("shared-services-system", False, "the namespace of the operator itself"),
+        ("kube-system", True, None),
+        ("shared-services-system", True, None),
+        ("shop", False, None),
+        ("kube-public", False, None),
+    ],
+)
+def test_kube_system_and_the_operators_namespace_are_refused_unless_allowed(
+    namespace: str, allowed: bool, refused: str | None
+) -> None:
+    refusal = namespace_refusal(
+        namespace, operator_namespace="shared-services-system", allowed=allowed
+    )
+    if refused is None:
+        assert refusal is None
+    else:
+        assert refusal == f"imports in namespace {namespace!r} are not served: it is {refused}"
+
+
+def test_an_import_in_a_refused_namespace_says_why_and_what_to_do() -> None:
+    message = "imports in namespace 'kube-system' are not served: it is kube-system"
+
+    refused = refused_namespace(_body(FIXED), message)
+
+    for type_ in ("Ready", "SourceResolved"):
+        assert _triple(refused, type_) == ("False", "NamespaceNotAllowed")
+    said = _condition(refused, "Ready")["message"]
+    assert said == _advised(message, "NamespaceNotAllowed")
+    assert "ALLOW_SYSTEM_NAMESPACES" in said
+    assert "imports.allowSystemNamespaces" in said
+    assert refused["addresses"] == []
+    again = refused_namespace(_body(FIXED, old=_aged(refused)), message)
+    assert status.same(_aged(refused), again)
 
 
 # --- an idle operator writes nothing -------------------------------------------------------

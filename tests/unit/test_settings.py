@@ -18,6 +18,9 @@ POLICY_ENV = (
     "ALLOW_CLUSTER_NETWORKS",
     "STATIC_SOURCES",
     "STATIC_SOURCE_NAMESPACES",
+    "SERVICE_CIDRS",
+    "ALLOW_METADATA_SERVICES",
+    "NAT64_PREFIXES",
 )
 
 
@@ -77,6 +80,29 @@ def test_nameservers_are_read_once_and_normalized() -> None:
 def test_bad_flag_is_refused() -> None:
     with pytest.raises(SystemExit):
         Settings.parse(["--log-format=xml"])
+
+
+def test_the_grace_of_a_gone_remote_cluster(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("REMOTE_GONE_GRACE_SECONDS", raising=False)
+    assert Settings.parse([]).remote_gone_grace == 300.0
+    monkeypatch.setenv("REMOTE_GONE_GRACE_SECONDS", "30")
+    assert Settings.parse([]).remote_gone_grace == 30.0
+    assert Settings.parse(["--remote-gone-grace=0"]).remote_gone_grace == 0.0
+    for bad in ("-1", "soon", "nan"):
+        with pytest.raises(SystemExit):
+            Settings.parse([f"--remote-gone-grace={bad}"])
+        assert "(or REMOTE_GONE_GRACE_SECONDS)" in capsys.readouterr().err
+
+
+def test_system_namespaces_are_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALLOW_SYSTEM_NAMESPACES", raising=False)
+    assert Settings().allow_system_namespaces is False
+    assert Settings.parse([]).allow_system_namespaces is False
+    assert Settings.parse(["--allow-system-namespaces"]).allow_system_namespaces is True
+    monkeypatch.setenv("ALLOW_SYSTEM_NAMESPACES", "true")
+    assert Settings.parse([]).allow_system_namespaces is True
 
 
 def test_the_default_policy_refuses_the_cluster_and_allows_static_sources(
@@ -147,6 +173,12 @@ def test_policy_flags_win(no_policy_env: None, monkeypatch: pytest.MonkeyPatch) 
             "--denied-cidrs (or DENIED_CIDRS): banana is not a CIDR such as 198.51.100.0/24",
         ),
         (
+            [],
+            {"SERVICE_CIDRS": "10.96.0.1/16"},
+            "--service-cidrs (or SERVICE_CIDRS): 10.96.0.1/16 has host bits set; "
+            "did you mean 10.96.0.0/16?",
+        ),
+        (
             ["--static-sources=listed"],
             {},
             "--static-sources=listed needs at least one --static-source-namespace "
@@ -166,6 +198,16 @@ def test_policy_flags_win(no_policy_env: None, monkeypatch: pytest.MonkeyPatch) 
             "is not an IP address",
         ),
         ([], {"DNS_SERVERS": "127.0.0.1:99999"}, "(or DNS_SERVERS)"),
+        (
+            [],
+            {"NAT64_PREFIXES": "64:ff9b:1:ab::/80"},
+            "--nat64-prefixes (or NAT64_PREFIXES): 64:ff9b:1:ab::/80 cannot be a NAT64 prefix",
+        ),
+        (
+            ["--nat64-prefixes=198.51.100.0/24"],
+            {},
+            "--nat64-prefixes (or NAT64_PREFIXES): 198.51.100.0/24 is not an IPv6 prefix",
+        ),
     ],
 )
 def test_a_malformed_setting_stops_start_up_with_one_clear_line(
@@ -198,6 +240,43 @@ def test_help_shows_every_policy_flag_with_its_variable(
         ("--allow-cluster-networks", "ALLOW_CLUSTER_NETWORKS"),
         ("--static-sources {all,none,listed}", "STATIC_SOURCES"),
         ("--static-source-namespace NS", "STATIC_SOURCE_NAMESPACES"),
+        ("--service-cidrs CIDR[,CIDR...]", "SERVICE_CIDRS"),
+        ("--allow-metadata-services", "ALLOW_METADATA_SERVICES"),
+        ("--nat64-prefixes CIDR[,CIDR...]", "NAT64_PREFIXES"),
     ):
         assert flag in text
         assert f"env {variable}" in text
+
+
+def test_the_service_range_from_flags_or_the_environment(
+    no_policy_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Needed only before Kubernetes 1.33, where no ServiceCIDR says it.
+    assert Settings.parse([]).address_policy.service_cidrs == ()
+    monkeypatch.setenv("SERVICE_CIDRS", "10.96.0.0/16, 2001:db8:96::/112")
+    assert [str(n) for n in Settings.parse([]).address_policy.service_cidrs] == [
+        "10.96.0.0/16",
+        "2001:db8:96::/112",
+    ]
+    flagged = Settings.parse(["--service-cidrs=10.100.0.0/16"]).address_policy
+    assert [str(n) for n in flagged.service_cidrs] == ["10.100.0.0/16"]
+
+
+def test_metadata_services_from_flags_or_the_environment(
+    no_policy_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings.parse([]).address_policy.allow_metadata_services is False
+    assert Settings.parse(["--allow-metadata-services"]).address_policy.allow_metadata_services
+    monkeypatch.setenv("ALLOW_METADATA_SERVICES", "true")
+    assert Settings.parse([]).address_policy.allow_metadata_services is True
+
+
+def test_nat64_prefixes_from_flags_or_the_environment(
+    no_policy_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings.parse([]).address_policy.nat64_prefixes == ()
+    monkeypatch.setenv("NAT64_PREFIXES", "64:ff9b:1:ab::/96, 2001:db8:64::/48")
+    policy = Settings.parse([]).address_policy
+    assert [str(n) for n in policy.nat64_prefixes] == ["64:ff9b:1:ab::/96", "2001:db8:64::/48"]
+    flagged = Settings.parse(["--nat64-prefixes=64:ff9b:1:cd::/64"]).address_policy
+    assert [str(n) for n in flagged.nat64_prefixes] == ["64:ff9b:1:cd::/64"]

@@ -1,0 +1,215 @@
+"""Every answer a server can give becomes a :class:`KubeError` or a JSON object, and a write
+is sent once, within what is left of the lease.
+
+A small server on 127.0.0.1 gives the answers that no API server gives but a proxy, a
+portal or a cut connection before one may: a body cut off in the middle, a page of HTML
+with 200, JSON that is not an object or nests past what a parser can follow, an error whose
+details have another shape, an error message as long as a book with a credential in it.
+Pinned:
+
+- each is a :class:`KubeError` that says what came back, temporary, so callers that catch
+  only those (every loop of the operator) retry instead of ending;
+- a message quoted from a server is bounded, and scrubbed of the client's credentials
+  before it is cut, so no piece of one survives at the cut;
+- a write (POST, PUT, PATCH, DELETE) reaches the server once: the client library re-sends
+  nothing on its own, where the fence would not be asked again;
+- a write is refused before it is sent when no time is left, and otherwise may take no
+  longer than the time that is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from kubernetes import client as k8s
+
+from shared_services.kube import Fenced, Kube, KubeError
+
+TOKEN = "s3cr3t-token-0123456789abcdefghij"
+
+
+def _answer(status: str, body: bytes, *, content_type: str = "application/json") -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@dataclass
+class Server:
+    """A server on loopback that gives every request the same answer (b"" hangs up)."""
+
+    answer: bytes
+    silent: bool = False  # read the request, then say nothing until the client gives up
+    requests: list[str] = field(default_factory=list)
+    _sock: socket.socket = field(default_factory=lambda: socket.create_server(("127.0.0.1", 0)))
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def serve(self) -> None:
+        with self._sock:
+            self._serve()
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            # OSError: the client hung up first, which some tests make it do.
+            with conn, contextlib.suppress(OSError):
+                self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+        if not head:
+            return
+        self.requests.append(head.split(b"\r\n", 1)[0].decode())
+        if self.silent:
+            # Bounded: the client hangs up once its timeout passes.
+            while not self._stopped.is_set() and conn.recv(65536):
+                pass
+            return
+        conn.sendall(self.answer)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    servers: list[tuple[Server, threading.Thread]] = []
+
+    def start(answer: bytes = b"", *, silent: bool = False) -> Server:
+        server = Server(answer, silent=silent)
+        thread = threading.Thread(target=server.serve, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in servers:
+        server.stop()
+        thread.join(timeout=15)
+
+
+def _kube(server: Server, **kwargs: object) -> Kube:
+    configuration = k8s.Configuration(host=server.url)
+    configuration.api_key = {"BearerToken": TOKEN}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    return Kube(k8s.ApiClient(configuration), secrets=(TOKEN,), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_body_cut_off_in_the_middle_is_a_connection_error(
+    serve: Callable[..., Server],
+) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+    server = serve(head + b'{"items": [')
+    with pytest.raises(KubeError) as failed:
+        _kube(server).request("GET", "/api/v1/services")
+    assert failed.value.temporary
+    assert failed.value.reason == "ConnectionError"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "said"),
+    [
+        (b"<html><body>Please sign in</body></html>", "text/html", "text/html"),
+        (b"[1, 2, 3]", "application/json", "not a JSON object"),
+        (b'"v1.34.0"', "application/json", "not a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "not JSON"),
+        (b'{"gitVersion": "\xff\xfe"}', "application/json", "not JSON"),
+    ],
+    ids=["html", "list", "string", "nested", "not-utf8"],
+)
+def test_an_answer_that_is_not_a_json_object_is_invalid(
+    serve: Callable[..., Server], body: bytes, content_type: str, said: str
+) -> None:
+    server = serve(_answer("200 OK", body, content_type=content_type))
+    with pytest.raises(KubeError) as failed:
+        _kube(server).request("GET", "/version")
+    assert failed.value.temporary
+    assert failed.value.reason == "InvalidResponse"
+    assert said in failed.value.message
+    assert len(failed.value.message) < 300
+
+
+@pytest.mark.parametrize(
+    "details",
+    ["not an object", {"causes": 5}, {"causes": ["a", {"field": 7}]}, [1, 2]],
+    ids=["string", "causes-number", "causes-mixed", "list"],
+)
+def test_an_error_whose_details_have_another_shape(
+    serve: Callable[..., Server], details: object
+) -> None:
+    refusal = {"kind": "Status", "reason": "Invalid", "message": "no", "details": details}
+    server = serve(_answer("422 Unprocessable Entity", json.dumps(refusal).encode()))
+    with pytest.raises(KubeError) as failed:
+        _kube(server).request("GET", "/api/v1/services")
+    assert failed.value.status == 422
+    assert failed.value.message == "no"
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["status", "text"])
+def test_a_long_message_is_bounded_and_no_piece_of_a_credential_survives(
+    serve: Callable[..., Server], as_json: bool
+) -> None:
+    # Every 75 characters a token: a bound of 500 or 1,024 characters cuts through one.
+    text = "".join(f"{'x' * 40} {TOKEN} " for _ in range(60))
+    if as_json:
+        body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": text}).encode()
+        server = serve(_answer("403 Forbidden", body))
+    else:
+        server = serve(_answer("403 Forbidden", text.encode(), content_type="text/plain"))
+    with pytest.raises(KubeError) as failed:
+        _kube(server).request("GET", "/api/v1/services")
+    message = str(failed.value)
+    assert len(message) <= 1100
+    assert not any(TOKEN[:n] in message for n in range(6, len(TOKEN) + 1))
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_write_is_sent_once(serve: Callable[..., Server], method: str) -> None:
+    server = serve(b"")  # hangs up without an answer
+    with pytest.raises(KubeError) as failed:
+        _kube(server).request(method, "/api/v1/namespaces/web/services/db", body={})
+    assert failed.value.temporary
+    assert len(server.requests) == 1, server.requests
+
+
+def test_a_write_with_no_time_left_is_not_sent(serve: Callable[..., Server]) -> None:
+    server = serve(_answer("200 OK", b"{}"))
+    kube = _kube(server, may_write=lambda: True, time_left=lambda: 0.0)
+    with pytest.raises(Fenced):
+        kube.request("PATCH", "/api/v1/namespaces/web/services/db", body={})
+    assert server.requests == []
+    assert kube.request("GET", "/api/v1/namespaces/web/services/db") == {}
+
+
+def test_a_write_may_take_only_the_time_left(serve: Callable[..., Server]) -> None:
+    server = serve(silent=True)
+    kube = _kube(server, may_write=lambda: True, time_left=lambda: 0.4)
+    with pytest.raises(KubeError) as failed:
+        kube.request("PUT", "/api/v1/namespaces/web/services/db", body={})
+    waited = re.search(r"read timeout=([0-9.]+)", failed.value.message)
+    assert waited is not None, failed.value.message
+    assert float(waited[1]) <= 0.4
+    assert len(server.requests) == 1
