@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A line per handled event and per health probe drowns what matters at scale.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The HTTP library logs each retry with the request's URL, and a remote server's URL
+    # may carry a secret in its path; the operator says what failed itself, URL-free.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     # The handlers are registered by importing them; they find the manager in the memo.
     assert handlers.startup is not None
     # No liveness_endpoint: the operator serves /healthz and /readyz itself (probes.py).

@@ -927,6 +927,46 @@ class SecretKeyRef(_Spec):
     ] = Field(default="kubeconfig", description="Key holding the kubeconfig.")
 
 
+class SecretRef(_Spec):
+    """A Secret in the operator's own namespace, read by its well-known keys."""
+
+    name: DNS1123Subdomain = Field(description="Name of the Secret.")
+
+
+# Where vSphere with Tanzu's sign-in endpoint is: a URL without userinfo, query or fragment,
+# so that it carries no credential of its own.
+SIGN_IN_URL_PATTERN = r"^https://[^\s/?#@]+(/[^\s?#@]*)?$"
+SIGN_IN_PATH = "/wcp/login"
+
+
+class VsphereSignIn(_Spec):
+    """Sign in to a vSphere Supervisor as a vCenter SSO user, as ``kubectl vsphere login`` does.
+
+    The operator posts the user's name and password to the sign-in endpoint, uses the
+    session token it gets for every request to the Supervisor, and signs in again before
+    the token expires. The kubeconfig still says where the Supervisor's API server is and
+    which CA to trust; its user, if it has one, is not used.
+    """
+
+    credentials_secret_ref: SecretRef = Field(
+        description="Secret of type kubernetes.io/basic-auth in the operator's namespace, "
+        "with the SSO user's name under 'username' and password under 'password'."
+    )
+    url: (
+        Annotated[
+            str,
+            Strict(),
+            Field(max_length=2048, pattern=SIGN_IN_URL_PATTERN),
+            _explained("must be an https URL without user name, query or fragment"),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="The sign-in endpoint; absent means https://<the kubeconfig server's "
+        "host>/wcp/login (port 443), where vSphere serves it.",
+    )
+
+
 Namespaces = Annotated[
     tuple[DNS1123Label, ...],
     Field(max_length=MAX_NAMESPACES, json_schema_extra=_k8s(list_type="set")),
@@ -938,7 +978,12 @@ class RemoteClusterSpec(_Spec):
     """How to reach one central cluster, and which namespaces may use it on either side."""
 
     kubeconfig_secret_ref: SecretKeyRef = Field(
-        description="Secret with the kubeconfig, in the operator's namespace."
+        description="Secret with the kubeconfig, in the operator's namespace. With "
+        "vsphereSignIn, only its server and CA are used."
+    )
+    vsphere_sign_in: VsphereSignIn | None = Field(
+        default=None,
+        description="Sign in as a vCenter SSO user instead of using the kubeconfig's user.",
     )
     context: Annotated[str, Strict(), Field(max_length=253)] | None = Field(
         default=None,

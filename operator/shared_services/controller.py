@@ -29,6 +29,7 @@ from typing import Any
 from shared_services import api, builders, dns, memory, metrics
 from shared_services.api import JSON
 from shared_services.clusters import ClusterReconciler
+from shared_services.destinations import Destinations
 from shared_services.hostnames import Hostnames
 from shared_services.imports import ImportStore
 from shared_services.informer import Informer, InformerGroup
@@ -71,6 +72,10 @@ class Controller:
             on_cluster=self._connection_changed,
             on_import=self._queue_one,
             max_namespaces=settings.max_remote_namespaces,
+            # Judged against the networks as they are when each connection is made.
+            destinations=Destinations(
+                policy=settings.address_policy, networks=lambda: self.networks.networks
+            ),
         )
         self.clusters = ClusterReconciler(
             kube=kube,

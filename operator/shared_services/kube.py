@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
+from urllib.parse import urlsplit
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.watch.watch import iter_resp_lines
 
-from shared_services import metrics
+from shared_services import destinations, metrics
 from shared_services.api import JSON
 
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -46,6 +47,22 @@ _MAX_REASON = 64
 def bounded(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` characters, saying that it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Bearer(Protocol):
+    """A bearer token that changes over time, such as a signed-in session's."""
+
+    def token(self) -> str:
+        """The token to send now; raises a KubeError when there is none."""
+
+    def rejected(self, token: str) -> None:
+        """The server answered 401 to ``token``."""
+
+    def secrets(self) -> Sequence[str]:
+        """What no message may show."""
+
+    def close(self) -> None:
+        """Used no more."""
 
 
 class KubeError(Exception):
@@ -133,13 +150,22 @@ class Kube:
         secrets: Sequence[str] = (),
         may_write: Callable[[], bool] | None = None,
         time_left: Callable[[], float] | None = None,
+        bearer: Bearer | None = None,
     ) -> None:
         self.api_client = api_client
+        # Where the bearer token comes from when it changes over time (a signed-in session):
+        # asked before every request, told of every 401.
+        self.bearer = bearer
         self.target = target
         # Credentials this client sends. A server's error text is quoted in conditions and
         # logs, and a server (or a proxy before it) may echo the Authorization header back:
         # every error message is scrubbed of them, whatever its source.
         self._secrets = tuple(s for s in secrets if len(s) >= 8)
+        # A server URL's path may carry a secret too (some proxies take a token there), and
+        # the library's own errors quote the URL: scrubbed as well, and never shown.
+        path = urlsplit(self.host).path.rstrip("/")
+        if len(path) > 1:
+            self._secrets = (*self._secrets, path)
         # Asked before every request but a GET is sent; when it says no, the request is not
         # sent and Fenced is raised instead. ``time_left`` says for how many seconds more it
         # says yes: no write may take longer (none is sent when none are left).
@@ -150,7 +176,8 @@ class Kube:
     def _scrubbed(self, error: KubeError) -> KubeError:
         # Scrubbed whole, then cut: cut first, a credential at the cut would survive in part.
         message = error.message
-        for secret in self._secrets:
+        live = self.bearer.secrets() if self.bearer is not None else ()
+        for secret in (*self._secrets, *live):
             message = message.replace(secret, "[redacted]")
         message = bounded(message, MAX_MESSAGE)
         if message == error.message:
@@ -165,12 +192,19 @@ class Kube:
         """
         self._closed = True
         self.api_client.close()
+        if self.bearer is not None:
+            self.bearer.close()
 
     @property
     def host(self) -> str:
         """The API server's URL."""
         host: str = self.api_client.configuration.host
         return host
+
+    @property
+    def origin(self) -> str:
+        """The API server as messages show it: ``scheme://host:port``, never a path."""
+        return destinations.origin(self.host)
 
     def request(
         self,
@@ -205,7 +239,7 @@ class Kube:
         try:
             data: bytes = response.data
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            broken = KubeError(0, reason, f"{self.host}: {what}: {error}")
+            broken = KubeError(0, reason, f"{self.origin}: {what}: {error}")
             raise self._scrubbed(broken) from error
         finally:
             response.release_conn()
@@ -220,11 +254,11 @@ class Kube:
         except (ValueError, RecursionError):
             # A portal's login page, a proxy's error page: an answer, not the API's.
             kind = bounded(str(response.headers.get("Content-Type") or "no content type"), 64)
-            message = f"{self.host}: {what} answered {response.status} with {kind}, not JSON"
+            message = f"{self.origin}: {what} answered {response.status} with {kind}, not JSON"
             raise self._scrubbed(KubeError(0, INVALID_RESPONSE, message)) from None
         if not isinstance(decoded, dict):
             message = (
-                f"{self.host}: {what} answered {response.status} with "
+                f"{self.origin}: {what} answered {response.status} with "
                 f"{type(decoded).__name__}, not a JSON object"
             )
             raise self._scrubbed(KubeError(0, INVALID_RESPONSE, message))
@@ -315,7 +349,7 @@ class Kube:
                 yield event
         except (urllib3.exceptions.HTTPError, OSError) as error:
             # A reset, a timeout, a shutdown from another thread.
-            broken = KubeError(0, "WatchBroken", f"{self.host}: watch ended: {error}")
+            broken = KubeError(0, "WatchBroken", f"{self.origin}: watch ended: {error}")
             raise self._scrubbed(broken) from error
         finally:
             raw.release_conn()
@@ -327,7 +361,7 @@ class Kube:
         except (ValueError, RecursionError):
             event = None  # a torn line, or one that is not JSON
         if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
-            broken = KubeError(0, "WatchBroken", f"{self.host}: watch ended: not a watch event")
+            broken = KubeError(0, "WatchBroken", f"{self.origin}: watch ended: not a watch event")
             raise self._scrubbed(broken)
         return event
 
@@ -367,6 +401,9 @@ class Kube:
         # No request follows a redirect: an API server sends none, and whatever answers in
         # its place must not send the operator's requests elsewhere.
         retries: dict[str, Any] = {"retries": False} if method != "GET" else {}
+        token = self.bearer.token() if self.bearer is not None else None
+        if token is not None:
+            header_params["Authorization"] = f"Bearer {token}"
         try:
             response: urllib3.BaseHTTPResponse = self.api_client.rest_client.pool_manager.request(
                 method,
@@ -378,10 +415,14 @@ class Kube:
                 preload_content=False,
                 **retries,
             )
+        except destinations.Refused as error:
+            raise KubeError(0, error.reason, error.message) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise self._scrubbed(
-                KubeError(0, "ConnectionError", f"{self.host}: {error}")
+                KubeError(0, "ConnectionError", f"{self.origin}: {error}")
             ) from error
+        if response.status == 401 and token is not None and self.bearer is not None:
+            self.bearer.rejected(token)
         return response
 
     def _fence(self, method: str, path: str) -> float | None:

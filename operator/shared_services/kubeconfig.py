@@ -17,8 +17,9 @@ Kept, and why:
   ``spec.context``, else ``current-context``, else the only one. ``namespace`` is ignored
   (each import names its remote namespace).
 - ``clusters[].name``; ``clusters[].cluster.server``: an ``https`` URL without userinfo, query
-  or fragment, so that it cannot carry a credential (it is the one value of the document that
-  messages show: the person needs to see where the operator connects).
+  or fragment, so that it cannot carry a credential. Messages show only its scheme, host and
+  port (a path may carry a secret: some proxies take a token there), and where it may be
+  is judged at each connection (see ``destinations``).
   ``certificate-authority-data``: the CA, inline (PEM certificates, strictly base64); without
   it the system's trust store is used, and TLS is verified either way.
   ``tls-server-name``: the name to verify the server's certificate against (and send as
@@ -105,7 +106,8 @@ class Kubeconfig:
     server: str
     ca_pem: bytes | None = field(repr=False)
     tls_server_name: str | None
-    credentials: BearerToken | ClientCertificate
+    # None where the RemoteCluster signs in instead (its user, if any, is not used).
+    credentials: BearerToken | ClientCertificate | None
     cluster_path: str
     user_path: str
 
@@ -604,7 +606,7 @@ def _link(check: _Check, fields: Mapping[str, object], path: str) -> _Link:
     check.listing(fields.get("extensions"), f"{path}.extensions")
     return _Link(
         cluster=check.string(fields.get("cluster"), f"{path}.cluster", required=True),
-        user=check.string(fields.get("user"), f"{path}.user", required=True),
+        user=check.string(fields.get("user"), f"{path}.user"),  # required by parse()
     )
 
 
@@ -743,11 +745,13 @@ def _credentials(user: _User, path: str) -> BearerToken | ClientCertificate:
     raise CredentialsError(INVALID, msg)
 
 
-def parse(text: str, *, context: str | None = None) -> Kubeconfig:
+def parse(text: str, *, context: str | None = None, signs_in: bool = False) -> Kubeconfig:
     """Check a kubeconfig against the allow-list; return what a client of ``context`` needs.
 
     ``context`` is the RemoteCluster's ``spec.context``; without it, ``current-context``,
-    else the only context. Raises :class:`CredentialsError` (``InsecureKubeconfig`` or
+    else the only context. With ``signs_in`` (the RemoteCluster signs in with credentials of
+    its own) the context needs no user, and a user it names is still checked but not used.
+    Raises :class:`CredentialsError` (``InsecureKubeconfig`` or
     ``KubeconfigInvalid``) with a message that names fields by path and never holds a byte
     of ``text``.
     """
@@ -762,18 +766,25 @@ def parse(text: str, *, context: str | None = None) -> Kubeconfig:
     path = f"contexts[{index}].context"
     if link.cluster not in walked.clusters:
         raise CredentialsError(INVALID, f"{path}.cluster names none of the clusters")
-    if link.user not in walked.users:
+    if link.user is None and not signs_in:
+        raise CredentialsError(INVALID, f"{path}.user is missing")
+    if link.user is not None and link.user not in walked.users:
         raise CredentialsError(INVALID, f"{path}.user names none of the users")
     cluster_index, cluster = walked.clusters[link.cluster]
-    user_index, user = walked.users[link.user]
-    user_path = f"users[{user_index}].user"
+    credentials: BearerToken | ClientCertificate | None = None
+    user_path = ""
+    if link.user is not None:
+        user_index, user = walked.users[link.user]
+        user_path = f"users[{user_index}].user"
+        if not signs_in:
+            credentials = _credentials(user, user_path)
     if cluster.server is None:  # noted by the walk already; here for the type checker
         raise CredentialsError(INVALID, f"clusters[{cluster_index}].cluster.server is missing")
     return Kubeconfig(
         server=cluster.server,
         ca_pem=cluster.ca_pem,
         tls_server_name=cluster.tls_server_name,
-        credentials=_credentials(user, user_path),
+        credentials=credentials,
         cluster_path=f"clusters[{cluster_index}].cluster",
         user_path=user_path,
     )

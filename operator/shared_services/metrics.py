@@ -56,6 +56,12 @@ REMOTE_CONNECTED = Gauge(
     "1 when the RemoteCluster's credentials work and its API server answered.",
     ["cluster"],
 )
+SIGN_INS = Counter(
+    "shared_services_remote_sign_ins_total",
+    "Sign-ins to a RemoteCluster's vSphere sign-in endpoint, by result (succeeded, "
+    "rejected: the user or password refused, failed: anything else).",
+    ["cluster", "result"],
+)
 API_REQUESTS = Counter(
     "shared_services_api_requests_total",
     "Requests sent to an API server, by target (local, or the RemoteCluster's name) and verb.",

@@ -47,6 +47,7 @@ only to word the refusal.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,6 +86,10 @@ STATIC_NAMESPACE_FLAG = "--static-source-namespace"
 SERVICE_CIDRS_FLAG = "--service-cidrs"
 NAT64_FLAG = "--nat64-prefixes"
 METADATA_FLAG = "--allow-metadata-services"
+REMOTE_SERVERS_FLAG = "--remote-server-cidrs"
+# The reason of a RemoteCluster's condition when its server (or sign-in endpoint) is in a
+# place the operator may not connect to.
+SERVER_NOT_ALLOWED = "ServerNotAllowed"
 
 # The longest textual address (IPv6 with an IPv4 tail) is 45 characters, a CIDR 49; a
 # longer string is garbage and not worth handing to the parser.
@@ -325,8 +330,12 @@ class AddressPolicy:
     service_cidrs: tuple[Network, ...] = ()
     nat64_prefixes: tuple[ipaddress.IPv6Network, ...] = ()
     allow_metadata_services: bool = False
+    # Where RemoteCluster servers and sign-in endpoints may be; empty means wherever the
+    # rules for endpoints (but their allow-list) would let an endpoint point.
+    remote_servers: tuple[Network, ...] = ()
     _allowed: _Ranges = field(init=False, repr=False, compare=False)
     _denied: _Ranges = field(init=False, repr=False, compare=False)
+    _remote_servers: _Ranges = field(init=False, repr=False, compare=False)
     # Every NAT64 prefix that applies, the well-known one first.
     _nat64: tuple[ipaddress.IPv6Network, ...] = field(init=False, repr=False, compare=False)
     # Every IPv6 range whose addresses carry an IPv4 one: a single bisection tells an
@@ -349,6 +358,8 @@ class AddressPolicy:
         )
         object.__setattr__(self, "_allowed", _Ranges(self.allowed))
         object.__setattr__(self, "_denied", _Ranges(self.denied))
+        object.__setattr__(self, "remote_servers", tuple(map(_unmapped, self.remote_servers)))
+        object.__setattr__(self, "_remote_servers", _Ranges(self.remote_servers))
         for prefix in self.nat64_prefixes:
             problem = nat64_prefix_problem(prefix)
             if problem is not None:
@@ -795,3 +806,45 @@ def static_source_refusal(kind: str, namespace: str, *, policy: AddressPolicy) -
         f"static sources are limited to listed namespaces ({STATIC_FLAG}=listed, "
         f"{STATIC_NAMESPACE_FLAG})"
     )
+
+
+def server_refusal(
+    address: Address, *, policy: AddressPolicy, networks: ClusterNetworks
+) -> str | None:
+    """Why the operator may not connect to ``address`` as a remote server, or None.
+
+    Whoever can edit a kubeconfig Secret chooses where the operator connects, and sees the
+    answers reflected in statuses: pointed at a kubelet on loopback, a metadata service or
+    the local API server, the operator would lend its own network position. So a server is
+    judged as an endpoint is (never loopback, link-local or into the local cluster, never a
+    metadata service, never a denied range), except by the endpoints' allow-list, which
+    says where Services may point, not where API servers are. Where the platform team lists
+    the ranges of its servers (``--remote-server-cidrs``), those alone decide: a server
+    inside them is allowed whatever else it is (a test's loopback API server, say), and
+    every other is refused. Worded for the RemoteCluster's condition, which only the
+    platform team reads.
+    """
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # the socket goes to the IPv4 address
+    if policy.remote_servers:
+        if address in policy._remote_servers:
+            return None
+        return (
+            f"is outside the ranges where remote servers may be, "
+            f"{_ranges_text(policy.remote_servers)} ({REMOTE_SERVERS_FLAG})"
+        )
+    hint = f"{REMOTE_SERVERS_FLAG} (chart value addressPolicy.remoteServerCIDRs) lists its range"
+    if address in _REFUSED_BY_API_SERVER:
+        problem = api.endpoint_address_problem(str(address)) or api.NOT_UNICAST_MESSAGE
+        return f"{problem}, unless {hint}"
+    found = _refusal(address, policy=_for_servers(policy), networks=networks)
+    if found is None:
+        return None
+    _rule, _message, detail = found
+    return f"{detail}, unless {hint}"
+
+
+@functools.lru_cache(maxsize=8)
+def _for_servers(policy: AddressPolicy) -> AddressPolicy:
+    """The policy without the endpoints' allow-list, which says nothing about servers."""
+    return dataclasses.replace(policy, allowed=())

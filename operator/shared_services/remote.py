@@ -38,11 +38,13 @@ from typing import Literal
 
 from kubernetes import client as k8s
 
-from shared_services import api, conditions, kubeconfig
+from shared_services import api, conditions, kubeconfig, signin
 from shared_services.api import JSON
+from shared_services.destinations import Destinations, guard, origin
 from shared_services.informer import Informer
 from shared_services.kube import INVALID_RESPONSE, Kube, KubeError, bounded, collection_path
 from shared_services.kubeconfig import CredentialsError
+from shared_services.policy import SERVER_NOT_ALLOWED
 from shared_services.resolve import RemoteLookup
 
 log = logging.getLogger(__name__)
@@ -167,16 +169,25 @@ class SecretWatches:
         self.keep_only(set())
 
 
-def build_client(kubeconfig_text: str, *, context: str | None, target: str = "remote") -> Kube:
+def build_client(
+    kubeconfig_text: str,
+    *,
+    context: str | None,
+    target: str = "remote",
+    destinations: Destinations | None = None,
+    sign_in: tuple[api.VsphereSignIn, signin.Credentials] | None = None,
+) -> Kube:
     """A client from kubeconfig text, built only from what :mod:`kubeconfig` lets through.
 
     The document itself never reaches the kubernetes client: its loader runs programs, reads
     files and follows proxies when a kubeconfig asks. It also writes CA and client key data
     to temporary files that stay until the process exits, one more per rotated Secret; here
     the CA and the key go into one TLS context in memory instead, which every connection of
-    the client shares.
+    the client shares. With ``destinations``, each connection goes only where they allow.
+    With ``sign_in``, the client signs in as that user and sends the session's token; the
+    kubeconfig gives the server and the CA, which the sign-in endpoint is verified with too.
     """
-    config = kubeconfig.parse(kubeconfig_text, context=context)
+    config = kubeconfig.parse(kubeconfig_text, context=context, signs_in=sign_in is not None)
     configuration = k8s.Configuration()
     configuration.host = config.server
     configuration.verify_ssl = True
@@ -191,7 +202,21 @@ def build_client(kubeconfig_text: str, *, context: str | None, target: str = "re
     api_client = k8s.ApiClient(configuration)
     # The client has no setting for a ready-made context; urllib3 takes one per pool.
     api_client.rest_client.pool_manager.connection_pool_kw["ssl_context"] = tls
-    return Kube(api_client, target=target, secrets=secrets)
+    if destinations is not None:
+        what = f"the kubeconfig's server {origin(config.server)}"
+        guard(api_client.rest_client.pool_manager, destinations, what=what)
+    session = None
+    if sign_in is not None:
+        how, credentials = sign_in
+        session = signin.Session(
+            cluster=target,
+            url=signin.sign_in_url(config.server, how.url),
+            credentials=credentials,
+            secret=how.credentials_secret_ref.name,
+            tls=tls,
+            destinations=destinations,
+        )
+    return Kube(api_client, target=target, secrets=secrets, bearer=session)
 
 
 def _tls_context(config: kubeconfig.Kubeconfig) -> ssl.SSLContext:
@@ -242,8 +267,8 @@ def server_version(answer: JSON) -> str:
 
 
 def _describe_failure(error: KubeError) -> tuple[str, str]:
-    if error.reason == INVALID_RESPONSE:
-        return INVALID_RESPONSE, error.message
+    if error.reason in (INVALID_RESPONSE, SERVER_NOT_ALLOWED, *signin.REASONS):
+        return error.reason, error.message
     if error.status == 401:
         return "Unauthorized", "the credentials were rejected (401)"
     if error.status == 403:
@@ -271,12 +296,15 @@ class Connector:
         secrets: SecretWatches,
         on_cluster: Callable[[str], None],
         start_informer: Callable[[Connection, str], Informer],
+        destinations: Destinations | None = None,
     ) -> None:
         self._loop = loop
         self.clusters = clusters  # the registry's own table, shared
         self.secrets = secrets
         self._on_cluster = on_cluster
         self._start_informer = start_informer
+        # Where a server may be; None (tests of this module alone) lets any be.
+        self._destinations = destinations
 
     def schedule(self, connection: Connection) -> None:
         """(Re)connect ``connection`` from now on, ending any try under way."""
@@ -293,7 +321,7 @@ class Connector:
         """
         delay = 1.0
         while connection.name in self.clusters:
-            if not self.secrets.synced(connection.spec.kubeconfig_secret_ref.name):
+            if not all(map(self.secrets.synced, secret_names(connection.spec))):
                 return  # its watch has not listed yet; when it has, secret_changed comes
             try:
                 if await self._connect_once(connection):
@@ -307,11 +335,12 @@ class Connector:
     async def _connect_once(self, connection: Connection) -> bool:
         """One try; True when done (connected, or nothing to retry), False to try again."""
         try:
-            text, fingerprint = _read_secret(self.secrets, connection.spec)
+            content = _read_secret(self.secrets, connection.spec)
         except CredentialsError as error:
             await self._revoke(connection)
             self._failed(connection, error.reason, error.message)
             return True
+        fingerprint = content.fingerprint
         if fingerprint == connection.fingerprint and connection.state == "Connected":
             return True  # the Secret changed elsewhere, not under our key
         if connection.kube is not None and fingerprint != connection.fingerprint:
@@ -320,7 +349,16 @@ class Connector:
             await self._drop_client(connection)
         try:
             kube = await asyncio.to_thread(
-                build_client, text, context=connection.spec.context or None, target=connection.name
+                build_client,
+                content.kubeconfig,
+                context=connection.spec.context or None,
+                target=connection.name,
+                destinations=self._destinations,
+                sign_in=(
+                    (connection.spec.vsphere_sign_in, content.sign_in)
+                    if connection.spec.vsphere_sign_in is not None and content.sign_in
+                    else None
+                ),
             )
         except CredentialsError as error:
             await self._revoke(connection)
@@ -331,10 +369,12 @@ class Connector:
         except KubeError as error:
             kube.close()
             reason, message = _describe_failure(error)
-            if reason in ("Unauthorized", "Forbidden"):
+            if reason in ("Unauthorized", "Forbidden", signin.REJECTED):
                 await self._revoke(connection)
             self._failed(connection, reason, message)
-            return False
+            # A refused password is not tried again before the Secret changes: vCenter
+            # locks a user out after a few failed sign-ins.
+            return reason == signin.REJECTED
         self._connected(connection, kube, fingerprint=fingerprint, version=version)
         return True
 
@@ -347,7 +387,7 @@ class Connector:
         connection.state = "Connected"
         connection.reason = "Connected"
         connection.server_version = server_version(version)
-        connection.message = f"connected to {kube.host}, Kubernetes {connection.server_version}"
+        connection.message = f"connected to {kube.origin}, Kubernetes {connection.server_version}"
         connection.connected_at = conditions.now()
         for namespace in list(connection.informers):
             connection.informers[namespace].stop()
@@ -413,7 +453,9 @@ class Connector:
         if connection.kube is kube and connection.state == "Failed":
             connection.state = "Connected"
             connection.reason = "Connected"
-            connection.message = f"connected to {kube.host}, Kubernetes {connection.server_version}"
+            connection.message = (
+                f"connected to {kube.origin}, Kubernetes {connection.server_version}"
+            )
             connection.connected_at = conditions.now()
             for informer in connection.informers.values():
                 informer.retry_now()
@@ -468,6 +510,7 @@ class RemoteRegistry:
         on_cluster: Callable[[str], None],
         on_import: Callable[[ImportKey], None] = lambda _key: None,
         max_namespaces: int = 50,
+        destinations: Destinations | None = None,
     ) -> None:
         self._loop = loop
 
@@ -486,6 +529,7 @@ class RemoteRegistry:
             secrets=self.secrets,
             on_cluster=on_cluster,
             start_informer=self._start_informer,
+            destinations=destinations,
         )
 
     # -- RemoteCluster lifecycle ---------------------------------------------------------
@@ -517,7 +561,7 @@ class RemoteRegistry:
         self._on_cluster(name)
 
     def _watch_secrets(self) -> None:
-        names = {c.spec.kubeconfig_secret_ref.name for c in self.clusters.values()}
+        names = {n for c in self.clusters.values() for n in secret_names(c.spec)}
         self.secrets.keep_only(names)
         for name in names:
             self.secrets.use(name)
@@ -525,7 +569,7 @@ class RemoteRegistry:
     def secret_changed(self, secret_name: str) -> None:
         """A Secret in the operator's namespace changed: reconnect clusters that use it."""
         for connection in self.clusters.values():
-            if connection.spec.kubeconfig_secret_ref.name == secret_name:
+            if secret_name in secret_names(connection.spec):
                 self._connector.schedule(connection)
 
     # -- shared watches ------------------------------------------------------------------
@@ -669,13 +713,30 @@ class RemoteRegistry:
         ).start()
 
 
-def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> tuple[str, str]:
-    """The kubeconfig in the RemoteCluster's Secret, and a fingerprint of it to see rotation.
+def secret_names(spec: api.RemoteClusterSpec) -> set[str]:
+    """The Secrets a RemoteCluster reads: its kubeconfig's, and its sign-in credentials'."""
+    names = {spec.kubeconfig_secret_ref.name}
+    if spec.vsphere_sign_in is not None:
+        names.add(spec.vsphere_sign_in.credentials_secret_ref.name)
+    return names
 
-    The fingerprint covers the context too: the same document with another context is
-    other credentials.
 
-    Raises CredentialsError, naming the Secret and key but nothing of their content.
+@dataclass(frozen=True)
+class SecretContent:
+    """What a RemoteCluster's Secrets hold, and a fingerprint of it to see rotation."""
+
+    kubeconfig: str
+    sign_in: signin.Credentials | None
+    fingerprint: str
+
+
+def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> SecretContent:
+    """The kubeconfig in the RemoteCluster's Secret (and the sign-in credentials, if any).
+
+    The fingerprint covers the context and the sign-in too: the same document with another
+    context, or another user, is other credentials.
+
+    Raises CredentialsError, naming the Secrets and keys but nothing of their content.
     """
     ref = spec.kubeconfig_secret_ref
     secret = secrets.get(ref.name)
@@ -691,6 +752,27 @@ def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> tuple[s
             f"Secret {ref.name!r} has no key {ref.key!r}",
         )
     raw = base64.b64decode(data[ref.key])
+    digest = hashlib.sha256(raw + b"\0" + (spec.context or "").encode())
+    credentials = None
+    if spec.vsphere_sign_in is not None:
+        name = spec.vsphere_sign_in.credentials_secret_ref.name
+        held = secrets.get(name)
+        if held is None:
+            raise CredentialsError(
+                "SecretNotFound",
+                f"Secret {name!r} not found in the operator's namespace {secrets.namespace!r}",
+            )
+        fields = held.get("data") or {}
+        decoded = {
+            key: base64.b64decode(fields[key]).decode(errors="replace")
+            for key in ("username", "password")
+            if isinstance(fields.get(key), str)
+        }
+        try:
+            credentials = signin.credentials(decoded, secret=name)
+        except signin.SignInError as error:
+            raise CredentialsError(error.reason, error.message) from None
+        for part in (spec.vsphere_sign_in.url or "", credentials.username, credentials.password):
+            digest.update(b"\0" + part.encode())
     # Only a fingerprint is kept to notice rotation; the credentials are never logged.
-    fingerprint = hashlib.sha256(raw + b"\0" + (spec.context or "").encode()).hexdigest()
-    return raw.decode(errors="replace"), fingerprint
+    return SecretContent(raw.decode(errors="replace"), credentials, digest.hexdigest())

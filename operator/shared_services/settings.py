@@ -320,6 +320,16 @@ def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         "ALLOW_METADATA_SERVICES)",
     )
     group.add_argument(
+        policy.REMOTE_SERVERS_FLAG,
+        action="append",
+        dest="remote_server_cidrs",
+        metavar="CIDR[,CIDR...]",
+        help="where RemoteCluster servers may be: only in these ranges, whatever else the "
+        "addresses are; unset, a server is judged as an endpoint is, but for --allowed-cidrs "
+        "(never loopback, link-local, a metadata service or the local cluster) (repeatable; "
+        "env REMOTE_SERVER_CIDRS, comma-separated)",
+    )
+    group.add_argument(
         policy.STATIC_FLAG,
         choices=policy.STATIC_SOURCES,
         default=None,
@@ -371,6 +381,12 @@ def _address_policy(
     except ValueError as error:
         parser.error(f"{policy.NAT64_FLAG} (or NAT64_PREFIXES): {error}")
     try:
+        remote_servers = policy.parse_cidrs(
+            args.remote_server_cidrs or [env.get("REMOTE_SERVER_CIDRS", "")]
+        )
+    except ValueError as error:
+        parser.error(f"{policy.REMOTE_SERVERS_FLAG} (or REMOTE_SERVER_CIDRS): {error}")
+    try:
         return policy.AddressPolicy(
             allowed=allowed,
             denied=denied,
@@ -380,6 +396,7 @@ def _address_policy(
             service_cidrs=service_cidrs,
             nat64_prefixes=nat64,
             allow_metadata_services=args.allow_metadata_services,
+            remote_servers=remote_servers,
         )
     except ValueError as error:
         parser.error(f"{error} (or STATIC_SOURCE_NAMESPACES)")

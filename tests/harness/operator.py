@@ -51,6 +51,9 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "OPERATOR_NAMESPACE": self.operator_namespace,
             "PYTHONUNBUFFERED": "1",
+            # The test plane's central cluster listens on loopback, where no remote server
+            # may be by default; a test of that rule sets this to "" or to other ranges.
+            "REMOTE_SERVER_CIDRS": "127.0.0.0/8",
             **self.env,
         }
         log = self.log_path.open("a")

@@ -83,6 +83,7 @@ def test_address_policy_values_are_the_schemas() -> None:
         "serviceCIDRs": [],
         "nat64Prefixes": [],
         "allowMetadataServices": False,
+        "remoteServerCIDRs": [],
     }
     assert properties["staticSources"]["enum"] == ["all", "none", "listed"]
 

@@ -31,6 +31,7 @@ from shared_services.policy import (
     parse_cidr,
     parse_cidrs,
     parse_nat64_prefixes,
+    server_refusal,
     service_cidr_networks,
     static_source_refusal,
 )
@@ -916,3 +917,59 @@ def test_a_pod_address_outside_every_node_range_is_refused_without_naming_the_po
     assert judge(
         ["10.50.3.8"], policy=AddressPolicy(allow_cluster_networks=True), networks=networks
     ).allowed == ("10.50.3.8",)
+
+
+# --- where remote servers may be ----------------------------------------------------------
+
+
+def _server(address: str, policy: AddressPolicy = OPEN) -> str:
+    return server_refusal(ipaddress.ip_address(address), policy=policy, networks=NETWORKS) or ""
+
+
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("127.0.0.1", "must not be a loopback address"),
+        ("::1", "must not be a loopback address"),
+        ("169.254.169.254", "must not be a link-local address"),
+        ("fe80::1", "must not be a link-local address"),
+        ("0.0.0.0", "must not be the unspecified address"),
+        ("10.96.0.1", "is in the local cluster's Service range 10.96.0.0/16"),
+        ("172.18.0.3", "is the address of Node worker-1"),
+        ("10.244.2.9", "is in the Pod range 10.244.2.0/24 of Node worker-2"),
+        ("168.63.129.16", "Azure's WireServer"),
+        ("64:ff9b::a60:1", "carries 10.96.0.1 (NAT64 prefix 64:ff9b::/96)"),
+        ("2002:a60:1::1", "6to4"),
+    ],
+)
+def test_a_server_is_never_loopback_link_local_a_metadata_service_or_the_cluster(
+    address: str, says: str
+) -> None:
+    said = _server(address)
+    assert says in said
+    assert said.endswith(
+        "unless --remote-server-cidrs (chart value addressPolicy.remoteServerCIDRs) lists its range"
+    )
+
+
+@pytest.mark.parametrize("address", ["192.0.2.10", "10.0.0.5", "2001:db8::5", "172.18.0.9"])
+def test_a_server_elsewhere_is_allowed_whatever_the_endpoints_allow_list(address: str) -> None:
+    narrow = AddressPolicy(allowed=parse_cidrs(["198.51.100.0/24"]))
+    assert _server(address) == ""
+    assert _server(address, narrow) == ""
+
+
+def test_the_deny_list_keeps_servers_out_too() -> None:
+    denied = AddressPolicy(denied=parse_cidrs(["192.0.2.0/24"]))
+    assert "is in the denied range 192.0.2.0/24 (--denied-cidrs)" in _server("192.0.2.10", denied)
+
+
+def test_the_server_ranges_alone_decide_where_set() -> None:
+    ranges = AddressPolicy(remote_servers=parse_cidrs(["127.0.0.0/8", "198.51.100.0/28"]))
+    assert _server("127.0.0.1", ranges) == ""
+    assert _server("::ffff:127.0.0.9", ranges) == ""
+    assert _server("198.51.100.14", ranges) == ""
+    assert _server("198.51.100.16", ranges) == (
+        "is outside the ranges where remote servers may be, 127.0.0.0/8, 198.51.100.0/28 "
+        "(--remote-server-cidrs)"
+    )
