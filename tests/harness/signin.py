@@ -279,7 +279,12 @@ class SignInService:
         return public_jwk(_load_key(self.directory / "signing.key"))
 
     def authentication_config(self) -> dict[str, Any]:
-        """The API server's structured authentication configuration that trusts its tokens."""
+        """The API server's structured authentication configuration that trusts its tokens.
+
+        Version v1, which Kubernetes serves from 1.34 on (earlier releases only v1beta1): the
+        supervisor always runs the newest release. It sits beside --token-auth-file, whose
+        static users keep working; only the --oidc-* flags would conflict with it.
+        """
         return {
             "apiVersion": "apiserver.config.k8s.io/v1",
             "kind": "AuthenticationConfiguration",
