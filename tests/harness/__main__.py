@@ -4,7 +4,8 @@
 cluster's data plane (they die with it), waits until they are ready, and returns; ``down``
 asks that process to stop and waits for it, then removes whatever a killed ``serve`` left.
 The kubeconfigs land in ``.local/<name>.kubeconfig``, the data plane's commands in
-``.local/bin/pod`` and ``.local/bin/lb``.
+``.local/bin/pod`` and ``.local/bin/lb``. The supervisor signs SSO users in at its
+``/wcp/login``, whose users ``python -m harness.signin add-user`` adds.
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ def up(state: Path) -> int:
     print("look at them with the kubectl that was built alongside:")
     for cluster in info["clusters"]:
         print(f"  KUBECONFIG={cluster['kubeconfig']} {kubectl} get ns")
+    for cluster in info["clusters"]:
+        if "signin" in cluster:
+            signin = cluster["signin"]
+            control = f"PYTHONPATH=tests {_relative(Path(sys.executable))} -m harness.signin"
+            print(
+                f"SSO users sign in to the {cluster['name']} as on vSphere, with HTTP Basic at\n"
+                f"  {signin['login_url']}\n"
+                "add one (its password is printed) with\n"
+                f"  {control} add-user --directory {_relative(Path(signin['directory']))} "
+                "devops@vsphere.local"
+            )
     plane = info["dataplane"]
     pod, lb = (_relative(Path(plane["commands"][c])) for c in ("pod", "lb"))
     print(

@@ -6,6 +6,11 @@ their own process group, so a Ctrl-C meant for pytest reaches them only through 
 teardown, and with a parent-death signal, so they cannot outlive a harness that is killed
 outright. The admin kubeconfig embeds the CA and a token and names no files: it can be stored
 in a Secret and used from the other cluster, as the operator does in production.
+
+A cluster started with ``sso`` (the supervisor) also signs SSO users in as a vSphere Supervisor
+does: a sign-in service (:mod:`harness.signin`) mints JWTs at ``/wcp/login``, and the API
+server trusts them through a JWT authenticator; its audit log then records what those users
+sent and every request it refused to authenticate.
 """
 
 from __future__ import annotations
@@ -34,12 +39,23 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from harness.pki import Pki, write_pki
+from harness.signin import USERNAME_PREFIX, SignInService
 
 SERVICE_CIDR = "10.96.0.0/16"
 # For a workload cluster with a data plane: IPv4 first, so Services stay IPv4 unless they ask,
 # and an IPv6 range from the documentation prefix.
 DUAL_STACK_SERVICE_CIDR = f"{SERVICE_CIDR},2001:db8:96::/112"
 _PR_SET_PDEATHSIG = 1
+# The subject of the token that proves the API server trusts the sign-in service's key.
+_READINESS_SUBJECT = "readiness@harness.local"
+# Who an SSO cluster's audit log leaves out: administrators and the control plane (whose
+# group is system:masters), ServiceAccounts, nodes, and anonymous probes of /readyz.
+_UNAUDITED_GROUPS = (
+    "system:masters",
+    "system:serviceaccounts",
+    "system:nodes",
+    "system:unauthenticated",
+)
 
 
 # Ports handed out by this process: a port is free again once its probe socket closes, so
@@ -136,25 +152,37 @@ class AuditLog:
 
     What a process really sent, counted by the server rather than by the process itself:
     a client's own metrics cannot show a write that it believes it never made.
+
+    With ``people`` set, it also records every request of a person (a user who is neither an
+    administrator, a ServiceAccount, a node nor anonymous: the SSO users, alice and bob) and
+    every request the server refused to authenticate (401): what a client sent with an
+    expired or forged token shows here, although the server cannot say who sent it.
     """
 
     path: Path
     users: tuple[str, ...]
+    people: bool = False
 
     def flags(self) -> list[str]:
         """The kube-apiserver flags that write this log (and its policy, next to it)."""
         policy = self.path.with_name(f"{self.path.stem}-policy.yaml")
         policy.parent.mkdir(parents=True, exist_ok=True)
+        # The first rule that matches decides. A request refused authentication has no user,
+        # so only a rule that names no users or groups matches it.
+        rules: list[dict[str, Any]] = []
+        if self.users:
+            rules.append({"level": "Metadata", "users": list(self.users)})
+        if self.people:
+            rules.append({"level": "None", "userGroups": list(_UNAUDITED_GROUPS)})
+            rules.append({"level": "Metadata"})
+        rules.append({"level": "None"})
         policy.write_text(
             yaml.safe_dump(
                 {
                     "apiVersion": "audit.k8s.io/v1",
                     "kind": "Policy",
                     "omitStages": ["RequestReceived"],
-                    "rules": [
-                        {"level": "Metadata", "users": list(self.users)},
-                        {"level": "None"},
-                    ],
+                    "rules": rules,
                 }
             )
         )
@@ -166,7 +194,11 @@ class AuditLog:
         ]
 
     def requests(self) -> list[AuditedRequest]:
-        """Every finished request logged so far (a watch counts once, when it ends)."""
+        """Every finished request logged so far (a watch counts once, when it ends).
+
+        A request refused authentication has the user "": the server did not know who sent
+        it, only that its credentials were refused.
+        """
         if not self.path.exists():
             return []
         found = []
@@ -175,12 +207,16 @@ class AuditLog:
                 event = json.loads(line)
             except ValueError:
                 continue  # the line being written right now
-            if event.get("stage") != "ResponseComplete":
+            user = str(event.get("user", {}).get("username", ""))
+            # A request refused authentication (user "", code 401) is logged once, when its
+            # answer starts: the server writes no ResponseComplete stage for it.
+            refused = event.get("stage") == "ResponseStarted" and not user
+            if event.get("stage") != "ResponseComplete" and not refused:
                 continue
             received = event.get("requestReceivedTimestamp", "")
             found.append(
                 AuditedRequest(
-                    user=str(event.get("user", {}).get("username", "")),
+                    user=user,
                     verb=str(event.get("verb", "")),
                     uri=str(event.get("requestURI", "")),
                     code=int(event.get("responseStatus", {}).get("code", 0)),
@@ -189,12 +225,18 @@ class AuditLog:
             )
         return found
 
+    def answered(self, code: int) -> list[AuditedRequest]:
+        """The logged requests answered with ``code`` (401: refused authentication)."""
+        return [request for request in self.requests() if request.code == code]
+
 
 @dataclass
 class Cluster:
     """A running (or startable) local control plane.
 
     With ``audit`` set, its API server writes an audit log of the requests of those users.
+    With ``sso`` set, it signs SSO users in (see :attr:`signin`), and unless ``audit`` says
+    otherwise its audit log records those users' requests and every 401.
     """
 
     name: str
@@ -207,7 +249,9 @@ class Cluster:
     service_cidr: str = SERVICE_CIDR
     users: dict[str, StaticUser] = field(default_factory=dict)
     audit: AuditLog | None = None
+    sso: bool = False
     _pki: Pki | None = None
+    _signin: SignInService | None = None
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[TextIO] = field(default_factory=list)
 
@@ -225,6 +269,14 @@ class Cluster:
             msg = f"cluster {self.name} has not been started"
             raise RuntimeError(msg)
         return self._pki
+
+    @property
+    def signin(self) -> SignInService:
+        """The sign-in service whose tokens the API server trusts; created by :meth:`start`."""
+        if self._signin is None:
+            msg = f"cluster {self.name} signs no SSO users in (start it with sso=True)"
+            raise RuntimeError(msg)
+        return self._signin
 
     @property
     def admin(self) -> StaticUser:
@@ -286,6 +338,8 @@ class Cluster:
         self._pki = write_pki(self.directory / "pki", cluster_name=self.name)
         self._write_tokens()
         self._spawn("etcd", self._etcd_args())
+        if self.sso:
+            self._start_signin()
         self.start_apiserver()
 
     def start_apiserver(self) -> None:
@@ -325,6 +379,8 @@ class Cluster:
                 raise TimeoutError(self._timeout_message("the default ServiceAccount"))
             time.sleep(0.1)
         api.api_client.close()
+        if self._signin is not None and self._signin.running:
+            self._wait_signin_trusted(deadline=deadline)
         return time.monotonic() - started
 
     def wait_apiserver(self, *, deadline: float) -> None:
@@ -342,6 +398,8 @@ class Cluster:
         """Stop every process (controller manager first, etcd last) and remove the state."""
         for component in ("kube-controller-manager", "kube-apiserver", "etcd"):
             self._terminate(component)
+        if self._signin is not None:
+            self._signin.stop()
         for log in self._logs:
             log.close()
         self._logs.clear()
@@ -349,8 +407,64 @@ class Cluster:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def pids(self) -> dict[str, int]:
-        """The process ids of the running components."""
-        return {name: p.pid for name, p in self._processes.items() if p.poll() is None}
+        """The process ids of the running components (and of the sign-in service)."""
+        pids = {name: p.pid for name, p in self._processes.items() if p.poll() is None}
+        signin_pid = self._signin.pid if self._signin is not None else None
+        if signin_pid is not None:
+            pids["signin"] = signin_pid
+        return pids
+
+    def bind_sso_user(
+        self, user: str, namespace: str, *, role: str = "view", timeout: float = 15.0
+    ) -> str:
+        """Bind SSO user ``user`` to a stock ClusterRole in ``namespace``, as vSphere does.
+
+        A vSphere Namespace's permissions (Can View, Can Edit) are RoleBindings of its SSO
+        users to the aggregated ``view`` and ``edit`` ClusterRoles. Returns once the API
+        server's authorizer lets the user list Services there: that proves both that the
+        binding reached RBAC's cache and that the clusterrole-aggregation-controller filled
+        the role, which a test started earlier would see only as 403s that say nothing.
+        """
+        username = f"{USERNAME_PREFIX}{user}"
+        name = f"wcp:{namespace}:user:{user}:{role}".lower()
+        binding = k8s.V1RoleBinding(
+            metadata=k8s.V1ObjectMeta(name=name),
+            role_ref=k8s.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+            ),
+            subjects=[
+                k8s.RbacV1Subject(api_group="rbac.authorization.k8s.io", kind="User", name=username)
+            ],
+        )
+        review = k8s.V1SubjectAccessReview(
+            spec=k8s.V1SubjectAccessReviewSpec(
+                user=username,
+                groups=["system:authenticated"],
+                resource_attributes=k8s.V1ResourceAttributes(
+                    namespace=namespace, verb="list", resource="services"
+                ),
+            )
+        )
+        api = self.api_client()
+        try:
+            try:
+                k8s.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, binding)
+            except k8s.ApiException as error:
+                if error.status != 409:
+                    raise
+            authorization = k8s.AuthorizationV1Api(api)
+            deadline = time.monotonic() + timeout
+            while True:
+                answer = authorization.create_subject_access_review(review).status
+                if answer is not None and answer.allowed:
+                    break
+                if time.monotonic() > deadline:
+                    msg = f"{username} may still not list Services in {namespace} as {role}"
+                    raise TimeoutError(msg)
+                time.sleep(0.1)
+        finally:
+            api.close()
+        return name
 
     def log_tail(self, component: str, lines: int = 30) -> str:
         """The last lines a component wrote, for error messages."""
@@ -382,6 +496,48 @@ class Cluster:
         kubeconfig.write_text(yaml.safe_dump(self.kubeconfig(controller_manager)))
         kubeconfig.chmod(0o600)
 
+    def _start_signin(self) -> None:
+        """Start the sign-in service before the API server, and write what makes it trusted.
+
+        The API server's JWT authenticator fetches the issuer's discovery document as it
+        starts, and after a failure tries again only 10 s later: started first, the service
+        answers that first fetch.
+        """
+        if self._signin is None:
+            self._signin = SignInService.create(
+                self.directory / "signin", port=free_port(), pki=self.pki
+            )
+            if self.audit is None:
+                self.audit = AuditLog(path=self.directory / "audit.log", users=(), people=True)
+        self._signin.start()
+        path = self.directory / "authentication-config.yaml"
+        path.write_text(yaml.safe_dump(self._signin.authentication_config(), sort_keys=False))
+
+    def _wait_signin_trusted(self, *, deadline: float) -> None:
+        """Block until the API server accepts a token signed with the sign-in service's key.
+
+        /readyz does not wait for the JWT authenticator, and until it has read the issuer's
+        discovery document and key set it answers 401 to every SSO token. Checked with a token
+        minted directly, so that no sign-in is counted; its key set is then cached, so tokens
+        stay accepted while a test has the service stopped.
+        """
+        api = self.api_client(token=self.signin.mint_token(_READINESS_SUBJECT, lifetime=120))
+        try:
+            while True:
+                self._check_alive()
+                with contextlib.suppress(k8s.ApiException):
+                    review = k8s.AuthenticationV1Api(api).create_self_subject_review(
+                        k8s.V1SelfSubjectReview()
+                    )
+                    user = review.status.user_info if review.status else None
+                    if user is not None and user.username == USERNAME_PREFIX + _READINESS_SUBJECT:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(self._timeout_message("the JWT authenticator"))
+                time.sleep(0.2)
+        finally:
+            api.close()
+
     def _etcd_args(self) -> list[str]:
         return [
             f"--data-dir={self.directory / 'etcd'}",
@@ -409,6 +565,11 @@ class Cluster:
             "--endpoint-reconciler-type=none",
             "--profiling=false",
             *(self.audit.flags() if self.audit else []),
+            *(
+                [f"--authentication-config={self.directory / 'authentication-config.yaml'}"]
+                if self._signin is not None
+                else []
+            ),
         ]
 
     def _controller_manager_args(self) -> list[str]:
@@ -459,6 +620,8 @@ class Cluster:
             process.wait()
 
     def _check_alive(self) -> None:
+        if self._signin is not None:
+            self._signin.check()
         for component, process in self._processes.items():
             if process.poll() is not None:
                 msg = (
@@ -473,12 +636,15 @@ class Cluster:
 
     def describe(self) -> dict[str, Any]:
         """What ``make up`` records about a running cluster."""
-        return {
+        described: dict[str, Any] = {
             "name": self.name,
             "url": self.url,
             "directory": str(self.directory),
             "pids": self.pids(),
         }
+        if self._signin is not None:
+            described["signin"] = self._signin.describe()
+        return described
 
 
 def start_clusters(
@@ -489,13 +655,15 @@ def start_clusters(
     timeout: float = 90.0,
     service_cidrs: dict[str, str] | None = None,
     bin_dirs: dict[str, Path] | None = None,
+    sso: tuple[str, ...] = ("supervisor",),
 ) -> list[Cluster]:
     """Start clusters side by side and wait until all are ready.
 
     All processes are launched before any wait, so the clusters boot in parallel; a failure
     stops the ones already started. ``service_cidrs`` gives a cluster another Service range
     than ``SERVICE_CIDR`` (a dual-stack one, say), ``bin_dirs`` another Kubernetes release
-    than ``bin_dir``'s.
+    than ``bin_dir``'s. The clusters named in ``sso`` sign SSO users in, as the Supervisor
+    does: by default the one named ``supervisor``, wherever it is started.
     """
     ranges = service_cidrs or {}
     releases = bin_dirs or {}
@@ -505,6 +673,7 @@ def start_clusters(
             directory=base_dir / n,
             bin_dir=releases.get(n, bin_dir),
             service_cidr=ranges.get(n, SERVICE_CIDR),
+            sso=n in sso,
         )
         for n in names
     ]
