@@ -22,6 +22,7 @@ from harness.allocator import LoadBalancerAllocator
 from harness.binaries import ensure_binaries, workload_release
 from harness.cluster import Cluster, start_clusters
 from harness.coredns import ensure_coredns
+from harness.signin import SignInService, SsoUser
 
 _CLUSTER_DIRS = ("integration", "e2e", "faults")
 
@@ -85,6 +86,24 @@ def supervisor(clusters: Clusters) -> Cluster:
 def workload(clusters: Clusters) -> Cluster:
     """The cluster where applications, imports and the operator live."""
     return clusters.workload
+
+
+@pytest.fixture(scope="session")
+def signin(supervisor: Cluster) -> SignInService:
+    """The supervisor's sign-in service (its /wcp/login), whose tokens its API server trusts."""
+    return supervisor.signin
+
+
+@pytest.fixture
+def sso_user(signin: SignInService) -> Iterator[SsoUser]:
+    """A fresh SSO user of the session's sign-in service: a unique name, a random password.
+
+    Removed afterwards, with any token lifetime the test gave it; tokens it was given stay
+    valid until they expire, as a removed user's session does on vSphere.
+    """
+    user = signin.fresh_user()
+    yield user
+    signin.remove_user(user.name)
 
 
 @pytest.fixture(scope="session")
