@@ -659,7 +659,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(401, {"message": message}, user=user, reason=reason, extra=extra)
             return
         state = _read_state(self.server.directory)
-        lifetime = state["users"][user].get("token_lifetime", state["token_lifetime"])
+        # Read again: a user removed since the check still gets the token it signed in for.
+        lifetime = state["users"].get(user, {}).get("token_lifetime", state["token_lifetime"])
         token = mint(
             self.server.key,
             issuer=self.server.issuer,
