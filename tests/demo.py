@@ -290,8 +290,22 @@ class _Demo:
         core = k8s.CoreV1Api(self.workload_api)
         custom = k8s.CustomObjectsApi(self.workload_api)
         core.create_namespace(_namespace(OPERATOR_NAMESPACE))
+        # As on vSphere with Tanzu: an SSO user with Can View on the shared namespace (a
+        # RoleBinding to view, as vSphere makes it) signs in at /wcp/login; the kubeconfig
+        # says only where the Supervisor is and which CA to trust.
+        supervisor = self.clusters[0]
+        user = supervisor.signin.fresh_user("devops")
+        supervisor.bind_sso_user(user.name, REMOTE_NAMESPACE)
+        self.say(
+            f"On the supervisor, SSO user {user.name} has Can View on {REMOTE_NAMESPACE}\n"
+            "(a RoleBinding to the view ClusterRole, as vSphere makes it); nothing else"
+        )
         secret = f"{REMOTE_CLUSTER}-kubeconfig"
-        kubeconfig = self.clusters[0].kubeconfig_yaml()
+        config = supervisor.kubeconfig()
+        config.pop("users", None)
+        for context in config["contexts"]:
+            context["context"].pop("user", None)
+        kubeconfig = yaml.safe_dump(config, sort_keys=False)
         core.create_namespaced_secret(
             OPERATOR_NAMESPACE,
             k8s.V1Secret(
@@ -299,8 +313,18 @@ class _Demo:
                 data={"kubeconfig": base64.b64encode(kubeconfig.encode()).decode()},
             ),
         )
+        sso_secret = f"{REMOTE_CLUSTER}-sso"
+        core.create_namespaced_secret(
+            OPERATOR_NAMESPACE,
+            k8s.V1Secret(
+                metadata=k8s.V1ObjectMeta(name=sso_secret),
+                type="kubernetes.io/basic-auth",
+                string_data={"username": user.name, "password": user.password},
+            ),
+        )
         self.say(
-            f"Secret {OPERATOR_NAMESPACE}/{secret}: the supervisor's kubeconfig\n"
+            f"Secret {OPERATOR_NAMESPACE}/{secret}: the supervisor's server and CA, no user\n"
+            f"Secret {OPERATOR_NAMESPACE}/{sso_secret} (kubernetes.io/basic-auth): the SSO user\n"
             "(the operator reads Secrets in its own namespace and nowhere else)"
         )
         self.say()
@@ -308,7 +332,13 @@ class _Demo:
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "RemoteCluster",
             "metadata": {"name": REMOTE_CLUSTER},
-            "spec": {"kubeconfigSecretRef": {"name": secret, "key": "kubeconfig"}},
+            "spec": {
+                "kubeconfigSecretRef": {"name": secret, "key": "kubeconfig"},
+                "vsphereSignIn": {
+                    "credentialsSecretRef": {"name": sso_secret},
+                    "url": supervisor.signin.login_url,
+                },
+            },
         }
         custom.create_cluster_custom_object(GROUP, VERSION, "remoteclusters", remote_cluster)
         self.say("RemoteCluster (once per central cluster, usually set up by the Helm chart):")

@@ -57,6 +57,9 @@ def test_demo_shows_the_import_following_its_vip() -> None:
 
     (clusters,) = _tables(printed, "kubectl get remoteclusters")
     assert [(r["NAME"], r["CONNECTED"]) for r in clusters] == [("supervisor", "True")]
+    # Connected by signing in as an SSO user, as on vSphere, not with a ServiceAccount token.
+    assert "vsphereSignIn:" in printed
+    assert "kubernetes.io/basic-auth" in printed
     (events,) = _tables(
         printed, "kubectl get events -n web --field-selector reason=AddressesChanged"
     )
@@ -76,9 +79,9 @@ def test_demo_shows_the_import_following_its_vip() -> None:
     assert len(result.client_ms) == len(result.moves)
     assert all(0 < ms < 30_000 for ms in result.client_ms)
 
-    # Three components per cluster, the operator, the data plane's three and two servers,
-    # all stopped and reaped; the network namespaces removed.
-    assert len(result.pids) == 12
+    # Three components per cluster, the supervisor's sign-in service, the operator, the data
+    # plane's three and two servers, all stopped and reaped; the network namespaces removed.
+    assert len(result.pids) == 13
     assert [pid for pid in result.pids if _alive(pid)] == []
     assert [name for name in result.namespaces if netns.exists(name)] == []
     assert "nothing is left running" in printed
