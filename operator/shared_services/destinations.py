@@ -101,7 +101,7 @@ def guard(pool_manager: urllib3.PoolManager, destinations: Destinations, *, what
     connection is refused outright.
     """
 
-    class _Connection(HTTPSConnection):
+    class CheckedHTTPSConnection(HTTPSConnection):
         def _new_conn(self) -> socket.socket:
             # self.host is the kubeconfig's host (what TLS verifies); only the socket goes
             # to the judged address.
@@ -128,11 +128,11 @@ def guard(pool_manager: urllib3.PoolManager, destinations: Destinations, *, what
                 self, f"Failed to establish a new connection: {last}"
             ) from last
 
-    class _Pool(HTTPSConnectionPool):
-        ConnectionCls = _Connection
+    class CheckedHTTPSConnectionPool(HTTPSConnectionPool):
+        ConnectionCls = CheckedHTTPSConnection
 
     class _NoPlain(HTTPSConnectionPool):
         def __init__(self, *_args: Any, **_kwargs: Any) -> None:
             raise Refused(f"{what}: a remote server is reached over https only")
 
-    pool_manager.pool_classes_by_scheme = {"https": _Pool, "http": _NoPlain}
+    pool_manager.pool_classes_by_scheme = {"https": CheckedHTTPSConnectionPool, "http": _NoPlain}
