@@ -82,6 +82,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
+Whether a remote cluster signs in as a vCenter SSO user, "true" or "": it has a
+vsphereSignIn, even an empty one (which the chart then refuses). null is no vsphereSignIn,
+as null means "not set" everywhere else in Helm's values.
+*/}}
+{{- define "sso.signsIn" -}}
+{{- if and (hasKey . "vsphereSignIn") (not (kindIs "invalid" .vsphereSignIn)) }}true{{ end }}
+{{- end }}
+
+{{/*
+The kubernetes.io/basic-auth Secret that holds a remote cluster's vCenter SSO user, for
+vsphereSignIn: its existingSecret, or the <name>-sso that the chart makes.
+*/}}
+{{- define "sso.signInSecret" -}}
+{{- $signIn := .vsphereSignIn | default dict }}
+{{- default (printf "%s-sso" .name) $signIn.existingSecret }}
+{{- end }}
+
+{{/*
 Rules for the objects the operator reads and writes in the namespaces it serves; the same
 rules go into a ClusterRole (every namespace) or into a Role in each listed namespace.
 */}}
@@ -182,13 +200,17 @@ server itself refuses loopback, link-local and unspecified endpoint addresses.
 {{- end }}
 
 {{/*
-The kubeconfig Secrets the operator may read, as a JSON list: those of remoteClusters[]
-(the chart's own or existingSecret), then rbac.kubeconfigSecrets, each once.
+The Secrets the operator may read, as a JSON list: those of remoteClusters[] (each one's
+kubeconfig, then its sign-in credentials with vsphereSignIn; the chart's own or
+existingSecret), then rbac.kubeconfigSecrets, each once.
 */}}
 {{- define "sso.kubeconfigSecrets" -}}
 {{- $names := list }}
 {{- range .Values.remoteClusters }}
 {{- $names = append $names (include "sso.kubeconfigSecret" .) }}
+{{- if include "sso.signsIn" . }}
+{{- $names = append $names (include "sso.signInSecret" .) }}
+{{- end }}
 {{- end }}
 {{- $rbac := .Values.rbac | default dict }}
 {{- $names = concat $names ($rbac.kubeconfigSecrets | default list) | uniq }}
