@@ -1,16 +1,19 @@
 """The Helm chart: it lints, its schema refuses bad values, it renders the hardened Deployment
-and exactly the RBAC the operator needs in each mode (the kubeconfig Secrets by name), the
-tenants' roles that the stock view, edit and admin roles aggregate, and an admission policy
-that holds the operator's identity to the address policy of the same values, as far as the
-cluster's Kubernetes release can check it; it renders the CRDs that the cluster's release
-accepts (kept on uninstall, or none at all with crds.enabled=false), the plain manifests are
-its up-to-date rendering, and it really installs into (and uninstalls from) a cluster. What
-installing, upgrading and uninstalling do to the CRDs themselves is pinned on a cluster of
-its own, in test_chart_crds.
+and exactly the RBAC the operator needs in each mode (the kubeconfig and sign-in Secrets by
+name), RemoteClusters that sign in to a vSphere Supervisor with the basic-auth Secret the
+operator reads (or one named as is), refusing half-given credentials in words that never
+quote them, the tenants' roles that the stock view, edit and admin roles aggregate, and an
+admission policy that holds the operator's identity to the address policy of the same
+values, as far as the cluster's Kubernetes release can check it; it renders the CRDs that the
+cluster's release accepts (kept on uninstall, or none at all with crds.enabled=false), the
+plain manifests are its up-to-date rendering, and it really installs into (and uninstalls
+from) a cluster. What installing, upgrading and uninstalling do to the CRDs themselves is
+pinned on a cluster of its own, in test_chart_crds.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import subprocess
@@ -24,7 +27,7 @@ from kubernetes import client as k8s
 from deploykit import CHART, DEPLOY, REPO, Helm, find, kubectl, status_of, write_values
 from harness.cluster import Cluster
 from harness.helm import ensure_helm
-from shared_services import crdgen
+from shared_services import api, crdgen, signin
 from shared_services.settings import Settings
 
 # What the chart grants, rule by rule; test_rbac proves each is needed and enough.
@@ -98,6 +101,11 @@ def test_lint_and_schema(helm: Helm) -> None:
         ["--set", "crds.keep=false"],
         ["--set", "imports.allowSystemNamespaces=true"],
         ["--set", "rbac.aggregateClusterRoles=false,rbac.kubeconfigSecrets={central}"],
+        [
+            "--set",
+            "remoteClusters[0].name=supervisor,remoteClusters[0].existingSecret=central,"
+            "remoteClusters[0].vsphereSignIn.existingSecret=central-sso",
+        ],
     ):
         result = helm.run("lint", "--strict", str(CHART), *args)
         assert "0 chart(s) failed" in result.stdout
@@ -449,6 +457,167 @@ def test_remote_clusters_from_values(helm: Helm, tmp_path: Path) -> None:
     assert "not both" in result.stderr
 
 
+SSO_USER = "tkc-01@vsphere.local"
+# What YAML, a shell and Go templates each read specially, and a letter outside ASCII: the
+# Secret must hold it byte for byte. Not a real password.
+SSO_PASSWORD = "pä$s w0rd: #{{ .x }}'\"%s"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_sign_in_from_values(helm: Helm, tmp_path: Path) -> None:
+    values = write_values(
+        tmp_path / "values.yaml",
+        {
+            "remoteClusters": [
+                {
+                    "name": "supervisor",
+                    "kubeconfig": "apiVersion: v1\n",
+                    "vsphereSignIn": {"username": SSO_USER, "password": SSO_PASSWORD},
+                },
+                {
+                    "name": "dr",
+                    "existingSecret": "dr-kubeconfig",
+                    "vsphereSignIn": {
+                        "existingSecret": "dr-credentials",
+                        "url": "https://192.0.2.20/wcp/login",
+                    },
+                },
+                # null is no sign-in, as null is "not set" everywhere in Helm's values.
+                {"name": "lab", "existingSecret": "lab-kubeconfig", "vsphereSignIn": None},
+            ]
+        },
+    )
+    objects = helm.template("-f", str(values))
+    made = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    # dr's credentials are somebody else's Secret, named as is; lab does not sign in.
+    assert set(made) == {"supervisor-kubeconfig", "supervisor-sso"}
+    sso = made["supervisor-sso"]
+    assert sso["type"] == "kubernetes.io/basic-auth"
+    assert sso["metadata"] == {
+        "name": "supervisor-sso",
+        "namespace": "sso",
+        "labels": sso["metadata"]["labels"],
+    }
+    assert sso["data"] == {"username": _b64(SSO_USER), "password": _b64(SSO_PASSWORD)}
+    # Read as the operator reads it.
+    decoded = {key: base64.b64decode(value).decode() for key, value in sso["data"].items()}
+    assert signin.credentials(decoded, secret="supervisor-sso") == signin.Credentials(
+        username=SSO_USER, password=SSO_PASSWORD
+    )
+    specs = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "RemoteCluster"}
+    assert specs == {
+        "supervisor": {
+            "kubeconfigSecretRef": {"name": "supervisor-kubeconfig", "key": "kubeconfig"},
+            "vsphereSignIn": {"credentialsSecretRef": {"name": "supervisor-sso"}},
+        },
+        "dr": {
+            "kubeconfigSecretRef": {"name": "dr-kubeconfig", "key": "kubeconfig"},
+            "vsphereSignIn": {
+                "credentialsSecretRef": {"name": "dr-credentials"},
+                "url": "https://192.0.2.20/wcp/login",
+            },
+        },
+        "lab": {"kubeconfigSecretRef": {"name": "lab-kubeconfig", "key": "kubeconfig"}},
+    }
+    # The operator's own model reads each spec as the chart means it.
+    dr = api.RemoteClusterSpec.model_validate(specs["dr"]).vsphere_sign_in
+    assert dr is not None
+    assert (dr.credentials_secret_ref.name, dr.url) == (
+        "dr-credentials",
+        "https://192.0.2.20/wcp/login",
+    )
+    assert api.RemoteClusterSpec.model_validate(specs["lab"]).vsphere_sign_in is None
+    # The operator may read each RemoteCluster's Secrets, and those only.
+    (secrets_rule,) = find(objects, "Role")["rules"]
+    assert secrets_rule["resourceNames"] == [
+        "supervisor-kubeconfig",
+        "supervisor-sso",
+        "dr-kubeconfig",
+        "dr-credentials",
+        "lab-kubeconfig",
+    ]
+
+
+EITHER = "set username and password, or existingSecret"
+NAMED = "(the name of a kubernetes.io/basic-auth Secret in the release's namespace)"
+CONTROL = "holds a line break or another control character"
+# What the chart refuses in a vsphereSignIn, and what it says, after
+# "remoteClusters[supervisor].vsphereSignIn".
+SIGN_IN_REFUSALS: dict[str, tuple[dict[str, str], str]] = {
+    "both": (
+        {"username": SSO_USER, "password": SSO_PASSWORD, "existingSecret": "sso"},
+        f": {EITHER}, not both",
+    ),
+    "neither": ({}, f": {EITHER} {NAMED}"),
+    "only-url": ({"url": "https://192.0.2.10/wcp/login"}, f": {EITHER} {NAMED}"),
+    "no-password": ({"username": SSO_USER}, f": username is set but password is not; {EITHER}"),
+    "no-username": (
+        {"password": SSO_PASSWORD},
+        f": password is set but username is not; {EITHER}",
+    ),
+    "colon": (
+        {"username": "vsphere.local:tkc-01", "password": SSO_PASSWORD},
+        ".username holds a ':', which HTTP Basic authentication cannot carry",
+    ),
+    "newline": ({"username": SSO_USER, "password": SSO_PASSWORD + "\n"}, f".password {CONTROL}"),
+    "tab": ({"username": SSO_USER + "\t", "password": SSO_PASSWORD}, f".username {CONTROL}"),
+}
+# What the schema refuses, and where it says so, after "at '/remoteClusters/0/vsphereSignIn".
+SIGN_IN_SCHEMA_REFUSALS: dict[str, tuple[object, str]] = {
+    "unknown-key": ({"user": SSO_USER}, "': additional properties 'user' not allowed"),
+    "number": ({"username": SSO_USER, "password": 123456}, "/password': got number, want string"),
+    "long-password": ({"username": SSO_USER, "password": "w0rd" * 257}, "/password': maxLength"),
+    "long-username": ({"username": "u" * 513, "password": SSO_PASSWORD}, "/username': maxLength"),
+    "secret-name": ({"existingSecret": "Bad_Name"}, "/existingSecret'"),
+    "http": ({"existingSecret": "sso", "url": "http://192.0.2.10/wcp/login"}, "/url'"),
+    "userinfo": ({"existingSecret": "sso", "url": "https://u@192.0.2.10/wcp/login"}, "/url'"),
+    "not-a-map": ("yes", "': got string, want null or object"),
+}
+
+
+def _render_sign_in(helm: Helm, tmp_path: Path, sign_in: object) -> str:
+    """helm template's complaint about a RemoteCluster with ``sign_in``; it must fail."""
+    values = write_values(
+        tmp_path / "values.yaml",
+        {
+            "remoteClusters": [
+                {"name": "supervisor", "existingSecret": "k", "vsphereSignIn": sign_in}
+            ]
+        },
+    )
+    result = helm.run("template", "t", str(CHART), "-f", str(values), check=False)
+    assert result.returncode != 0, result.stdout
+    # No message quotes the password, whatever refused it.
+    assert "w0rd" not in result.stdout + result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize(
+    ("sign_in", "complaint"), list(SIGN_IN_REFUSALS.values()), ids=list(SIGN_IN_REFUSALS)
+)
+def test_sign_in_refusals(
+    helm: Helm, tmp_path: Path, sign_in: dict[str, str], complaint: str
+) -> None:
+    said = _render_sign_in(helm, tmp_path, sign_in)
+    assert f"remoteClusters[supervisor].vsphereSignIn{complaint}" in said, said
+
+
+@pytest.mark.parametrize(
+    ("sign_in", "complaint"),
+    list(SIGN_IN_SCHEMA_REFUSALS.values()),
+    ids=list(SIGN_IN_SCHEMA_REFUSALS),
+)
+def test_the_schema_checks_sign_in_without_quoting_a_password(
+    helm: Helm, tmp_path: Path, sign_in: object, complaint: str
+) -> None:
+    # A pattern's message would quote the value it refuses: the password is held to none.
+    said = _render_sign_in(helm, tmp_path, sign_in)
+    assert f"at '/remoteClusters/0/vsphereSignIn{complaint}" in said, said
+
+
 CRD_NAMES = {"sharedserviceimports.sharedservices.io", "remoteclusters.sharedservices.io"}
 KEEP = {
     "helm.sh/resource-policy": "keep",
@@ -551,7 +720,16 @@ def test_install_and_uninstall(
     name, namespace = f"chart-{suffix}", f"sso-chart-{suffix}"
     values = write_values(
         tmp_path / "values.yaml",
-        {"remoteClusters": [{"name": f"{name}-central", "existingSecret": "central"}]},
+        {
+            "remoteClusters": [
+                {"name": f"{name}-central", "existingSecret": "central"},
+                {
+                    "name": f"{name}-signs-in",
+                    "existingSecret": "central",
+                    "vsphereSignIn": {"username": SSO_USER, "password": SSO_PASSWORD},
+                },
+            ]
+        },
     )
     extensions = k8s.ApiextensionsV1Api(workload_api)
     crd_uids = {n: extensions.read_custom_resource_definition(n).metadata.uid for n in CRD_NAMES}
@@ -576,6 +754,17 @@ def test_install_and_uninstall(
             "sharedservices.io", "v1alpha1", "remoteclusters", f"{name}-central"
         )
         assert remote["spec"]["kubeconfigSecretRef"]["name"] == "central"
+        # The API server takes the sign-in as the chart renders it: the CRD's schema keeps
+        # vsphereSignIn, and the basic-auth Secret has the keys its type requires.
+        signs_in = custom.get_cluster_custom_object(
+            "sharedservices.io", "v1alpha1", "remoteclusters", f"{name}-signs-in"
+        )
+        assert signs_in["spec"]["vsphereSignIn"] == {
+            "credentialsSecretRef": {"name": f"{name}-signs-in-sso"}
+        }
+        sso = core.read_namespaced_secret(f"{name}-signs-in-sso", namespace)
+        assert sso.type == "kubernetes.io/basic-auth"
+        assert base64.b64decode(sso.data["password"]).decode() == SSO_PASSWORD
         # The plain manifests are valid for this API server, too.
         kubectl(
             helm.kubeconfig or Path(), "apply", "--dry-run=server", "-k", str(DEPLOY / "manifests")
@@ -584,16 +773,17 @@ def test_install_and_uninstall(
         helm.run("uninstall", name, "-n", namespace)
         core.delete_namespace(namespace)
     assert status_of(rbac.read_cluster_role, fullname) == 404
-    assert (
-        status_of(
-            custom.get_cluster_custom_object,
-            "sharedservices.io",
-            "v1alpha1",
-            "remoteclusters",
-            f"{name}-central",
+    for remote_name in (f"{name}-central", f"{name}-signs-in"):
+        assert (
+            status_of(
+                custom.get_cluster_custom_object,
+                "sharedservices.io",
+                "v1alpha1",
+                "remoteclusters",
+                remote_name,
+            )
+            == 404
         )
-        == 404
-    )
     # CRDs installed another way stay as they were, the very same objects: deleting them
     # would delete every import in the cluster. What a release that installs the CRDs
     # leaves on uninstall is pinned in test_chart_crds.

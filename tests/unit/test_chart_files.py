@@ -3,15 +3,18 @@ generated ones byte for byte, both the full ones and those for Kubernetes 1.30 (
 renders them as templates from its files/crds/, and keeps no crds/ folder that Helm would
 install once and never upgrade), the chart's version is the package's, its address-policy values
 are the ones its schema checks, and that schema never admits a CIDR the operator would refuse
-to start with; Argo CD's config map carries the health scripts verbatim and those scripts
-judge every kind of status as documented, the examples grant and use exactly what
-deploy/supervisor/ defines, and the Deployment's probes ask for paths that the operator's
-probe server answers.
+to start with, nor a sign-in URL the CRD refuses or a user name or password longer than the
+operator sends; values.yaml shows every key a remote cluster may have, and the kubeconfig
+that deploy/supervisor/ shows for signing in is one the operator takes without a user; Argo
+CD's config map carries the health scripts verbatim and those scripts judge every kind of
+status as documented, the examples grant and use exactly what deploy/supervisor/ defines,
+and the Deployment's probes ask for paths that the operator's probe server answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
 import re
@@ -26,6 +29,8 @@ import pytest
 import yaml
 
 from deploykit import forbidden_requests
+from harness.pki import write_pki
+from shared_services import api, kubeconfig, signin
 from shared_services import probes as probe_server
 from shared_services.manager import Manager
 from shared_services.settings import Settings
@@ -129,6 +134,94 @@ def test_the_schema_admits_no_cidr_the_operator_cannot_read(text: str) -> None:
         readable = False
     # Host bits are for the operator to point out; the pattern checks the form alone.
     assert admitted == readable
+
+
+SIGN_IN_URL_SAMPLES = [
+    "",
+    "https://192.0.2.10/wcp/login",
+    "https://supervisor.example.internal:8443/wcp/login",
+    "https://[2001:db8::10]/wcp/login",
+    "https://192.0.2.10",
+    "http://192.0.2.10/wcp/login",
+    "https://user@192.0.2.10/wcp/login",
+    "https://user:secret@192.0.2.10/wcp/login",
+    "https://192.0.2.10/wcp/login?next=/",
+    "https://192.0.2.10/wcp/login#top",
+    "https://192.0.2.10/wcp/ login",
+    "https:///wcp/login",
+    " https://192.0.2.10/wcp/login",
+    "HTTPS://192.0.2.10/wcp/login",
+]
+
+
+@pytest.mark.parametrize("url", SIGN_IN_URL_SAMPLES)
+def test_the_schema_admits_the_sign_in_urls_the_crd_admits(url: str) -> None:
+    schema = _schema()["definitions"]["vsphereSignIn"]["properties"]["url"]
+    crd = yaml.safe_load((REPO / "crds" / "sharedservices.io_remoteclusters.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    crd_url = spec["properties"]["vsphereSignIn"]["properties"]["url"]
+    assert crd_url["pattern"] == api.SIGN_IN_URL_PATTERN
+    assert schema["maxLength"] == crd_url["maxLength"]
+    # Empty is the chart's "not set": the RemoteCluster then has no url.
+    admitted = re.search(schema["pattern"], url) is not None
+    assert admitted == (url == "" or re.search(api.SIGN_IN_URL_PATTERN, url) is not None)
+
+
+@pytest.mark.parametrize("key", ["username", "password"])
+def test_the_schema_holds_credentials_to_what_the_operator_sends(key: str) -> None:
+    properties = _schema()["definitions"]["vsphereSignIn"]["properties"]
+    limit = properties[key]["maxLength"]
+    fine = {"username": "tkc-01@vsphere.local", "password": "pw"}
+    assert signin.credentials({**fine, key: "x" * limit}, secret="s")
+    with pytest.raises(signin.SignInError) as refused:
+        signin.credentials({**fine, key: "x" * (limit + 1)}, secret="s")
+    assert refused.value.reason == signin.CREDENTIALS_INVALID
+    # A pattern's complaint quotes the value: the password is checked by its length alone.
+    if key == "password":
+        assert set(properties[key]) == {"description", "type", "maxLength"}
+
+
+def _remote_clusters_example() -> list[dict[str, Any]]:
+    """The commented remoteClusters[] example under `remoteClusters: []` in values.yaml."""
+    text = (CHART / "values.yaml").read_text()
+    block = text.split("\nremoteClusters: []\n", 1)[1].split("\n\n", 1)[0]
+    lines = block.splitlines()
+    assert all(line.startswith("#") for line in lines)
+    example: list[dict[str, Any]] = yaml.safe_load("\n".join(line[1:] for line in lines))
+    return example
+
+
+def test_values_show_every_key_of_a_remote_cluster() -> None:
+    (example,) = _remote_clusters_example()
+    definitions = _schema()["definitions"]
+    assert set(example) == set(definitions["remoteCluster"]["properties"])
+    assert set(example["vsphereSignIn"]) == set(definitions["vsphereSignIn"]["properties"])
+    assert set(definitions["vsphereSignIn"]["properties"]) == {
+        "username",
+        "password",
+        "existingSecret",
+        "url",
+    }
+
+
+def test_the_documented_sign_in_kubeconfig_needs_no_user(tmp_path: Path) -> None:
+    readme = (DEPLOY / "supervisor" / "README.md").read_text()
+    section = readme.split("## Signing in as a vSphere SSO user", 1)[1]
+    (shown,) = [
+        block
+        for block in re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+        if "kind: Config" in block
+    ]
+    placeholder = "<base64 of supervisor-ca.pem>"
+    assert placeholder in shown
+    ca = write_pki(tmp_path, cluster_name="supervisor").ca_pem
+    text = shown.replace(placeholder, base64.b64encode(ca).decode())
+    parsed = kubeconfig.parse(text, signs_in=True)
+    assert parsed.server == "https://192.0.2.10:6443"
+    assert parsed.credentials is None
+    # The same document without a sign-in names no user, which the operator refuses.
+    with pytest.raises(kubeconfig.CredentialsError, match=r"contexts\[0\]\.context\.user"):
+        kubeconfig.parse(text)
 
 
 def test_argocd_config_map_carries_the_scripts_verbatim() -> None:
