@@ -7,15 +7,19 @@ installation is split across several releases.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+import aiohttp
 import kopf
 
 from shared_services import handlers
 from shared_services.manager import Manager
 from shared_services.settings import Settings
+from shared_services.version import USER_AGENT
 
 # How long kopf keeps an object's worker after its last event (kopf's default is 5 s).
 IDLE_WORKER_SECONDS = 0.5
@@ -42,6 +46,31 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """The sign-in of kopf's own requests, in a session that names the operator as ours do.
+
+    kopf has no setting for its User-Agent: it sends ``kopf/<version>`` unless the session a
+    login handler brings already has one. So the credentials are kopf's usual ones (in-cluster,
+    else $KUBECONFIG, read by the kubernetes client as kopf's built-in login reads them), and
+    the session is the one kopf would build from them, with the operator's User-Agent added.
+    """
+    info = await asyncio.to_thread(kopf.login_via_client, **kwargs)
+    if info is None:
+        return None
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers={**info.as_http_headers(), "User-Agent": USER_AGENT},
+        trust_env=info.trust_env,
+    )
+    return kopf.AiohttpSession(
+        aiohttp_session=session,
+        server=info.server,
+        default_namespace=info.default_namespace,
+        priority=info.priority,
+        expiration=info.expiration,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the settings and run kopf until it is stopped."""
     settings = Settings.parse(argv)
@@ -58,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     # The handlers are registered by importing them; they find the manager in the memo.
     assert handlers.startup is not None
+    # In place of kopf's built-in login, which it uses only when no handler is registered;
+    # a failure stops the operator as that one's does, with no credentials to run on.
+    kopf.on.login(id="login", errors=kopf.ErrorsMode.IGNORED)(login)
     # No liveness_endpoint: the operator serves /healthz and /readyz itself (probes.py).
     kopf.run(
         clusterwide=not settings.namespaces,

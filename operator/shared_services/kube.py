@@ -33,6 +33,7 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from shared_services import destinations, metrics
 from shared_services.api import JSON
+from shared_services.version import FIELD_MANAGER, USER_AGENT
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (5.0, 30.0)
@@ -385,6 +386,9 @@ class Kube:
             self.target, "WATCH" if "watch" in (params or {}) else method
         ).inc()
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        if method in ("POST", "PUT", "PATCH"):
+            # managedFields then name the operator as who set each field, status included.
+            params = {**(params or {}), "fieldManager": FIELD_MANAGER}
         _, url, header_params, payload, _ = self.api_client.param_serialize(
             method=method,
             resource_path=path,
@@ -401,6 +405,8 @@ class Kube:
         # No request follows a redirect: an API server sends none, and whatever answers in
         # its place must not send the operator's requests elsewhere.
         retries: dict[str, Any] = {"retries": False} if method != "GET" else {}
+        # Set last: the library's own User-Agent overwrites any given to param_serialize.
+        header_params["User-Agent"] = USER_AGENT
         token = self.bearer.token() if self.bearer is not None else None
         if token is not None:
             header_params["Authorization"] = f"Bearer {token}"

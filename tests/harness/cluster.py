@@ -144,6 +144,7 @@ class AuditedRequest:
     uri: str
     code: int
     received: float  # the API server's wall clock (time.time()), when the request came in
+    user_agent: str = ""  # the User-Agent header the request came with
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ class AuditLog:
                     uri=str(event.get("requestURI", "")),
                     code=int(event.get("responseStatus", {}).get("code", 0)),
                     received=datetime.fromisoformat(received).timestamp(),
+                    user_agent=str(event.get("userAgent", "")),
                 )
             )
         return found
