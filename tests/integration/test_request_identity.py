@@ -222,7 +222,11 @@ def test_every_request_names_the_operator_and_every_write_its_field_manager(
         # Its watches end with it, and only then are they in the audit logs.
         audited.operator.stop()
         kit.cleanup()
-        kit.core.delete_namespaced_secret(f"{namespace}-sso-sso", OPERATOR_NAMESPACE)
+        try:
+            kit.core.delete_namespaced_secret(f"{namespace}-sso-sso", OPERATOR_NAMESPACE)
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise
 
     # kopf's watches and the operator's own, each logged when it ended.
     local = eventually(
