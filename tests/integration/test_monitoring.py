@@ -2,12 +2,17 @@
 
 promtool (built from the pinned Prometheus module) accepts the PrometheusRule's rules, lint
 included, and passes their unit tests (``monitoring/alerts_test.yaml``), which fire every
-alert. Every series that the rules, their tests' input and the Grafana dashboard's panels
-read is one that the operator really exports, with labels it really sets, as seen in a
-scrape of the session's operator driven into the states the alerts are about (Ready,
-Conflict, last known addresses, a RemoteCluster whose credentials stopped working); only
-Prometheus's own ``up`` and the target labels a ServiceMonitor scrape adds come from
-elsewhere.
+alert for one of two workload clusters and not the other, with the cluster's name among the
+alert's labels; rendered with other values (``monitoring/overrides_test.yaml``), an alert
+turned off is gone, an alert's severity is the one set, and the cluster label is the one
+named. Every aggregation of every alert keeps the cluster label, every alert links its
+runbook page, and every panel of the Grafana dashboard filters by its Cluster variable.
+Every series that the rules, their tests' input and the dashboard's panels read is one that
+the operator really exports, with labels it really sets, as seen in a scrape of the
+session's operator driven into the states the alerts are about (Ready, Conflict, last known
+addresses, a RemoteCluster whose credentials stopped working); only Prometheus's own ``up``,
+the target labels a ServiceMonitor scrape adds and the cluster label come from elsewhere,
+and the chart refuses every label the operator sets as the cluster label.
 """
 
 from __future__ import annotations
@@ -36,9 +41,38 @@ from kit import Kit
 from support import eventually
 
 HERE = Path(__file__).resolve().parent
-RULE_TESTS = HERE / "monitoring" / "alerts_test.yaml"
+REPO = HERE.parents[1]
+RUNBOOKS = REPO / "docs" / "runbooks"
 DASHBOARD = CHART / "dashboards" / "shared-services-operator.json"
 RELEASE, RELEASE_NAMESPACE = "shared-services-operator", "shared-services-system"
+METRICS_VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())["metrics"]
+# The label that names the workload cluster where many clusters' series meet.
+CLUSTER_LABEL: str = METRICS_VALUES["clusterLabel"]
+RUNBOOK_BASE: str = METRICS_VALUES["prometheusRule"]["runbookBaseURL"]
+
+
+@dataclass(frozen=True)
+class RuleTests:
+    """A file of promtool rule tests, and the values its rules are rendered with."""
+
+    path: Path
+    settings: tuple[str, ...]
+    cluster_label: str
+
+
+RULE_TESTS = RuleTests(HERE / "monitoring" / "alerts_test.yaml", (), CLUSTER_LABEL)
+OVERRIDES = RuleTests(
+    HERE / "monitoring" / "overrides_test.yaml",
+    (
+        "metrics.clusterLabel=fleet_cluster",
+        "metrics.prometheusRule.runbookBaseURL=https://runbooks.example.com/shared-services/",
+        "metrics.prometheusRule.alerts.SharedServicesRemoteClusterDisconnected.severity=page",
+        "metrics.prometheusRule.alerts.SharedServicesSyncErrors.enabled=false",
+        "metrics.prometheusRule.alertLabels.team=platform",
+        "metrics.prometheusRule.alertLabels.severity=info",
+    ),
+    "fleet_cluster",
+)
 
 # What a scrape through the chart's ServiceMonitor adds to every series (the Prometheus
 # Operator's relabelling): none of the operator's own labels may be one of them.
@@ -49,6 +83,11 @@ TARGET_LABELS = frozenset(
 PROMETHEUS_SERIES = frozenset({"up"})
 # Labels whose values are names a user picks (RemoteClusters), not a fixed set.
 NAME_LABELS = frozenset({"cluster", "target"})
+# PromQL's aggregation operators: each one in an alert must keep the cluster label.
+_AGGREGATION = re.compile(
+    r"\b(?P<op>sum|min|max|avg|group|stddev|stdvar|count|count_values|bottomk|topk|quantile)"
+    r"\s*(?P<clause>by|without)?\s*(?:\((?P<labels>[^()]*)\))?\s*\("
+)
 # What a platform team reads first: imports by state, propagation latency, remote
 # connection state, writes, API requests. The dashboard must show them all.
 DASHBOARD_MUST_SHOW = frozenset(
@@ -67,6 +106,7 @@ GRAFANA_VARIABLES = {
     "__rate_interval": "2m",
     "__interval": "1m",
     "__range": "6h",
+    "cluster": ".*",
     "namespace": ".*",
     "job": ".*",
 }
@@ -125,8 +165,15 @@ def _seen(value: str, values: set[str], *, label: str) -> bool:
     return value in values
 
 
-def unexported(exported: Exported, reads: Mapping[str, Any]) -> list[str]:
-    """Every selector, matcher and grouping in ``reads`` that the operator's scrape lacks."""
+def unexported(
+    exported: Exported, reads: Mapping[str, Any], *, cluster_label: str = CLUSTER_LABEL
+) -> list[str]:
+    """Every selector, matcher and grouping in ``reads`` that the operator's scrape lacks.
+
+    The target labels and ``cluster_label`` are added outside the operator: by the scrape,
+    and where the series of many clusters meet.
+    """
+    added = TARGET_LABELS | {cluster_label}
     problems: list[str] = []
     for name, found in reads.items():
         for selector in found["selectors"]:
@@ -140,7 +187,7 @@ def unexported(exported: Exported, reads: Mapping[str, Any]) -> list[str]:
                 continue
             for matcher in selector["matchers"]:
                 label = matcher["label"]
-                if label in TARGET_LABELS:
+                if label in added:
                     continue
                 if label not in own:
                     problems.append(f"{name}: {metric} has no label {label}")
@@ -154,7 +201,7 @@ def unexported(exported: Exported, reads: Mapping[str, Any]) -> list[str]:
                         f"seen: {sorted(exported.values(metric, label))}"
                     )
         for grouping in found["groupings"]:
-            known = set(TARGET_LABELS)
+            known = set(added)
             for metric in grouping["metrics"]:
                 known |= exported.label_names(metric)
             missing = set(grouping["labels"]) - known
@@ -247,7 +294,7 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     return Helm(ensure_helm(), home=tmp_path_factory.mktemp("helm"))
 
 
-def _render_rules(helm: Helm) -> dict[str, Any]:
+def _render_rules(helm: Helm, *settings: str) -> dict[str, Any]:
     """The PrometheusRule's spec, rendered for the release the rule tests expect."""
     out = helm.run(
         "template",
@@ -257,6 +304,7 @@ def _render_rules(helm: Helm) -> dict[str, Any]:
         RELEASE_NAMESPACE,
         "--set",
         "metrics.prometheusRule.enabled=true",
+        *(arg for setting in settings for arg in ("--set", setting)),
         "--show-only",
         "templates/prometheusrule.yaml",
     ).stdout
@@ -279,41 +327,142 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 # -- the rules ------------------------------------------------------------------------------
 
 
-def test_promtool_checks_and_tests_the_rules(rules: dict[str, Any], tmp_path: Path) -> None:
+def _alerts(rules: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+
+
+@pytest.mark.parametrize("suite", [RULE_TESTS, OVERRIDES], ids=lambda s: s.path.stem)
+def test_promtool_checks_and_tests_the_rules(helm: Helm, suite: RuleTests, tmp_path: Path) -> None:
+    rules = _render_rules(helm, *suite.settings)
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
-    shutil.copy(RULE_TESTS, tmp_path / RULE_TESTS.name)
+    shutil.copy(suite.path, tmp_path / suite.path.name)
     checked = _promtool(
         "check", "rules", "--lint=all", "--lint-fatal", str(tmp_path / "rules.yaml")
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = _promtool("test", "rules", str(tmp_path / RULE_TESTS.name))
+    tested = _promtool("test", "rules", str(tmp_path / suite.path.name))
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
 
 
 def test_every_alert_is_tested_firing_and_quiet(rules: dict[str, Any]) -> None:
-    tests = yaml.safe_load(RULE_TESTS.read_text())
+    tests = yaml.safe_load(RULE_TESTS.path.read_text())
     assert tests["rule_files"] == ["rules.yaml"]
     fired: set[str] = set()
     quiet: set[str] = set()
+    # Fired for one workload cluster, with its name among the labels, and not for the
+    # other cluster whose series the same case holds.
+    one_of_two: set[str] = set()
+    named = re.compile(rf'\b{CLUSTER_LABEL}="([^"]*)"')
     for case in tests["tests"]:
+        clusters = {c for item in case["input_series"] for c in named.findall(item["series"])}
         for check in case.get("alert_rule_test", []):
             (fired if check["exp_alerts"] else quiet).add(check["alertname"])
-    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+            labelled = {alert["exp_labels"].get(CLUSTER_LABEL) for alert in check["exp_alerts"]}
+            if len(clusters) >= 2 and len(labelled) == 1 and labelled <= clusters:
+                one_of_two.add(check["alertname"])
+    alerts = set(_alerts(rules))
     assert len(alerts) >= 7
     assert alerts - fired == set(), "alerts that no test makes fire"
     assert alerts - quiet == set(), "alerts that no test keeps quiet"
+    assert alerts - one_of_two == set(), "alerts that no test fires for one cluster of two"
+
+
+def test_every_aggregation_keeps_the_cluster_label(rules: dict[str, Any]) -> None:
+    # Where the rules are evaluated over many clusters, an aggregation without the cluster
+    # label would merge them: one cluster's trouble hidden by another's health (a max), or
+    # one alert for all. absent() cannot keep it; the alert that uses it keeps the label in
+    # its other branches (and the rule tests fire them).
+    expressions = {name: rule["expr"] for name, rule in _alerts(rules).items()}
+    problems = []
+    for name, expr in expressions.items():
+        aggregations = list(_AGGREGATION.finditer(expr))
+        assert aggregations, f"{name} aggregates nothing: {expr}"
+        for aggregation in aggregations:
+            labels = {label.strip() for label in (aggregation["labels"] or "").split(",")}
+            if aggregation["clause"] != "by" or CLUSTER_LABEL not in labels:
+                problems.append(f"{name}: {aggregation[0]!r} drops {CLUSTER_LABEL}")
+    for name, found in selectors(expressions).items():
+        for grouping in found["groupings"]:
+            if grouping["clause"] in ("by", "on") and CLUSTER_LABEL not in grouping["labels"]:
+                problems.append(f"{name}: {grouping['clause']} {grouping['labels']}")
+            if grouping["clause"] in ("without", "ignoring"):
+                problems.append(f"{name}: {grouping['clause']} {grouping['labels']}")
+    assert problems == []
+    assert [name for name, expr in expressions.items() if "absent(" in expr] == [
+        "SharedServicesOperatorAbsent"
+    ]
+
+
+def test_every_alert_links_its_runbook(rules: dict[str, Any]) -> None:
+    alerts = _alerts(rules)
+    links = {name: rule["annotations"]["runbook_url"] for name, rule in alerts.items()}
+    assert links == {name: f"{RUNBOOK_BASE}/{name}.md" for name in alerts}
+    # The default base is where the pages are in the repository, and a page is there for
+    # every alert, and none for an alert that is not.
+    assert RUNBOOK_BASE.endswith("/blob/main/docs/runbooks")
+    pages = {page.stem for page in RUNBOOKS.glob("*.md")} - {"README"}
+    assert pages == set(alerts)
+
+
+def test_alerts_turn_off_and_change_severity(helm: Helm, rules: dict[str, Any]) -> None:
+    defaults = _alerts(rules)
+    # The defaults are the ones values.yaml lists, every alert there and on.
+    listed = METRICS_VALUES["prometheusRule"]["alerts"]
+    assert listed == {
+        name: {"enabled": True, "severity": rule["labels"]["severity"]}
+        for name, rule in defaults.items()
+    }
+    changed = _alerts(_render_rules(helm, *OVERRIDES.settings))
+    assert set(defaults) - set(changed) == {"SharedServicesSyncErrors"}
+    severities = {name: rule["labels"]["severity"] for name, rule in changed.items()}
+    assert severities == {
+        name: "page" if name == "SharedServicesRemoteClusterDisconnected" else default
+        for name, default in ((n, r["labels"]["severity"]) for n, r in defaults.items())
+        if name != "SharedServicesSyncErrors"
+    }
+    assert {rule["labels"]["team"] for rule in changed.values()} == {"platform"}
+    for name, rule in changed.items():
+        # The trailing slash of the base is not doubled; the cluster label is the one named.
+        url = f"https://runbooks.example.com/shared-services/{name}.md"
+        assert rule["annotations"]["runbook_url"] == url
+        assert "fleet_cluster" in rule["expr"]
+        assert CLUSTER_LABEL not in json.dumps(rule)
+    # Every alert off: a rule group with no rules, which Prometheus accepts.
+    off = [f"metrics.prometheusRule.alerts.{name}.enabled=false" for name in defaults]
+    assert _render_rules(helm, *off)["groups"][0]["rules"] == []
 
 
 def test_the_operators_labels_leave_the_target_labels_alone(exported: Exported) -> None:
     # A series of its own with, say, a namespace label would reach Prometheus as
-    # exported_namespace, and every rule selecting the release's namespace would miss it.
+    # exported_namespace, and every rule selecting the release's namespace would miss it;
+    # one with the cluster label would lose the workload cluster's name where clusters meet.
+    outside = TARGET_LABELS | {CLUSTER_LABEL}
     clashes = {
-        metric: sorted(exported.label_names(metric) & TARGET_LABELS)
+        metric: sorted(exported.label_names(metric) & outside)
         for metric in exported.series
-        if metric.startswith("shared_services_") and exported.label_names(metric) & TARGET_LABELS
+        if metric.startswith("shared_services_") and exported.label_names(metric) & outside
     }
     assert clashes == {}
+
+
+def test_no_label_of_the_scrape_is_taken_for_the_cluster_label(
+    exported: Exported, helm: Helm
+) -> None:
+    own = {name for metric in exported.series for name in exported.label_names(metric)}
+    assert "cluster" in own  # a RemoteCluster's name, the fleets' usual cluster label
+    for label in sorted(own | TARGET_LABELS):
+        for part in ("prometheusRule", "grafanaDashboard"):
+            result = helm.run(
+                "template",
+                "t",
+                str(CHART),
+                "--set",
+                f"metrics.{part}.enabled=true,metrics.clusterLabel={label}",
+                check=False,
+            )
+            assert result.returncode != 0, (part, label)
+            assert f'metrics.clusterLabel "{label}" is a label of the operator' in result.stderr
 
 
 def test_rules_read_what_the_operator_exports(exported: Exported, rules: dict[str, Any]) -> None:
@@ -326,25 +475,29 @@ def test_rules_read_what_the_operator_exports(exported: Exported, rules: dict[st
     assert unexported(exported, selectors(expressions)) == []
 
 
-def test_rule_tests_feed_series_shaped_like_the_scrape(exported: Exported) -> None:
-    cases = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+@pytest.mark.parametrize("suite", [RULE_TESTS, OVERRIDES], ids=lambda s: s.path.stem)
+def test_rule_tests_feed_series_shaped_like_the_scrape(
+    exported: Exported, suite: RuleTests
+) -> None:
+    cases = yaml.safe_load(suite.path.read_text())["tests"]
     inputs = {
         f"{case['name']} #{i}": item["series"]
         for case in cases
         for i, item in enumerate(case["input_series"])
     }
     reads = selectors(inputs)
-    assert unexported(exported, reads) == []
+    assert unexported(exported, reads, cluster_label=suite.cluster_label) == []
     problems = []
     for name, found in reads.items():
         (selector,) = found["selectors"]
         metric = selector["metric"]
         labels = {m["label"]: m["value"] for m in selector["matchers"]}
-        # Every series as a ServiceMonitor scrape gives it: all the target labels ...
+        # Every series as a ServiceMonitor scrape gives it: all the target labels, the
+        # cluster's name where one is given ...
         if TARGET_LABELS - set(labels):
             problems.append(f"{name}: lacks target labels {sorted(TARGET_LABELS - set(labels))}")
         # ... and exactly the label names the operator puts on that metric.
-        own = frozenset(set(labels) - TARGET_LABELS)
+        own = frozenset(set(labels) - TARGET_LABELS - {suite.cluster_label})
         expected = {frozenset()} if metric in PROMETHEUS_SERIES else exported.label_sets(metric)
         if own not in expected:
             problems.append(f"{name}: {metric} labels {sorted(own)}, exported {expected}")
@@ -359,23 +512,21 @@ def _dashboard() -> dict[str, Any]:
     return dashboard
 
 
-def _as_prometheus_gets_it(expr: str) -> str:
+def _as_prometheus_gets_it(expr: str, values: Mapping[str, str] = GRAFANA_VARIABLES) -> str:
     def value(match: re.Match[str]) -> str:
         name = match["braced"] or match["plain"]
-        assert name in GRAFANA_VARIABLES, f"unknown Grafana variable ${name} in {expr}"
-        return GRAFANA_VARIABLES[name]
+        assert name in values, f"unknown Grafana variable ${name} in {expr}"
+        return values[name]
 
     return re.sub(r"\$(?:\{(?P<braced>\w+)\}|(?P<plain>\w+))", value, expr)
 
 
-def test_dashboard_panels_read_what_the_operator_exports(exported: Exported) -> None:
-    dashboard = _dashboard()
+def _queries(dashboard: Mapping[str, Any]) -> dict[str, str]:
+    """Every PromQL query of the dashboard, by panel and target or by variable."""
     queries: dict[str, str] = {}
     for panel in dashboard["panels"]:
-        assert panel["targets"], f"panel {panel['title']!r} queries nothing"
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         for target in panel["targets"]:
-            queries[f"{panel['title']} {target['refId']}"] = _as_prometheus_gets_it(target["expr"])
+            queries[f"{panel['title']} {target['refId']}"] = target["expr"]
     for variable in dashboard["templating"]["list"]:
         if variable["type"] != "query":
             continue
@@ -384,14 +535,55 @@ def test_dashboard_panels_read_what_the_operator_exports(exported: Exported) -> 
             r"label_values\((?P<selector>.+), *(?P<label>\w+)\)", variable["definition"]
         )
         assert match, variable["definition"]
-        queries[f"variable {variable['name']}"] = _as_prometheus_gets_it(
+        queries[f"variable {variable['name']}"] = (
             f"count by ({match['label']}) ({match['selector']})"
         )
+    return queries
+
+
+def test_dashboard_panels_read_what_the_operator_exports(exported: Exported) -> None:
+    dashboard = _dashboard()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], f"panel {panel['title']!r} queries nothing"
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    queries = {name: _as_prometheus_gets_it(q) for name, q in _queries(dashboard).items()}
     reads = selectors(queries)
     assert unexported(exported, reads) == []
     shown = {s["metric"] for found in reads.values() for s in found["selectors"]}
     assert DASHBOARD_MUST_SHOW - shown == set()
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_every_panel_filters_by_the_cluster_variable() -> None:
+    # One Grafana over many workload clusters: the Cluster variable offers the values of
+    # the cluster label, All matches series without it too (a single cluster), and every
+    # query of a panel or of another variable keeps to the clusters chosen.
+    dashboard = _dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert list(variables) == ["datasource", "cluster", "namespace", "job"]
+    cluster = variables["cluster"]
+    assert (
+        cluster["definition"] == f"label_values(shared_services_sync_errors_total, {CLUSTER_LABEL})"
+    )
+    assert (cluster["multi"], cluster["includeAll"], cluster["allValue"]) == (True, True, ".*")
+    marker = "chosen-clusters"
+    queries = {
+        name: _as_prometheus_gets_it(query, {**GRAFANA_VARIABLES, "cluster": marker})
+        for name, query in _queries(dashboard).items()
+        if name != "variable cluster"
+    }
+    problems = []
+    for name, found in selectors(queries).items():
+        for selector in found["selectors"]:
+            matchers = {(m["label"], m["op"], m["value"]) for m in selector["matchers"]}
+            if (CLUSTER_LABEL, "=~", marker) not in matchers:
+                problems.append(f"{name}: {selector['metric']} is not filtered by $cluster")
+        # A grouping that keeps releases (job) apart keeps clusters apart too: summing the
+        # largest value of each release must not take one cluster's for another's.
+        for grouping in [] if name.startswith("variable ") else found["groupings"]:
+            if "job" in grouping["labels"] and CLUSTER_LABEL not in grouping["labels"]:
+                problems.append(f"{name}: {grouping['clause']} {grouping['labels']}")
+    assert problems == []
 
 
 def test_dashboard_ships_in_the_sidecars_config_map(helm: Helm) -> None:
@@ -410,6 +602,16 @@ def test_dashboard_ships_in_the_sidecars_config_map(helm: Helm) -> None:
         "--set", "metrics.grafanaDashboard.enabled=true,metrics.grafanaDashboard.namespace=grafana"
     )
     assert find(elsewhere, "ConfigMap")["metadata"]["namespace"] == "grafana"
+    # Another cluster label takes the default's place everywhere, and nothing else changes.
+    relabelled = helm.template(
+        "--set", "metrics.grafanaDashboard.enabled=true,metrics.clusterLabel=fleet_cluster"
+    )
+    text = find(relabelled, "ConfigMap")["data"]["shared-services-operator.json"]
+    assert CLUSTER_LABEL not in text
+    assert json.loads(text) == json.loads(
+        DASHBOARD.read_text().replace(CLUSTER_LABEL, "fleet_cluster")
+    )
+    assert DASHBOARD.read_text().count(CLUSTER_LABEL) == text.count("fleet_cluster") > 20
     # Off by default, like the ServiceMonitor and the PrometheusRule.
     kinds = {o["kind"] for o in helm.template()}
     assert not kinds & {"ConfigMap", "PrometheusRule", "ServiceMonitor"}
@@ -420,6 +622,22 @@ def test_monitoring_values_are_checked(helm: Helm) -> None:
         "metrics.prometheusRule.notReadyFor=5 minutes": "/metrics/prometheusRule/notReadyFor",
         "metrics.prometheusRule.propagationP99Seconds=0": "propagationP99Seconds",
         "metrics.prometheusRule.severity=page": "additional properties 'severity' not allowed",
+        "metrics.prometheusRule.alerts.SharedServicesAbsent.enabled=false": (
+            "invalid propertyName 'SharedServicesAbsent'"
+        ),
+        "metrics.prometheusRule.alerts.SharedServicesSyncErrors.severity=": (
+            "/metrics/prometheusRule/alerts/SharedServicesSyncErrors/severity"
+        ),
+        "metrics.prometheusRule.alerts.SharedServicesSyncErrors.enabled=no": (
+            "/metrics/prometheusRule/alerts/SharedServicesSyncErrors/enabled"
+        ),
+        "metrics.prometheusRule.runbookBaseURL=runbooks/": "/metrics/prometheusRule/runbookBaseURL",
+        "metrics.prometheusRule.absentLookback=an hour": "/metrics/prometheusRule/absentLookback",
+        "metrics.clusterLabel=k8s-cluster": "/metrics/clusterLabel",
+        "metrics.clusterLabel=__name__": "/metrics/clusterLabel",
+        "metrics.prometheusRule.enabled=true,metrics.clusterLabel=cluster": (
+            "the workload cluster's name would be lost on them"
+        ),
         "metrics.grafanaDashboard.namespace=Grafana_NS": "/metrics/grafanaDashboard/namespace",
         "metrics.prometheusRule.enabled=true,metrics.service.enabled=false": (
             "metrics.prometheusRule.enabled needs metrics.service.enabled"
@@ -437,5 +655,9 @@ def test_monitoring_values_are_checked(helm: Helm) -> None:
         "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true",
         "--set",
         "metrics.grafanaDashboard.enabled=true,metrics.prometheusRule.alertLabels.team=platform",
+        "--set",
+        "metrics.clusterLabel=fleet_cluster",
+        "--set",
+        "metrics.prometheusRule.alerts.SharedServicesSyncErrors.severity=info",
     )
     assert "0 chart(s) failed" in lint.stdout

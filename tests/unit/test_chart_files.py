@@ -8,7 +8,11 @@ operator sends; values.yaml shows every key a remote cluster may have, and the k
 that deploy/supervisor/ shows for signing in is one the operator takes without a user; Argo
 CD's config map carries the health scripts verbatim and those scripts judge every kind of
 status as documented, the examples grant and use exactly what deploy/supervisor/ defines,
-and the Deployment's probes ask for paths that the operator's probe server answers.
+and the Deployment's probes ask for paths that the operator's probe server answers. The
+alerts that values.yaml lists are those its schema admits; each has a runbook page in
+docs/runbooks/ saying what it means, its impact, how to diagnose and how to mitigate, and
+those pages explain every reason the operator can give an import's Ready condition or a
+RemoteCluster's Connected condition.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import yaml
 
 from deploykit import forbidden_requests
 from harness.pki import write_pki
-from shared_services import api, kubeconfig, signin
+from shared_services import advice, api, kube, kubeconfig, policy, resolve, signin
 from shared_services import probes as probe_server
 from shared_services.manager import Manager
 from shared_services.settings import Settings
@@ -39,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 CHART = DEPLOY / "helm" / "shared-services-operator"
 HEALTH = DEPLOY / "argocd" / "health"
+RUNBOOKS = REPO / "docs" / "runbooks"
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
@@ -426,3 +431,91 @@ def test_the_probes_ask_for_what_the_operator_serves() -> None:
     assert answers["/healthz"] == (200, '{"imports": 0}')
     assert answers["/readyz"] == (503, "not ready, waiting for:\n  start-up\n")
     assert answers["/elsewhere"][0] == 404
+
+
+def _alert_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    alerts: dict[str, Any] = values["metrics"]["prometheusRule"]["alerts"]
+    return alerts
+
+
+def test_alert_settings_are_the_schemas() -> None:
+    alerts = _alert_values()
+    rule = _schema()["properties"]["metrics"]["properties"]["prometheusRule"]["properties"]
+    # A name the schema does not know is refused, so that a misspelt one is not ignored.
+    assert list(alerts) == rule["alerts"]["propertyNames"]["enum"]
+    severity = rule["alerts"]["additionalProperties"]["properties"]["severity"]["pattern"]
+    for name, settings in alerts.items():
+        assert settings["enabled"] is True, name
+        assert re.fullmatch(severity, settings["severity"]), name
+
+
+def _runbook(name: str) -> str:
+    return (RUNBOOKS / f"{name}.md").read_text()
+
+
+@pytest.mark.parametrize("name", list(_alert_values()))
+def test_every_alert_has_a_runbook(name: str) -> None:
+    page = _runbook(name)
+    assert page.startswith(f"# {name}\n")
+    severity = _alert_values()[name]["severity"]
+    assert f"**Severity:** {severity}." in page
+    sections = re.findall(r"^## (.+)$", page, flags=re.MULTILINE)
+    assert sections == ["What it means", "Impact", "Diagnosis", "Mitigation"]
+    # The diagnosis gives commands to run, not only prose.
+    assert "```sh\n" in page
+    index = _runbook("README")
+    assert f"| `{name}` | {severity} | [{name}.md]({name}.md) |" in index
+
+
+def test_runbook_links_lead_to_pages() -> None:
+    for page in RUNBOOKS.glob("*.md"):
+        for target in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
+            assert (RUNBOOKS / target).is_file(), f"{page.name} links {target}"
+
+
+def _explained(page: str) -> set[str]:
+    """The reasons a runbook's tables explain: those in backquotes in a row's first cell."""
+    return {
+        reason
+        for cell in re.findall(r"^\| ([^|]+) \|", page, flags=re.MULTILINE)
+        for reason in re.findall(r"`(\w+)`", cell)
+    }
+
+
+def test_runbooks_explain_every_reason_of_a_condition() -> None:
+    # Ready=False of an import: a reason with a next step, or one that waits for a first
+    # answer. LastKnownAddresses is Ready=True, the subject of its own page.
+    not_ready = (set(advice.IMPORT_STEPS) - {"LastKnownAddresses"}) | resolve.PENDING
+    assert not_ready - _explained(_runbook("SharedServiceImportsNotReady")) == set()
+    # Connected=False of a RemoteCluster: the steps' reasons, those of signing in, and the
+    # refusals of the connection's own checks.
+    disconnected = set(advice.CLUSTER_STEPS) | set(signin.REASONS)
+    disconnected |= {policy.SERVER_NOT_ALLOWED, kube.INVALID_RESPONSE}
+    disconnected |= {kubeconfig.INSECURE, kubeconfig.INVALID}
+    page = _runbook("SharedServicesRemoteClusterDisconnected")
+    assert disconnected - _explained(page) == set()
+    # What keeps an import on its last known addresses.
+    kept = {"RemoteUnavailable", "HostnameUnresolved"} | resolve.GONE | resolve.PENDING
+    assert kept - _explained(_runbook("SharedServiceImportsOnLastKnownAddresses")) == set()
+
+
+def test_network_policy_values_are_the_schemas() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"]
+    schema = _schema()["properties"]["networkPolicy"]
+    properties = schema["properties"]
+    assert set(values) == set(properties)
+    assert set(values["egress"]) == set(properties["egress"]["properties"])
+    assert set(values["egress"]["dns"]) == set(
+        properties["egress"]["properties"]["dns"]["properties"]
+    )
+    assert set(values["ingress"]) == set(properties["ingress"]["properties"])
+    # Off unless asked for, and then only with the API server's endpoints named: a policy
+    # without them would cut the operator off from its own cluster.
+    assert values["enabled"] is False
+    assert values["egress"]["apiServer"] == values["egress"]["remoteClusters"] == []
+    assert schema["if"] == {"properties": {"enabled": {"const": True}}, "required": ["enabled"]}
+    assert schema["then"]["properties"]["egress"]["properties"]["apiServer"] == {"minItems": 1}
+    template = (CHART / "templates" / "networkpolicy.yaml").read_text()
+    assert "{{- if $policy.enabled }}" in template
+    assert "fail" in template.split("apiVersion:")[0]
