@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from shared_services import handlers
+from shared_services import handlers, memory
 from shared_services.manager import Manager
 from shared_services.settings import Settings
 from shared_services.version import USER_AGENT
@@ -73,6 +73,7 @@ async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the settings and run kopf until it is stopped."""
+    memory.return_freed_memory()  # before any thread has a heap of its own
     settings = Settings.parse(argv)
     kopf.configure(
         verbose=settings.verbose,

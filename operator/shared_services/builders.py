@@ -79,8 +79,12 @@ class LimitExceeded(ValueError):
 
 
 def managed_selector() -> str:
-    """Label selector of every object the operator writes, for listing and watching them."""
-    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+    """Label selector of every object the operator writes, for listing and watching them.
+
+    Both labels, so that an object with only the managed-by label (a tenant's copy of a
+    chart's labels) is not even sent.
+    """
+    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{IMPORT_LABEL}"
 
 
 def slice_name(*, service_name: str, address_type: str) -> str:

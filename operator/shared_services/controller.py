@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared_services import api, builders, dns, memory, metrics
+from shared_services import api, builders, dns, memory, metrics, views
 from shared_services.api import JSON
 from shared_services.clusters import ClusterReconciler
 from shared_services.destinations import Destinations
@@ -145,9 +145,12 @@ class Controller:
             self.kube,
             kind.collection(namespace),
             name=f"local {kind.plural} {namespace or '*'}",
+            # Of what the selector sends, only what an import owns is kept, and of that only
+            # the fields compared (see views).
             params={"labelSelector": builders.managed_selector()},
             on_event=lambda _t, obj: self._threadsafe(self._local_event, obj),
             index_label=builders.IMPORT_LABEL,
+            transform=views.managed(kind.kind),
         ).start()
 
     def _threadsafe(self, callback: Callable[..., None], *args: Any) -> None:

@@ -90,7 +90,7 @@ class Informer:
         on_state: StateCallback | None = None,
         timeout_seconds: int = 300,
         index_label: str | None = None,
-        transform: Callable[[JSON], JSON] = slim,
+        transform: Callable[[JSON], JSON | None] = slim,
     ) -> None:
         self.kube = kube
         self.path = path
@@ -102,7 +102,8 @@ class Informer:
         self._index_label = index_label
         # What of each object is kept: by default all but managedFields; a reader of a few
         # fields of a large kind (a Node's status lists every image on it) keeps just those,
-        # and metadata.resourceVersion, which the echo check needs.
+        # and metadata.resourceVersion, which the echo check needs. None keeps nothing:
+        # the object is not one this cache is for, and is as good as absent.
         self._transform = transform
         self._cache_lock = threading.Lock()
         # Keys being written by the operator -> the events that came for them meanwhile,
@@ -163,10 +164,14 @@ class Informer:
         callback is made: a write's own echo does not trigger another sync.
         """
         key = object_key(obj)
+        view = self._transform(obj)
         with self._cache_lock:  # the writer's threads put() too
             if key in self._held:
                 self._written[key] = _version(obj)
-            self._store(key, obj)
+            if view is None:
+                self._drop(key)
+            else:
+                self._store(key, view)
 
     def _store(self, key: str, obj: JSON) -> None:
         """Cache ``obj`` under ``key``; the caller holds the cache lock."""
@@ -255,7 +260,9 @@ class Informer:
             params = {**self.params, "limit": str(PAGE)} | ({"continue": cursor} if cursor else {})
             listing = self.kube.request("GET", self.path, params=params)
             for item in listing.get("items", []):
-                fresh[object_key(item)] = self._transform(item)
+                view = self._transform(item)
+                if view is not None:
+                    fresh[object_key(item)] = view
             cursor = listing.get("metadata", {}).get("continue") or ""
             if not cursor:
                 break
@@ -297,34 +304,46 @@ class Informer:
                     obj = event.get("object", {})
                     version = obj.get("metadata", {}).get("resourceVersion", version)
                     kind = event.get("type")
-                    if kind == "BOOKMARK":
-                        continue
-                    news = self._apply(str(kind), obj)
+                    # The object as sent may be a megabyte, of which the cache keeps a
+                    # view: nothing holds the rest while the next event is awaited.
+                    del event
+                    news = None if kind == "BOOKMARK" else self._apply(str(kind), obj)
+                    del obj
                     if news is not None:
-                        self._on_event(str(kind), news)
+                        self._on_event(*news)
             finally:
                 with self._lock:
                     self._response.clear()
 
-    def _apply(self, kind: str, obj: JSON) -> JSON | None:
-        """Bring a watch event into the cache; the object to report now, if any.
+    def _apply(self, kind: str, obj: JSON) -> tuple[str, JSON] | None:
+        """Bring a watch event into the cache; the event to report now, if any.
 
         Caching and the check for a write in flight (see :meth:`writing`) are one step
         under the lock, or a writer could finish between them and its echo slip through.
         """
         key = object_key(obj)
-        obj = self._transform(obj)
+        view = self._transform(obj)
         with self._cache_lock:
-            if kind == "DELETED":
+            if view is None:
+                # Not (or no longer) an object of this cache: gone, as far as it is
+                # concerned, and reported as such only if it was held.
+                old = self.cache.get(key)
+                if old is None:
+                    return None
+                kind, obj = "DELETED", old
+                self._drop(key)
+            elif kind == "DELETED":
+                obj = view
                 self._drop(key)
             else:
+                obj = view
                 known = self.cache.get(key)
                 if known is not None and _version(known) == _version(obj):
                     return None  # already cached by put(): the echo of our own write
                 self._store(key, obj)
             held = self._held.get(key)
             if held is None:
-                return obj
+                return kind, obj
             held.append((kind, obj))
             return None
 

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes.watch.watch import iter_resp_lines
 
 from shared_services import destinations, metrics
 from shared_services.api import JSON
@@ -65,6 +64,25 @@ class Bearer(Protocol):
     def close(self) -> None:
         """Used no more."""
 
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The lines of a watch stream, as they arrive.
+
+    Each line is one event, as long as its object: up to about 1.5 MB. A line is yielded
+    and then let go before the next chunk is awaited, so an idle watch holds none of it.
+    """
+    buffer = bytearray()
+    for segment in response.stream(amt=None, decode_content=False):
+        buffer += segment
+        start = 0
+        while (end := buffer.find(b"\n", start)) != -1:
+            line = bytes(buffer[start:end])
+            start = end + 1
+            if line.strip():
+                yield line
+            del line
+        del buffer[:start]
 
 class KubeError(Exception):
     """A failed API request; ``status`` is the HTTP status, 0 for connection failures.
@@ -335,8 +353,9 @@ class Kube:
         if opened is not None:
             opened(raw)  # lets another thread shut the stream down
         try:
-            for line in iter_resp_lines(raw):
+            for line in _lines(raw):
                 event = self._event(line)
+                del line  # a watched object may be a megabyte: nothing keeps its text
                 if event.get("type") == "ERROR":
                     status = event["object"]
                     code = status.get("code")
@@ -348,6 +367,7 @@ class Kube:
                         )
                     )
                 yield event
+                del event  # nor, while the next one is awaited, the object
         except (urllib3.exceptions.HTTPError, OSError) as error:
             # A reset, a timeout, a shutdown from another thread.
             broken = KubeError(0, "WatchBroken", f"{self.origin}: watch ended: {error}")

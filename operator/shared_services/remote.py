@@ -38,7 +38,7 @@ from typing import Literal
 
 from kubernetes import client as k8s
 
-from shared_services import api, conditions, kubeconfig, signin
+from shared_services import api, conditions, kubeconfig, signin, views
 from shared_services.api import JSON
 from shared_services.destinations import Destinations, guard, origin
 from shared_services.informer import Informer
@@ -710,6 +710,7 @@ class RemoteRegistry:
             name=f"{cluster}/{namespace}/services",
             on_event=on_event,
             on_state=on_state,
+            transform=views.remote_service,  # what the resolver reads, not the whole Service
         ).start()
 
 

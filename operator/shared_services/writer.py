@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shared_services import builders
+from shared_services import builders, views
 from shared_services.api import JSON
 from shared_services.informer import InformerGroup, object_key
 from shared_services.kube import Conflict, Kube, KubeError, NotFound, collection_path
@@ -175,6 +175,12 @@ class Writer:
                 outcome.conflicts.append(_conflict_message(kind, actual, owner))
                 return
             change = builders.patch_for(desired=obj, actual=actual)
+            if change is not None and _cut_references(actual, change):
+                # The cache left out others' references, which this patch sends back.
+                actual = self.kube.get(path)
+                if actual is None:
+                    return  # deleted meanwhile: its DELETED event brings the import back
+                change = builders.patch_for(desired=obj, actual=actual)
             if change is None:
                 return
             try:
@@ -248,6 +254,14 @@ class Writer:
             self.caches[kind].drop(object_key(obj))
             if deleted:  # gone already (the garbage collector, a hand): nothing was written
                 outcome.writes.append((kind.kind, "delete"))
+
+
+def _cut_references(actual: Mapping[str, Any], change: builders.Change) -> bool:
+    """Whether ``change`` rewrites owner references of which the cached view kept too few."""
+    metadata = actual.get("metadata") or {}
+    return bool(metadata.get(views.REFERENCES_CUT)) and "ownerReferences" in (
+        change.body.get("metadata") or {}
+    )
 
 
 def _service_of(kind: Kind, obj: Mapping[str, Any]) -> str | None:

@@ -18,7 +18,7 @@ import pytest
 
 from harness.cluster import Cluster
 from kit import Kit
-from shared_services import builders
+from shared_services import builders, views
 from shared_services.informer import Informer, InformerGroup
 from shared_services.kube import Kube
 from shared_services.writer import ENDPOINT_SLICE, ENDPOINTS, MANAGED_KINDS, SERVICE, Kind, Writer
@@ -58,6 +58,7 @@ def _stale_writer(kube: Kube, namespace: str) -> Writer:
             name=f"test {kind.plural}",
             params={"labelSelector": builders.managed_selector()},
             index_label=builders.IMPORT_LABEL,
+            transform=views.managed(kind.kind),  # as the operator's caches keep them
         ).start()
         for kind in MANAGED_KINDS
     }

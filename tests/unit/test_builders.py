@@ -458,7 +458,9 @@ def test_build_refuses_an_import_name_too_long_for_a_label() -> None:
 
 
 def test_selectors() -> None:
-    assert builders.managed_selector() == "app.kubernetes.io/managed-by=shared-services-operator"
+    assert builders.managed_selector() == (
+        "app.kubernetes.io/managed-by=shared-services-operator,sharedservices.io/import"
+    )
 
 
 def test_is_managed_and_owned_by() -> None:

@@ -1,5 +1,7 @@
 """A watch the server refuses backs off to minutes; one that broke comes back within seconds.
 
+And an object that the cache's view refuses (one no import owns) is as good as absent.
+
 A refused watch (401, 403) stays refused until someone changes a permission, and every try
 is a request to the central cluster: a namespace that a tenant names and the credentials
 may not read must not cost one every 30 s for ever. A broken watch, or a server that is
@@ -8,10 +10,14 @@ down, is retried within 30 s at most, so that imports follow moves soon after it
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from shared_services import informer
-from shared_services.kube import KubeError
+from shared_services.api import JSON
+from shared_services.informer import Informer
+from shared_services.kube import Kube, KubeError
 
 
 def _delays(error: KubeError, tries: int) -> list[float]:
@@ -33,3 +39,39 @@ def test_a_refused_watch_backs_off_to_minutes(status: int) -> None:
 @pytest.mark.parametrize("status", [0, 404, 429, 500, 503])
 def test_a_broken_watch_comes_back_within_seconds(status: int) -> None:
     assert max(_delays(KubeError(status, "Error", "broken"), 20)) <= 30
+
+
+def _owned_only(obj: JSON) -> JSON | None:
+    """A view that keeps only objects labelled ``owned``, as the managed caches do."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return obj if labels.get("owned") == "yes" else None
+
+
+def _object(version: str, owned: str) -> JSON:
+    return {
+        "metadata": {
+            "namespace": "n",
+            "name": "a",
+            "resourceVersion": version,
+            "labels": {"owned": owned},
+        }
+    }
+
+
+def test_an_object_the_view_refuses_is_as_good_as_absent() -> None:
+    informer = Informer(
+        cast(Kube, None),
+        "/api/v1/services",
+        name="test",
+        transform=_owned_only,
+    )
+    # Never owned: neither cached nor reported.
+    assert informer._apply("ADDED", _object("1", "no")) is None
+    assert informer.get("n/a") is None
+    # Owned, then no longer: reported as gone, with the last view that was held.
+    assert informer._apply("MODIFIED", _object("2", "yes")) == ("MODIFIED", _object("2", "yes"))
+    assert informer._apply("MODIFIED", _object("3", "no")) == ("DELETED", _object("2", "yes"))
+    assert informer.get("n/a") is None
+    # The answer to a write of an object the view refuses is not cached either.
+    informer.put(_object("4", "no"))
+    assert informer.get("n/a") is None

@@ -83,3 +83,8 @@ def test_a_warning_once_past_the_line_and_again_only_after_falling_well_below() 
     assert watch.check(85 * MIB) is None
     assert watch.check(60 * MIB) is None  # re-armed
     assert watch.check(95 * MIB) is not None
+
+
+def test_glibc_is_told_to_return_large_freed_buffers() -> None:
+    # The image and the test plane run on glibc; elsewhere the call does nothing.
+    assert memory.return_freed_memory() is True
