@@ -65,7 +65,6 @@ class Bearer(Protocol):
         """Used no more."""
 
 
-
 def _lines(response: Any) -> Iterator[bytes]:
     """The lines of a watch stream, as they arrive.
 
@@ -83,6 +82,7 @@ def _lines(response: Any) -> Iterator[bytes]:
                 yield line
             del line
         del buffer[:start]
+
 
 class KubeError(Exception):
     """A failed API request; ``status`` is the HTTP status, 0 for connection failures.
