@@ -125,6 +125,28 @@ CLUSTER_STEPS: Final[Mapping[str, str]] = {
         "The operator's log says what failed; it is tried again with backoff, and a restart "
         "of the operator's Pod starts afresh."
     ),
+    "ServerNotAllowed": (
+        "Point the kubeconfig's server at the central cluster's API server, or ask the "
+        "platform team to list its range in the chart's addressPolicy.remoteServerCIDRs."
+    ),
+    # spec.vsphereSignIn
+    "SignInRejected": (
+        "The password is not sent again until the Secret changes, so that vCenter does not "
+        "lock the user out: fix the user in vCenter SSO or the Secret, then update the Secret."
+    ),
+    "SignInCredentialsInvalid": (
+        "`kubectl create secret generic NAME --type=kubernetes.io/basic-auth "
+        "--from-literal=username=USER --from-literal=password=...` in the operator's "
+        "namespace makes one."
+    ),
+    "SignInUnreachable": (
+        "Check that the operator's Pod can reach the Supervisor's address on port 443 (the "
+        "sign-in endpoint); imports keep their addresses meanwhile."
+    ),
+    "SignInFailed": (
+        "Check spec.vsphereSignIn.url, if set, and that the address answers as a Supervisor "
+        "does at /wcp/login; imports keep their addresses meanwhile."
+    ),
 }
 
 

@@ -43,6 +43,7 @@ import urllib3
 from shared_services import metrics
 from shared_services.destinations import Destinations, Refused, guard, origin
 from shared_services.kube import KubeError
+from shared_services.version import USER_AGENT
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,11 @@ class Session:
             response = self._pool.request(
                 "POST",
                 self.url,
-                headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+                headers={
+                    "Authorization": f"Basic {basic}",
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,  # as every request of the operator says
+                },
                 timeout=_TIMEOUT,
                 redirect=False,
                 preload_content=False,

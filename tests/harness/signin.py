@@ -114,6 +114,7 @@ class SignInRequest:
     status: int
     reason: str  # why a sign-in was refused: no-credentials, unknown-user, wrong-password, locked
     received: float  # the service's wall clock (time.time())
+    user_agent: str = ""  # who the request said sent it
 
 
 @dataclass(frozen=True)
@@ -723,6 +724,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status=status,
                 reason=reason,
                 received=time.time(),
+                user_agent=self.headers.get("User-Agent", ""),
             )
         )
 

@@ -11,8 +11,8 @@ statuses, Events and its Lease. Then:
   PUT, PATCH) named the operator as its field manager;
 - ``managedFields`` of what it wrote (the Service, its EndpointSlice and Endpoints, the
   Lease, the Events and the import's status) name the operator, and nothing else;
-- every request of its SSO user on the supervisor, the remote watches among them, came with
-  the same User-Agent.
+- every request of its SSO user on the supervisor, the remote watches among them, and every
+  sign-in at ``/wcp/login``, came with the same User-Agent.
 
 A watch is audited when it ends, so the logs are read once the operator has stopped.
 """
@@ -283,3 +283,7 @@ def test_every_request_names_the_operator_and_every_write_its_field_manager(
     strangers = [r for r in seen if r.user_agent != USER_AGENT]
     assert not strangers, "\n".join(_said(strangers))
     print(f"supervisor: {len(seen)} requests of {sso_user.username}, all as {USER_AGENT!r}")
+    # And the sign-in endpoint, which is not an API server, from the requests it answered.
+    sign_ins = [r for r in signin.requests() if r.user == sso_user.name]
+    assert sign_ins, "no sign-in of the SSO user"
+    assert {r.user_agent for r in sign_ins} == {USER_AGENT}, sign_ins

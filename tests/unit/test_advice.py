@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_services import advice, kubeconfig, policy, status
+from shared_services import advice, kubeconfig, policy, signin, status
 from shared_services.status import ClusterReport
 
 # Every reason an import's Ready condition can give that needs a person (the waiting ones,
@@ -42,6 +42,10 @@ CLUSTER_REASONS = [
     "Forbidden",
     "TLSUntrusted",
     "Unreachable",
+    "InvalidResponse",
+    "InternalError",
+    policy.SERVER_NOT_ALLOWED,
+    *signin.REASONS,
 ]
 
 
