@@ -51,6 +51,9 @@ IMPORT_SINGULAR = "sharedserviceimport"
 REMOTE_CLUSTER_KIND = "RemoteCluster"
 REMOTE_CLUSTER_PLURAL = "remoteclusters"
 REMOTE_CLUSTER_SINGULAR = "remotecluster"
+# Which installation writes a RemoteCluster's status, where several use it (releases that
+# shard one cluster by namespace): the value of their --instance. Unset, every one does.
+STATUS_WRITER_ANNOTATION = "sharedservices.io/status-writer"
 
 # An EndpointSlice holds at most 100 ports; the import's ports all go into each slice.
 MAX_PORTS = 100

@@ -46,8 +46,12 @@ class ClusterReconciler:
         recorder: Recorder,
         clusters: dict[str, JSON],
         on_change: Callable[[str], None],
+        instance: str = "",
     ) -> None:
         self.kube = kube
+        # This installation's name: a RemoteCluster whose status-writer annotation names
+        # another is used, never reported on, so two releases do not both write its status.
+        self.instance = instance
         self.remote = remote
         self.recorder = recorder
         self.clusters = clusters
@@ -133,8 +137,23 @@ class ClusterReconciler:
 
     def _report(self, name: str, report: ClusterReport) -> None:
         """Have the cluster's status say ``report``, replacing any report not yet written."""
+        if not self.writes_status(name):
+            self._reports.pop(name, None)
+            return
         self._reports[name] = report
         self.queue.add(name)
+
+    def writes_status(self, name: str) -> bool:
+        """Whether this installation writes the status of RemoteCluster ``name``.
+
+        Releases that shard one cluster by namespace use the same central clusters; each
+        connects on its own, but only the one the annotation names says how its connection
+        is, or their reports (a reconnect seen by one and not the other) would overwrite
+        each other. Without the annotation every installation writes, as one alone does.
+        """
+        metadata = (self.clusters.get(name) or {}).get("metadata") or {}
+        writer = (metadata.get("annotations") or {}).get(api.STATUS_WRITER_ANNOTATION)
+        return not writer or writer == self.instance
 
     async def _worker(self) -> None:
         """Write reports until stopped; no error ends it, or no status would be written again.

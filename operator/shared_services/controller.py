@@ -83,6 +83,7 @@ class Controller:
             recorder=self.recorder,
             clusters=clusters,
             on_change=self._cluster_changed,
+            instance=settings.instance,
         )
         self.networks = LocalNetworks(
             on_change=self._queue_all, on_pod_addresses=self._queue_serving

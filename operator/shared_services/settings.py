@@ -52,6 +52,9 @@ class Settings:
     resync_seconds: float = 600.0
     leader_elect: bool = False
     lease_name: str = LEASE_NAME
+    # This installation's name (the chart's release full name): which RemoteClusters' status
+    # it writes, where several installations use them.
+    instance: str = ""
     # How long an import of a deleted or invalid RemoteCluster keeps its last known addresses.
     remote_gone_grace: float = 300.0
     # Whether imports in kube-system and in the operator's own namespace are served.
@@ -86,6 +89,7 @@ class Settings:
             resync_seconds=args.resync_seconds,
             leader_elect=args.leader_elect,
             lease_name=args.lease_name,
+            instance=args.instance,
             remote_gone_grace=args.remote_gone_grace,
             allow_system_namespaces=args.allow_system_namespaces,
             max_remote_namespaces=args.max_remote_namespaces,
@@ -220,6 +224,13 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         default=env.get("LEASE_NAME", LEASE_NAME),
         help="the Lease to elect a leader with; releases sharing a namespace need their "
         "own (env LEASE_NAME; the chart uses the release's full name)",
+    )
+    parser.add_argument(
+        "--instance",
+        default=env.get("INSTANCE", ""),
+        help="this installation's name; where several use one RemoteCluster, only the one "
+        "its sharedservices.io/status-writer annotation names writes its status (env "
+        "INSTANCE; the chart uses the release's full name)",
     )
     parser.add_argument(
         "--remote-gone-grace",
