@@ -133,7 +133,12 @@ class Kit:
     # -- workload side ------------------------------------------------------------------
 
     def remote_cluster(
-        self, *, name: str | None = None, kubeconfig: str | None = None, **spec: Any
+        self,
+        *,
+        name: str | None = None,
+        kubeconfig: str | None = None,
+        annotations: dict[str, str] | None = None,
+        **spec: Any,
     ) -> str:
         """A kubeconfig Secret and a RemoteCluster for the supervisor; returns its name.
 
@@ -157,7 +162,7 @@ class Kit:
             {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "RemoteCluster",
-                "metadata": {"name": name},
+                "metadata": {"name": name, "annotations": annotations or {}},
                 "spec": {"kubeconfigSecretRef": {"name": secret}, **spec},
             },
         )
