@@ -31,11 +31,18 @@ from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import Kit, install_crds
 
 _SUMMARY = pytest.StashKey[Summary]()
+_LAST = "test_no_credential_in_any_operator_log"
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the long versions out unless the run selects them with ``-m slow``."""
+    """Scan the logs for credentials last; leave the long versions out unless selected.
+
+    The scan reads every operator log the scenarios wrote, so it must come after all of
+    them, whatever their files are called.
+    """
+    last = [i for i in items if i.name == _LAST]
+    items[:] = [i for i in items if i.name != _LAST] + last
     if "slow" in (config.option.markexpr or ""):
         return
     skip = pytest.mark.skip(reason="long version: run with -m slow")

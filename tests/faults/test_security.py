@@ -339,7 +339,7 @@ def test_no_import_field_reaches_another_namespace(kit: Kit, row: Row, fault_env
 
 
 def test_no_credential_in_any_operator_log(row: Row, fault_env: FaultEnv) -> None:
-    """Runs last in the suite (files run in name order), over every operator's log so far."""
+    """Runs last in the suite (the suite's conftest puts it there), over every operator's log."""
     logs = sorted(fault_env.logs.glob("*.log"))
     row.injected = (
         f"scan of {len(logs)} operator logs for {len(fault_env.credentials.values)} token and "
