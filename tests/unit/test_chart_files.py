@@ -237,6 +237,16 @@ def test_argocd_config_map_carries_the_scripts_verbatim() -> None:
         assert config["data"][f"resource.customizations.health.sharedservices.io_{kind}"] == script
 
 
+def test_argo_cd_chart_values_carry_the_scripts_verbatim() -> None:
+    """The argo-cd chart renders configs.cm into argocd-cm: the same keys, the same scripts."""
+    (values,) = _docs(DEPLOY / "argocd" / "argo-cd-values.yaml")
+    (config,) = _docs(DEPLOY / "argocd" / "argocd-cm.yaml")
+    assert set(values) == {"configs"}
+    assert values["configs"]["cm"] == config["data"]
+    text = (DEPLOY / "argocd" / "README.md").read_text()
+    assert "kubectl -n argocd patch" not in text, "a hand-made patch is reverted by GitOps"
+
+
 def health(kind: str, obj: dict[str, Any]) -> str:
     runtime = lupa.LuaRuntime()
     runtime.globals().obj = runtime.table_from(obj, recursive=True)

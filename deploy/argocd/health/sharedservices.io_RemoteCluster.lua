@@ -19,7 +19,9 @@ for _, condition in ipairs(obj.status.conditions) do
       hs.status = "Progressing"
     else
       -- Unauthorized, Forbidden, TLSUntrusted, SecretNotFound, InsecureKubeconfig,
-      -- KubeconfigInvalid, Unreachable, InvalidSpec.
+      -- KubeconfigInvalid, Unreachable, ServerNotAllowed, InvalidSpec, and those of
+      -- vsphereSignIn: SignInRejected, SignInCredentialsInvalid, SignInUnreachable,
+      -- SignInFailed.
       hs.status = "Degraded"
     end
   end
