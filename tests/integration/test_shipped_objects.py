@@ -13,7 +13,6 @@ the check has teeth.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,8 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from deploykit import DEPLOY, Helm, kubectl
+from deploykit import DEPLOY, Helm, kubectl, write_values
+from harness import appset
 from harness.cluster import Cluster
 from harness.gomodules import module_dir
 from harness.helm import ensure_helm
@@ -136,54 +136,91 @@ def _argocd_docs() -> list[dict[str, Any]]:
         doc
         for path in sorted((DEPLOY / "argocd").glob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
-        if doc
+        if doc and "kind" in doc  # not argo-cd-values.yaml, values of another chart
     ]
 
 
-# Parameters of one cluster as the cluster generator gives them, keyed by template name.
-CLUSTER = {
-    ".name": "tkc-01",
-    ".nameNormalized": "tkc-01",
-    ".server": "https://tkc-01.example.internal:6443",
+# One cluster's parameters as Argo CD's cluster generator gives them with goTemplate: true
+# (argo-cd v3.5, applicationset/generators/cluster.go): metadata holds labels and, only when
+# the Secret has any, annotations.
+CLUSTER: dict[str, Any] = {
+    "name": "tkc-01",
+    "nameNormalized": "tkc-01",
+    "server": "https://tkc-01.example.internal:6443",
+    "project": "",
+    "metadata": {
+        "labels": {"sharedservices.io/workload-cluster": "true"},
+        "annotations": {
+            "sharedservices.io/remote-cluster": "supervisor-west",
+            "sharedservices.io/allowed-cidrs": "198.51.100.0/24, 2001:db8:100::/56",
+        },
+    },
 }
 
 
-def _instantiate(template: Any, values: dict[str, str]) -> Any:
-    """The ApplicationSet template with one cluster's parameters in place."""
-    text = json.dumps(template)
-
-    def parameter(match: re.Match[str]) -> str:
-        name = match["name"]
-        assert name in values, f"the template uses {name}, which no generator provides"
-        return values[name]
-
-    text = re.sub(r"\{\{ *(?P<name>\.[\w.]+) *\}\}", parameter, text)
-    assert "{{" not in text, text
-    return json.loads(text)
+def _instantiate(application_set: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    """The Application the ApplicationSet makes for ``cluster``, rendered as Argo CD does."""
+    spec = application_set["spec"]
+    (generator,) = spec["generators"]
+    params = {**cluster, "values": generator["clusters"]["values"]}
+    template = appset.render(spec["template"], params, spec.get("goTemplateOptions") or [])
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", **template}
 
 
-def test_argo_cd_objects_are_valid(real_crds: list[str], admin: Path, scratch: str) -> None:
+def test_argo_cd_objects_are_valid(
+    real_crds: list[str], admin: Path, scratch: str, tmp_path: Path
+) -> None:
     docs = _argocd_docs()
     kinds = sorted(doc["kind"] for doc in docs)
     assert kinds == ["Application", "Application", "ApplicationSet", "ConfigMap"]
     for doc in docs:
         _accepted(admin, scratch, doc)
 
-    # What the ApplicationSet makes for a registered cluster is a valid Application too.
-    (appset,) = [doc for doc in docs if doc["kind"] == "ApplicationSet"]
-    (generator,) = appset["spec"]["generators"]
-    values = {**CLUSTER, **{f".values.{k}": v for k, v in generator["clusters"]["values"].items()}}
-    template = _instantiate(appset["spec"]["template"], values)
-    application = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", **template}
-    stored = _accepted(admin, scratch, application)
+    # What the ApplicationSet makes for a registered cluster is a valid Application too,
+    # with that cluster's values from its annotations, which the chart takes.
+    (application_set,) = [doc for doc in docs if doc["kind"] == "ApplicationSet"]
+    stored = _accepted(admin, scratch, _instantiate(application_set, CLUSTER))
     assert stored["metadata"]["name"] == "shared-services-tkc-01"
-    assert stored["spec"]["destination"]["server"] == CLUSTER[".server"]
+    assert stored["spec"]["destination"]["server"] == CLUSTER["server"]
     chart, imports = stored["spec"]["sources"]
     assert chart["path"] == "deploy/helm/shared-services-operator"
     assert (Path(DEPLOY.parent) / imports["path"]).is_dir()
+    values = yaml.safe_load(chart["helm"]["values"])
     # The RemoteCluster's kubeconfig comes from a Secret made outside Git.
-    (remote,) = chart["helm"]["valuesObject"]["remoteClusters"]
-    assert set(remote) == {"name", "existingSecret"}
+    assert values["remoteClusters"] == [
+        {"name": "supervisor-west", "existingSecret": "supervisor-west-kubeconfig"}
+    ]
+    assert values["addressPolicy"] == {"allowedCIDRs": ["198.51.100.0/24", "2001:db8:100::/56"]}
+    helm = Helm(ensure_helm(), home=tmp_path / "helm")
+    rendered = helm.template("-f", str(write_values(tmp_path / "values.yaml", values)))
+    remote = next(o for o in rendered if o["kind"] == "RemoteCluster")
+    assert remote["metadata"]["name"] == "supervisor-west"
+    assert remote["spec"]["kubeconfigSecretRef"]["name"] == "supervisor-west-kubeconfig"
+    (container,) = next(o for o in rendered if o["kind"] == "Deployment")["spec"]["template"][
+        "spec"
+    ]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ALLOWED_CIDRS"] == "198.51.100.0/24,2001:db8:100::/56", env
+
+    # A cluster registered with the label alone gets the defaults.
+    bare = {
+        **CLUSTER,
+        "name": "tkc-02",
+        "nameNormalized": "tkc-02",
+        "metadata": {"labels": CLUSTER["metadata"]["labels"]},
+    }
+    chart = _accepted(admin, scratch, _instantiate(application_set, bare))["spec"]["sources"][0]
+    values = yaml.safe_load(chart["helm"]["values"])
+    assert values["remoteClusters"] == [
+        {"name": "supervisor", "existingSecret": "supervisor-kubeconfig"}
+    ]
+    assert "addressPolicy" not in values
+
+
+def test_a_template_error_fails_the_render() -> None:
+    """The renderer refuses what Argo CD refuses, so the check above has teeth."""
+    with pytest.raises(appset.RenderError, match="map has no entry for key"):
+        appset.render("{{ .metadata.nothing }}", CLUSTER, ["missingkey=error"])
 
 
 def test_a_misspelt_argo_cd_field_is_refused(
