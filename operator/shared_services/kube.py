@@ -3,9 +3,11 @@
 The generated client turns every response into model objects, which costs more than the
 operator's whole reconcile and hides fields the builders compare. Here bodies stay plain
 dicts, while authentication, TLS and connection pooling stay the client's. Errors are
-sorted once, here, into the few kinds the rest of the operator acts on: gone (404),
-conflict (409), forbidden, invalid, and temporary (5xx, 429, connection trouble), the way
-crate-operator keeps 404/409 handling in one module.
+sorted once, here, into a class for each answer the rest of the operator tells apart:
+:class:`Unauthorized` (401), :class:`Forbidden` (403), :class:`NotFound` (404),
+:class:`Conflict` (409), :class:`Gone` (410), :class:`Invalid` (422),
+:class:`TooManyRequests` (429); anything else is a :class:`KubeError`, whose ``temporary``
+says whether trying again later may help (5xx, 429, connection trouble).
 
 Whatever comes back is one of those or a JSON object: a connection cut in the middle of a
 body, a page of HTML with 200 (a proxy or a portal before the server), JSON that is not an
@@ -105,6 +107,14 @@ class KubeError(Exception):
         return self.status in {0, 429} or self.status >= 500
 
 
+class Unauthorized(KubeError):
+    """401: the credentials are not (or no longer) accepted."""
+
+
+class Forbidden(KubeError):
+    """403: the identity may not do this (or the namespace is being terminated)."""
+
+
 class NotFound(KubeError):
     """404: the object (or its namespace) does not exist."""
 
@@ -115,6 +125,14 @@ class Conflict(KubeError):
 
 class Gone(KubeError):
     """410: a watch asked for a resourceVersion the server no longer has."""
+
+
+class Invalid(KubeError):
+    """422: the object was refused; ``fields`` names the paths the server blamed."""
+
+
+class TooManyRequests(KubeError):
+    """429: the server asks to be called again later (API priority and fairness)."""
 
 
 # The reason of an answer that came whole but is not the API's: not JSON, or not an object.
@@ -152,7 +170,15 @@ def _error(status: int, body: bytes, fallback: str) -> KubeError:
                 for c in causes[:_MAX_FIELDS]
                 if isinstance(c, dict)
             )
-    kinds: dict[int, type[KubeError]] = {404: NotFound, 409: Conflict, 410: Gone}
+    kinds: dict[int, type[KubeError]] = {
+        401: Unauthorized,
+        403: Forbidden,
+        404: NotFound,
+        409: Conflict,
+        410: Gone,
+        422: Invalid,
+        429: TooManyRequests,
+    }
     return kinds.get(status, KubeError)(
         status, bounded(reason, _MAX_REASON), message, fields=fields
     )
@@ -308,7 +334,7 @@ class Kube:
         try:
             return self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
         except KubeError as error:
-            if uid and error.status == 422 and "metadata.uid" in error.fields:
+            if uid and isinstance(error, Invalid) and "metadata.uid" in error.fields:
                 raise Conflict(409, "Replaced", f"{path} is no longer the object {uid}") from error
             raise
 

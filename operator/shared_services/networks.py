@@ -26,7 +26,7 @@ from typing import Any, Literal
 from shared_services import builders, policy
 from shared_services.api import JSON
 from shared_services.informer import Informer
-from shared_services.kube import Kube, KubeError, collection_path
+from shared_services.kube import Conflict, Invalid, Kube, KubeError, collection_path
 
 log = logging.getLogger(__name__)
 
@@ -309,14 +309,14 @@ def _probe_family(
         }
         try:
             kube.request("POST", path, body=body, params={"dryRun": "All"})
-        except KubeError as error:
-            if error.status not in {422, 409}:
-                return f"a dry-run Service create in {namespace} failed: {error}"
+        except (Invalid, Conflict) as error:
             named = named_range(error.message)
             if named is not None:
                 return [named] if named != "none" else []
-            if error.status == 422 and "denied" not in error.message:
+            if isinstance(error, Invalid) and "denied" not in error.message:
                 return f"a dry-run Service create in {namespace} was refused: {error}"
+        except KubeError as error:
+            return f"a dry-run Service create in {namespace} failed: {error}"
         # Accepted, or refused only after the address was taken (a name in use, an
         # admission policy that denied it): the address lies inside the range; ask with
         # the next one.

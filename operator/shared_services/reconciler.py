@@ -18,7 +18,7 @@ from shared_services import api, builders, decide, metrics, resolve, status
 from shared_services.api import JSON
 from shared_services.decide import Plan, Serving
 from shared_services.informer import InformerGroup
-from shared_services.kube import Conflict, Kube, KubeError, NotFound
+from shared_services.kube import Conflict, Forbidden, Kube, KubeError, NotFound
 from shared_services.networks import LocalNetworks
 from shared_services.recorder import Recorder
 from shared_services.settings import Settings
@@ -364,7 +364,7 @@ class ImportReconciler:
 
 
 def _namespace_terminating(error: KubeError) -> bool:
-    return error.status == 403 and "being terminated" in error.message
+    return isinstance(error, Forbidden) and "being terminated" in error.message
 
 
 def _count_writes(outcome: Outcome) -> None:

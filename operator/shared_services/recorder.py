@@ -75,10 +75,8 @@ class Recorder:
             updated = await asyncio.to_thread(
                 self.kube.patch, f"{path}/{name}/status", {"status": new}
             )
-        except KubeError as error:
-            if error.status == 404:
-                return  # deleted meanwhile
-            raise
+        except NotFound:
+            return  # deleted meanwhile
         metrics.STATUS_WRITES.labels(api.IMPORT_KIND).inc()
         if key in self._imports:
             self._imports[key] = slim(updated)

@@ -42,7 +42,15 @@ from shared_services import api, conditions, kubeconfig, signin, views
 from shared_services.api import JSON
 from shared_services.destinations import Destinations, guard, origin
 from shared_services.informer import Informer
-from shared_services.kube import INVALID_RESPONSE, Kube, KubeError, bounded, collection_path
+from shared_services.kube import (
+    INVALID_RESPONSE,
+    Forbidden,
+    Kube,
+    KubeError,
+    Unauthorized,
+    bounded,
+    collection_path,
+)
 from shared_services.kubeconfig import CredentialsError
 from shared_services.policy import SERVER_NOT_ALLOWED
 from shared_services.resolve import RemoteLookup
@@ -269,9 +277,9 @@ def server_version(answer: JSON) -> str:
 def _describe_failure(error: KubeError) -> tuple[str, str]:
     if error.reason in (INVALID_RESPONSE, SERVER_NOT_ALLOWED, *signin.REASONS):
         return error.reason, error.message
-    if error.status == 401:
+    if isinstance(error, Unauthorized):
         return "Unauthorized", "the credentials were rejected (401)"
-    if error.status == 403:
+    if isinstance(error, Forbidden):
         return "Forbidden", f"the credentials lack permission: {error.message}"
     text = error.message
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:

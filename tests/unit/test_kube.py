@@ -30,7 +30,18 @@ from dataclasses import dataclass, field
 import pytest
 from kubernetes import client as k8s
 
-from shared_services.kube import Fenced, Kube, KubeError
+from shared_services.kube import (
+    Conflict,
+    Fenced,
+    Forbidden,
+    Gone,
+    Invalid,
+    Kube,
+    KubeError,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 
 TOKEN = "s3cr3t-token-0123456789abcdefghij"
 
@@ -166,6 +177,31 @@ def test_an_error_whose_details_have_another_shape(
         _kube(server).request("GET", "/api/v1/services")
     assert failed.value.status == 422
     assert failed.value.message == "no"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "temporary"),
+    [
+        ("401 Unauthorized", Unauthorized, False),
+        ("403 Forbidden", Forbidden, False),
+        ("404 Not Found", NotFound, False),
+        ("409 Conflict", Conflict, False),
+        ("410 Gone", Gone, False),
+        ("422 Unprocessable Entity", Invalid, False),
+        ("429 Too Many Requests", TooManyRequests, True),
+        ("500 Internal Server Error", KubeError, True),
+    ],
+)
+def test_each_answer_the_code_tells_apart_has_its_class(
+    serve: Callable[..., Server], status: str, kind: type[KubeError], temporary: bool
+) -> None:
+    refusal = {"kind": "Status", "reason": status.split(" ", 1)[1], "message": "no"}
+    server = serve(_answer(status, json.dumps(refusal).encode()))
+    with pytest.raises(KubeError) as failed:
+        _kube(server).request("GET", "/api/v1/services")
+    assert type(failed.value) is kind
+    assert failed.value.status == int(status.split(maxsplit=1)[0])
+    assert failed.value.temporary is temporary
 
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["status", "text"])
