@@ -13,7 +13,7 @@ DATAPLANE := controlplane coredns packages
 
 export PYTHONPATH := $(CURDIR)/tests:$(CURDIR)/operator
 
-.PHONY: help install controlplane coredns packages lint format typecheck test test-releases crds up down run demo bench clean
+.PHONY: help install controlplane coredns packages lint format typecheck unit check test test-releases crds up down run demo bench clean
 
 help: ## List the targets with what each does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,11 @@ format: install ## Format and autofix with ruff
 
 typecheck: install ## Type-check the operator, the test harness and the benchmark with mypy --strict
 	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py
+
+unit: install ## Run the unit tests: seconds, with no cluster, no build and no root
+	uv run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+check: lint typecheck unit ## Lint, type-check and run the unit tests: the quick check before a commit
 
 # The supported Kubernetes releases older than the newest (tests/controlplane/release-*).
 OLDER_RELEASES = $(shell bash tests/controlplane/build.sh --list | tail -n +2)
