@@ -39,38 +39,17 @@ from typing import Any, Literal
 
 from shared_services.api import JSON
 from shared_services.kube import Conflict, Kube, KubeError, NotFound, collection_path
+from shared_services.settings import (
+    JITTER,
+    LEASE_DURATION,
+    RENEW_DEADLINE,
+    RETRY_PERIOD,
+    check_timing,
+)
 
 log = logging.getLogger(__name__)
 
-# client-go's defaults, which kube-controller-manager and controller-runtime use too.
-LEASE_DURATION = 15.0
-RENEW_DEADLINE = 10.0
-RETRY_PERIOD = 2.0
-# Candidates wait between one and 2.2 retry periods, so that they do not ask in step.
-JITTER = 1.2
-
 State = Literal["standby", "leading", "lost", "released"]
-
-
-def check_timing(*, duration: float, renew_deadline: float, retry_period: float) -> None:
-    """Refuse timings under which a leader could still write after its lease ran out.
-
-    client-go's rules: the renew deadline is shorter than the lease duration (the margin is
-    what absorbs a slow renewal and clocks that tick at slightly different rates), and long
-    enough for more than one jittered try.
-    """
-    if retry_period <= 0:
-        raise ValueError("the retry period must be positive")
-    if renew_deadline <= JITTER * retry_period:
-        raise ValueError(
-            f"the renew deadline ({renew_deadline} s) must be longer than "
-            f"{JITTER} times the retry period ({retry_period} s)"
-        )
-    if duration <= renew_deadline:
-        raise ValueError(
-            f"the lease duration ({duration} s) must be longer than the renew deadline "
-            f"({renew_deadline} s)"
-        )
 
 
 @dataclass

@@ -88,7 +88,12 @@ class Manager:
         kube = local_client(connections=max(64, threads))
         if self.settings.leader_elect:
             self.elector = LeaderElector(
-                kube, namespace=self.settings.operator_namespace, name=self.settings.lease_name
+                kube,
+                namespace=self.settings.operator_namespace,
+                name=self.settings.lease_name,
+                duration=self.settings.lease_duration,
+                renew_deadline=self.settings.renew_deadline,
+                retry_period=self.settings.retry_period,
             )
             # Every write of the controller asks the elector first, at the moment of sending;
             # the elector's own requests (the renewals) go around that fence.

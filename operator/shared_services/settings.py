@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,35 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+# client-go's defaults, which kube-controller-manager and controller-runtime use too.
+LEASE_DURATION = 15.0
+RENEW_DEADLINE = 10.0
+RETRY_PERIOD = 2.0
+# Candidates wait between one and 2.2 retry periods, so that they do not ask in step.
+JITTER = 1.2
+
+
+def check_timing(*, duration: float, renew_deadline: float, retry_period: float) -> None:
+    """Refuse timings under which a leader could still write after its lease ran out.
+
+    client-go's rules: the renew deadline is shorter than the lease duration (the margin is
+    what absorbs a slow renewal and clocks that tick at slightly different rates), and long
+    enough for more than one jittered try.
+    """
+    if retry_period <= 0:
+        raise ValueError("the retry period must be positive")
+    if renew_deadline <= JITTER * retry_period:
+        raise ValueError(
+            f"the renew deadline ({renew_deadline} s) must be longer than "
+            f"{JITTER} times the retry period ({retry_period} s)"
+        )
+    if duration <= renew_deadline:
+        raise ValueError(
+            f"the lease duration ({duration} s) must be longer than the renew deadline "
+            f"({renew_deadline} s)"
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the operator's behaviour depends on besides the custom resources."""
@@ -52,6 +81,10 @@ class Settings:
     resync_seconds: float = 600.0
     leader_elect: bool = False
     lease_name: str = LEASE_NAME
+    # The Lease's timings, checked by check_timing.
+    lease_duration: float = LEASE_DURATION
+    renew_deadline: float = RENEW_DEADLINE
+    retry_period: float = RETRY_PERIOD
     # This installation's name (the chart's release full name): which RemoteClusters' status
     # it writes, where several installations use them.
     instance: str = ""
@@ -78,6 +111,14 @@ class Settings:
         args = parser.parse_args(argv)
         namespaces = tuple(args.namespaces or ()) or _split(env.get("WATCH_NAMESPACES", ""))
         address_policy = _address_policy(parser, args)
+        try:
+            check_timing(
+                duration=args.lease_duration,
+                renew_deadline=args.renew_deadline,
+                retry_period=args.retry_period,
+            )
+        except ValueError as error:
+            parser.error(f"--lease-duration, --renew-deadline, --retry-period: {error}")
         return cls(
             namespaces=namespaces,
             operator_namespace=args.operator_namespace,
@@ -89,6 +130,9 @@ class Settings:
             resync_seconds=args.resync_seconds,
             leader_elect=args.leader_elect,
             lease_name=args.lease_name,
+            lease_duration=args.lease_duration,
+            renew_deadline=args.renew_deadline,
+            retry_period=args.retry_period,
             instance=args.instance,
             remote_gone_grace=args.remote_gone_grace,
             allow_system_namespaces=args.allow_system_namespaces,
@@ -117,6 +161,22 @@ def _seconds(text: str) -> float:
         msg = f"{text!r} is not a number of seconds (or REMOTE_GONE_GRACE_SECONDS)"
         raise argparse.ArgumentTypeError(msg)
     return seconds
+
+
+def _seconds_of(variable: str) -> Callable[[str], float]:
+    """A parser of a number of seconds that names its environment variable when refused."""
+
+    def parse(text: str) -> float:
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0:  # also NaN
+            msg = f"{text!r} is not a positive number of seconds (or {variable})"
+            raise argparse.ArgumentTypeError(msg)
+        return seconds
+
+    return parse
 
 
 def _positive(text: str) -> int:
@@ -225,6 +285,18 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         help="the Lease to elect a leader with; releases sharing a namespace need their "
         "own (env LEASE_NAME; the chart uses the release's full name)",
     )
+    for flag, variable, default, what in (
+        ("--lease-duration", "LEASE_DURATION", LEASE_DURATION, "a standby waits"),
+        ("--renew-deadline", "RENEW_DEADLINE", RENEW_DEADLINE, "the leader keeps writing"),
+        ("--retry-period", "RETRY_PERIOD", RETRY_PERIOD, "candidates wait between tries"),
+    ):
+        parser.add_argument(
+            flag,
+            type=_seconds_of(variable),
+            default=env.get(variable, str(default)),
+            help=f"seconds {what}, by client-go's rules (env {variable}; default {default:g}); "
+            "the lease duration must exceed the renew deadline, and that 1.2 retry periods",
+        )
     parser.add_argument(
         "--instance",
         default=env.get("INSTANCE", ""),

@@ -76,3 +76,24 @@ def test_one_leader_and_a_takeover(kit: Kit, workload: Cluster, tmp_path: Path) 
         return not lease.spec.holder_identity
 
     eventually(released)
+
+
+def test_the_lease_timings_are_the_settings(kit: Kit, workload: Cluster, tmp_path: Path) -> None:
+    """--lease-duration and the rest reach the Lease: the duration is what a standby waits."""
+    replica = _replica(workload, tmp_path, kit.namespace, "timed")
+    replica.env = {"LEASE_DURATION": "7", "RENEW_DEADLINE": "5", "RETRY_PERIOD": "1"}
+    kit.operator.stop()
+    try:
+        replica.start()
+        try:
+            lease = eventually(
+                lambda: k8s.CoordinationV1Api(kit.core.api_client).read_namespaced_lease(
+                    "shared-services-operator", kit.namespace
+                ),
+                retry_on=(k8s.ApiException,),
+            )
+            assert lease.spec.lease_duration_seconds == 7
+        finally:
+            replica.stop()
+    finally:
+        kit.operator.start()

@@ -26,8 +26,27 @@ POLICY_ENV = (
 
 @pytest.fixture
 def no_policy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in POLICY_ENV:
+    for name in (*POLICY_ENV, "LEASE_DURATION", "RENEW_DEADLINE", "RETRY_PERIOD"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_lease_timings_from_flags_or_the_environment(
+    no_policy_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = Settings.parse([])
+    assert (defaults.lease_duration, defaults.renew_deadline, defaults.retry_period) == (
+        15.0,
+        10.0,
+        2.0,
+    )
+    monkeypatch.setenv("LEASE_DURATION", "60")
+    monkeypatch.setenv("RENEW_DEADLINE", "40")
+    settings = Settings.parse(["--retry-period=5"])
+    assert (settings.lease_duration, settings.renew_deadline, settings.retry_period) == (
+        60.0,
+        40.0,
+        5.0,
+    )
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,6 +226,21 @@ def test_policy_flags_win(no_policy_env: None, monkeypatch: pytest.MonkeyPatch) 
             ["--nat64-prefixes=198.51.100.0/24"],
             {},
             "--nat64-prefixes (or NAT64_PREFIXES): 198.51.100.0/24 is not an IPv6 prefix",
+        ),
+        (
+            [],
+            {"RETRY_PERIOD": "0"},
+            "argument --retry-period: '0' is not a positive number of seconds (or RETRY_PERIOD)",
+        ),
+        (
+            ["--lease-duration=10"],
+            {},
+            "the lease duration (10.0 s) must be longer than the renew deadline (10.0 s)",
+        ),
+        (
+            [],
+            {"RENEW_DEADLINE": "2", "RETRY_PERIOD": "2"},
+            "the renew deadline (2.0 s) must be longer than 1.2 times the retry period (2.0 s)",
         ),
     ],
 )
