@@ -33,6 +33,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: operator
 app.kubernetes.io/part-of: shared-services-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- include "sso.commonLabels" . }}
+{{- end }}
+
+{{/* commonLabels, on every object the chart renders; never in a selector. */}}
+{{- define "sso.commonLabels" -}}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -58,6 +66,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: crds
 app.kubernetes.io/part-of: shared-services-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- include "sso.commonLabels" . }}
 {{- end }}
 
 {{- define "sso.serviceAccountName" -}}
@@ -69,10 +78,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "sso.image" -}}
+{{- $repository := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
 
