@@ -95,7 +95,7 @@ OPERATOR_NAMESPACE ?= shared-services-system
 
 PROMTOOL_BUILD := tests/tools/promtool/build.sh
 
-.PHONY: helm promtool chart-lint manifests image-check supervisor-kubeconfig
+.PHONY: helm promtool chart-lint manifests release image-check supervisor-kubeconfig
 
 helm: ## Build helm from its Go module (cached), for the chart's tests and `make manifests`
 	@bash $(HELM_BUILD) >/dev/null
@@ -109,6 +109,9 @@ chart-lint: helm ## Lint the Helm chart strictly, against its values.schema.json
 
 manifests: helm ## Render deploy/manifests/ (plain YAML, kustomize-ready) from the Helm chart
 	bash deploy/render-manifests.sh "$$(bash $(HELM_BUILD))" deploy/manifests
+
+release: helm ## Package VERSION's chart and plain manifests into dist/ and print how to publish them
+	@bash deploy/release.sh "$(VERSION)" "$$(bash $(HELM_BUILD))"
 
 image-check: install ## Lint the Dockerfile with hadolint
 	.venv/bin/hadolint Dockerfile

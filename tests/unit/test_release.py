@@ -1,0 +1,97 @@
+"""One version, said the same everywhere a release carries it, and files that point only at
+what exists.
+
+A platform team pins a release by its version: the chart's, the image's, the package's.
+If one of them said another number, a cluster would run something other than what was
+pinned. `make release` refuses to package unless they agree; this holds them together
+between releases too.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "shared-services-operator"
+
+
+def _version() -> str:
+    return str(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"])
+
+
+def test_every_place_says_the_same_version() -> None:
+    version = _version()
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["version"] == version
+    assert chart["appVersion"] == version
+    # The chart's image tag defaults to appVersion; nothing pins another.
+    assert yaml.safe_load((CHART / "values.yaml").read_text())["image"]["tag"] == ""
+    (image,) = yaml.safe_load(chart["annotations"]["artifacthub.io/images"])
+    assert image["image"] == f"shared-services-operator:{version}"
+    manifests = (REPO / "deploy" / "manifests" / "operator.yaml").read_text()
+    assert re.findall(r"image: (\S+)", manifests) == [f"shared-services-operator:{version}"]
+    assert f'app.kubernetes.io/version: "{version}"' in manifests
+    lock = (REPO / "uv.lock").read_text()
+    assert f'name = "shared-services-operator"\nversion = "{version}"' in lock
+    assert f"## [{version}]" in (REPO / "CHANGELOG.md").read_text()
+
+
+def test_a_license_is_shipped_as_declared() -> None:
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"]
+    assert declared == "Apache-2.0"
+    text = (REPO / "LICENSE").read_text()
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["annotations"]["artifacthub.io/license"] == declared
+
+
+def test_the_chart_says_where_it_comes_from() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["home"].startswith("https://")
+    assert chart["sources"]
+    assert chart["maintainers"][0]["name"]
+    changes = yaml.safe_load(chart["annotations"]["artifacthub.io/changes"])
+    assert changes
+    assert {c["kind"] for c in changes} <= {
+        "added",
+        "changed",
+        "deprecated",
+        "removed",
+        "fixed",
+        "security",
+    }
+    crds = yaml.safe_load(chart["annotations"]["artifacthub.io/crds"])
+    assert {c["kind"] for c in crds} == {"SharedServiceImport", "RemoteCluster"}
+
+
+def _exists(revision: str) -> bool:
+    for ref in (
+        f"refs/heads/{revision}",
+        f"refs/tags/{revision}",
+        f"refs/remotes/origin/{revision}",
+    ):
+        found = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", ref],
+            capture_output=True,
+            check=False,
+        )
+        if found.returncode == 0:
+            return True
+    return False
+
+
+def test_argo_cd_files_name_only_revisions_that_exist() -> None:
+    revisions = {
+        m
+        for path in (REPO / "deploy" / "argocd").glob("*.yaml")
+        for m in re.findall(r"targetRevision: (\S+)", path.read_text())
+    }
+    assert revisions == {"main"}
+    missing = [r for r in revisions if not _exists(r)]
+    assert not missing, f"no branch or tag of this repository is called {missing}"
