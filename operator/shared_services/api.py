@@ -43,6 +43,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 # An object as the API server sends and takes it: its JSON, camelCase keys and all.
 JSON = dict[str, Any]
+# An import by its namespace and name: the key of every table and queue that is per import.
+ImportKey = tuple[str, str]
 
 IMPORT_KIND = "SharedServiceImport"
 IMPORT_PLURAL = "sharedserviceimports"

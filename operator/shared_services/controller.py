@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared_services import api, builders, dns, memory, metrics, views
-from shared_services.api import JSON
+from shared_services.api import JSON, ImportKey
 from shared_services.clusters import ClusterReconciler
 from shared_services.destinations import Destinations
 from shared_services.hostnames import Hostnames
@@ -44,7 +44,6 @@ from shared_services.writer import ENDPOINT_SLICE, MANAGED_KINDS, Kind
 
 log = logging.getLogger(__name__)
 
-ImportKey = tuple[str, str]
 # The one task of a started controller that ends by itself, once the first syncs are done.
 _SETTLE = "settle"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from shared_services.api import ImportKey
 from shared_services.resolve import Dependencies
 
-ImportKey = tuple[str, str]
 RemoteRef = tuple[str, str, str]  # cluster, namespace, name
 
 

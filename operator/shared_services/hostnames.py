@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from shared_services import dns
+from shared_services.api import ImportKey
 
 log = logging.getLogger(__name__)
 
-ImportKey = tuple[str, str]
 # After a failure that the resolver did not answer for: once a second at first, then up to
 # the longest a DNS answer is trusted for.
 _RETRY_START = 1.0

@@ -23,14 +23,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared_services import api
-from shared_services.api import JSON
+from shared_services.api import JSON, ImportKey
 from shared_services.informer import slim
 from shared_services.kube import Kube, KubeError, collection_path
 from shared_services.listing import Listing, list_all
 
 log = logging.getLogger(__name__)
-
-ImportKey = tuple[str, str]
 
 
 class ImportStore:

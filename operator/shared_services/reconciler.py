@@ -15,7 +15,7 @@ import logging
 from typing import Final
 
 from shared_services import api, builders, decide, metrics, resolve, status
-from shared_services.api import JSON
+from shared_services.api import JSON, ImportKey
 from shared_services.decide import Plan, Serving
 from shared_services.informer import InformerGroup
 from shared_services.kube import Conflict, Forbidden, Kube, KubeError, NotFound
@@ -36,7 +36,6 @@ from shared_services.writer import (
 
 log = logging.getLogger(__name__)
 
-ImportKey = tuple[str, str]
 # What kube-proxy reads, and so what moves an application's traffic: written first on a move.
 DATA_PATH: Final = (SERVICE, ENDPOINT_SLICE)
 # How long a moved import's Endpoints, status and Event wait, so that kube-proxy programs the

@@ -15,7 +15,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from shared_services import api, conditions, metrics, status
-from shared_services.api import JSON
+from shared_services.api import JSON, ImportKey
 from shared_services.correlator import Correlator, Record
 from shared_services.decide import Event
 from shared_services.informer import slim
@@ -23,7 +23,6 @@ from shared_services.kube import Kube, KubeError, NotFound, collection_path
 
 log = logging.getLogger(__name__)
 
-ImportKey = tuple[str, str]
 _IMPORTS = f"{api.GROUP}/{api.VERSION}"
 _COMPONENT = "shared-services-operator"
 

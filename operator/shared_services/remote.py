@@ -39,7 +39,7 @@ from typing import Literal
 from kubernetes import client as k8s
 
 from shared_services import api, conditions, kubeconfig, signin, views
-from shared_services.api import JSON
+from shared_services.api import JSON, ImportKey
 from shared_services.destinations import Destinations, guard, origin
 from shared_services.informer import Informer
 from shared_services.kube import (
@@ -57,7 +57,6 @@ from shared_services.resolve import RemoteLookup
 
 log = logging.getLogger(__name__)
 
-ImportKey = tuple[str, str]
 ConnectionState = Literal["Pending", "Connected", "Failed"]
 # A server that went away is asked for its version this often at most: cheap, one request
 # per cluster however many watches it has, and what brings the watches back within seconds.

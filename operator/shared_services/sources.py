@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shared_services import api, metrics, policy
-from shared_services.api import JSON
+from shared_services.api import JSON, ImportKey
 from shared_services.dependencies import DependencyIndex
 from shared_services.dns import Resolution
 from shared_services.hostnames import Hostnames
 from shared_services.remote import RemoteEvent, RemoteRegistry, ServiceChanged
 from shared_services.resolve import Dependencies, RemoteLookup, SourceState, resolve
-
-ImportKey = tuple[str, str]
 
 
 class Sources:
