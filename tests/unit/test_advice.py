@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared_services import advice, kubeconfig, policy, signin, status
@@ -100,3 +102,15 @@ def test_the_same_state_gives_the_same_message() -> None:
     """A message that changed from one sync to the next would be a status write each time."""
     first = advice.advised("m", "Conflict", advice.IMPORT_STEPS)
     assert advice.advised("m", "Conflict", advice.IMPORT_STEPS) == first
+
+
+def test_the_readme_names_every_reason_that_has_a_step() -> None:
+    """The README's Status section is where a person looks a reason up: none is missing."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    status = readme[readme.index("### Status") : readme.index("## Running it")]
+    missing = [
+        reason
+        for reason in (*advice.IMPORT_STEPS, *advice.CLUSTER_STEPS)
+        if f"`{reason}`" not in status
+    ]
+    assert not missing, f"reasons the README's Status section does not name: {missing}"
