@@ -16,7 +16,6 @@ from faults.toolkit import (
     Row,
     Sampler,
     load_balancer,
-    metric_sum,
     put_kubeconfig,
     remote_condition,
     wait_for,
@@ -28,9 +27,7 @@ from kit import Kit
 def _gets(kit: Kit, cluster: str) -> float:
     """How often the operator asked the RemoteCluster's server for its version: once per
     connection made."""
-    return metric_sum(
-        kit.operator, "shared_services_api_requests_total", target=cluster, verb="GET"
-    )
+    return kit.operator.metric_sum("shared_services_api_requests_total", target=cluster, verb="GET")
 
 
 def test_rotated_broken_and_fixed_credentials(kit: Kit, row: Row, fault_env: FaultEnv) -> None:

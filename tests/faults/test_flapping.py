@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from faults.toolkit import Row, Sampler, alone, load_balancer, metric_sum, slice_state, writes
+from faults.toolkit import Row, Sampler, alone, load_balancer, slice_state, writes
 from kit import Kit
 from shared_services import correlator
 
@@ -37,10 +37,10 @@ def test_vip_flapping(kit: Kit, row: Row) -> None:
     alone(kit)
     before = kit.settled(lambda: writes(operator), quiet=0.5)
     patches = {
-        kind: metric_sum(operator, "shared_services_writes_total", kind=kind)
+        kind: operator.metric_sum("shared_services_writes_total", kind=kind)
         for kind in ("EndpointSlice", "Endpoints", "Service")
     }
-    statuses = metric_sum(operator, "shared_services_status_writes_total")
+    statuses = operator.metric_sum("shared_services_status_writes_total")
     changes = operator.metric("shared_services_address_changes_total")
     final = _vip(CHANGES - 1)
     family = "IPv6" if ":" in final else "IPv4"
@@ -57,7 +57,7 @@ def test_vip_flapping(kit: Kit, row: Row) -> None:
     assert kit.get_import("db")["status"]["addresses"] == [final]
     assert kit.vip("db") == final
     by_kind = {
-        kind: metric_sum(operator, "shared_services_writes_total", kind=kind) - count
+        kind: operator.metric_sum("shared_services_writes_total", kind=kind) - count
         for kind, count in patches.items()
     }
     empty = [s for _, s in sampler.samples if not any(s.values())]
@@ -70,7 +70,7 @@ def test_vip_flapping(kit: Kit, row: Row) -> None:
     row.figure("EndpointSlice writes", by_kind["EndpointSlice"])
     row.figure("Endpoints writes", by_kind["Endpoints"])
     row.figure(
-        "status writes", metric_sum(operator, "shared_services_status_writes_total") - statuses
+        "status writes", operator.metric_sum("shared_services_status_writes_total") - statuses
     )
     row.figure(
         "address changes", operator.metric("shared_services_address_changes_total") - changes

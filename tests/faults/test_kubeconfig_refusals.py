@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from faults.toolkit import FaultEnv, Row, metrics_text, remote_condition, wait_for
+from faults.toolkit import FaultEnv, Row, remote_condition, wait_for
 from kit import GROUP, VERSION, Kit
 from support import eventually
 
@@ -336,7 +336,7 @@ def test_malformed_kubeconfigs_never_show_their_canary(
         "Events of every namespace": json.dumps(
             serialize(kit.core.list_event_for_all_namespaces().items)
         ),
-        "metrics": metrics_text(kit.operator),
+        "metrics": kit.operator.metrics_text(),
         "operator log": kit.operator.log_path.read_text(errors="replace"),
     }
     leaks = {where: found for where, text in places.items() if (found := _leaks(text, canary))}

@@ -25,7 +25,6 @@ from faults.toolkit import (
     Sampler,
     SpareApiServer,
     load_balancer,
-    metric_sum,
     remote_condition,
     slice_state,
     wait_for,
@@ -67,7 +66,7 @@ def _move_vip(spare: SpareApiServer, kit: Kit) -> None:
 
 
 def _requests(kit: Kit, cluster: str) -> float:
-    return metric_sum(kit.operator, "shared_services_api_requests_total", target=cluster)
+    return kit.operator.metric_sum("shared_services_api_requests_total", target=cluster)
 
 
 def _reasons(kit: Kit, cluster: str) -> dict[str, Any]:

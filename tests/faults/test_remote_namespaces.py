@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faults.toolkit import FaultEnv, Row, metric_sum
+from faults.toolkit import FaultEnv, Row
 from harness.operator import OperatorProcess
 from kit import Kit
 
@@ -66,7 +66,7 @@ def test_remote_namespaces_are_capped(kit: Kit, row: Row, fault_env: FaultEnv) -
         assert "MAX_REMOTE_NAMESPACES" in ready["message"]
         assert f"{CAP} remote namespaces" in source["message"]
         assert kit.slice_addresses("over") in ({}, {"IPv4": []})
-        watches = metric_sum(operator, "shared_services_remote_watches", cluster=cluster)
+        watches = operator.metric_sum("shared_services_remote_watches", cluster=cluster)
         assert watches == CAP
         # An import of a namespace that is watched already shares its watch.
         _import(kit, "shared", cluster, namespaces[0])

@@ -30,7 +30,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row, load_balancer, metrics_text, remote_condition, wait_for
+from faults.toolkit import FaultEnv, Row, load_balancer, remote_condition, wait_for
 from harness.cluster import free_port
 from harness.operator import OPERATOR_NAMESPACE
 from harness.signin import SignInService, SsoUser
@@ -123,7 +123,7 @@ def _no_secrets_shown(kit: Kit, fault_env: FaultEnv, cluster: str, user: SsoUser
         str(body.get("status")),
         str([i.get("status") for i in imports["items"]]),
         " ".join(str(e.message) for e in events),
-        metrics_text(kit.operator),
+        kit.operator.metrics_text(),
         kit.operator.log_path.read_text(errors="replace"),
     ]
     for text in shown:

@@ -12,7 +12,6 @@ import base64
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,28 +256,10 @@ class Credentials:
 # --- small shortcuts ----------------------------------------------------------------------------
 
 
-def metric_sum(operator: OperatorProcess, prefix: str, **labels: str) -> float:
-    """The sum of every sample of a metric whose labels include ``labels``."""
-    total = 0.0
-    wanted = [f'{k}="{v}"' for k, v in labels.items()]
-    for key, value in operator.metrics().items():
-        if key.split("{")[0] == prefix and all(w in key for w in wanted):
-            total += value
-    return total
-
-
-def metrics_text(operator: OperatorProcess) -> str:
-    """The operator's metrics page exactly as Prometheus scrapes it."""
-    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text: str = response.read().decode()
-    return text
-
-
 def writes(operator: OperatorProcess) -> float:
     """Every write the operator made: objects and statuses."""
-    return metric_sum(operator, "shared_services_writes_total") + metric_sum(
-        operator, "shared_services_status_writes_total"
+    return operator.metric_sum("shared_services_writes_total") + operator.metric_sum(
+        "shared_services_status_writes_total"
     )
 
 

@@ -23,6 +23,26 @@ from harness.cluster import _die_with_parent, free_port
 OPERATOR_NAMESPACE = "shared-services-system"
 
 
+def scrape(port: int) -> str:
+    """The metrics page served on ``port`` of loopback: the one way the tests read metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text: str = response.read().decode()
+    return text
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of a metrics page: its name, its labels, its value."""
+    return [
+        (sample.name, dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+
+
 class OperatorProcess:
     """One operator process against one cluster."""
 
@@ -121,22 +141,28 @@ class OperatorProcess:
             self.process.kill()
             self.process.wait()
 
+    def metrics_text(self) -> str:
+        """The metrics page exactly as Prometheus scrapes it."""
+        return scrape(self.metrics_port)
+
     def metrics(self) -> dict[str, float]:
         """Current samples as ``name{label="value",...}`` → value."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        samples: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-        return samples
+        return {
+            f"{name}{{{_labels(labels)}}}" if labels else name: value
+            for name, labels, value in samples(self.metrics_text())
+        }
 
     def metric(self, name: str, **labels: str) -> float:
-        """One sample's value, 0 when absent."""
-        key = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        return self.metrics().get(f"{name}{{{key}}}" if key else name, 0.0)
+        """One sample's value, exactly these labels; 0 when absent."""
+        return self.metrics().get(f"{name}{{{_labels(labels)}}}" if labels else name, 0.0)
+
+    def metric_sum(self, name: str, **labels: str) -> float:
+        """The sum of every sample of ``name`` whose labels include ``labels``."""
+        return sum(
+            value
+            for sample, given, value in samples(self.metrics_text())
+            if sample == name and labels.items() <= given.items()
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines the operator logged."""

@@ -24,9 +24,9 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.cluster import Cluster, free_port
+from harness.operator import samples, scrape
 from kit import Kit
 from support import eventually
 
@@ -231,13 +231,14 @@ def test_the_install_holds_the_locked_runtime_dependencies_only(app: Path) -> No
 
 
 def _metric(port: int, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+    return next(
+        (
+            value
+            for sample, given, value in samples(scrape(port))
+            if sample == name and labels.items() <= given.items()
+        ),
+        0.0,
+    )
 
 
 def test_the_entrypoint_runs_the_operator(
