@@ -9,7 +9,11 @@ operator past its memory limit again after every restart. So each informer keeps
 
 - of a local object, only one an import owns (the operator's labels *and* a controlling
   owner reference to the import the label names, as every object the operator writes has),
-  and of it only the fields that the comparison with the desired object reads;
+  and of it only the fields that the comparison with the desired object reads; and every
+  EndpointSlice labelled as an import's that names a Service (one created by hand, or
+  made by Kubernetes for a selector added to the import's Service, with the Service's
+  labels copied), since kube-proxy sends that Service's traffic to it and the writer
+  removes those of the import's own Services;
 - of a remote Service, its type, ports and load-balancer ingress.
 
 Every list in a view is cut just beyond the most that a desired object holds, which keeps
@@ -101,6 +105,22 @@ def owns(obj: Mapping[str, Any]) -> bool:
     )
 
 
+def service_slice(obj: Mapping[str, Any]) -> bool:
+    """Whether an object is an EndpointSlice of a Service, labelled as an import's.
+
+    kube-proxy routes a Service's traffic to every slice that names it, whoever made it: one
+    that Kubernetes made for a selector added by hand (copying the Service's labels), or one
+    created by hand. Whether the Service is the import's own, and so whether the writer
+    removes the slice, is decided from the Service's cache.
+    """
+    labels = _mapping(_mapping(obj.get("metadata")).get("labels"))
+    return (
+        labels.get(builders.MANAGED_BY_LABEL) == builders.MANAGED_BY_VALUE
+        and bool(labels.get(builders.IMPORT_LABEL))
+        and bool(labels.get(builders.SERVICE_NAME_LABEL))
+    )
+
+
 def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     metadata = _mapping(obj.get("metadata"))
     labels = _mapping(metadata.get("labels"))
@@ -186,9 +206,10 @@ def managed(kind: str) -> Callable[[JSON], JSON | None]:
     None for an object no import owns: the informer then holds nothing of it.
     """
     view = _VIEWS[kind]
+    slices = kind == "EndpointSlice"
 
     def transform(obj: JSON) -> JSON | None:
-        return view(obj) if owns(obj) else None
+        return view(obj) if owns(obj) or (slices and service_slice(obj)) else None
 
     return transform
 

@@ -234,12 +234,16 @@ class Writer:
         keep: set[tuple[str, str]],
         kinds: tuple[Kind, ...],
     ) -> None:
-        for kind, obj in self.owned(owner):
+        owned = self.owned(owner)
+        services = {obj["metadata"]["name"] for kind, obj in owned if kind is SERVICE}
+        for kind, obj in owned:
             if kind not in kinds:
                 continue
             metadata = obj["metadata"]
             if (kind.kind, metadata["name"]) in keep:
                 continue
+            if not views.owns(obj) and _service_of(kind, obj) not in services:
+                continue  # a slice of somebody else's Service that copied the labels
             try:
                 deleted = self.kube.delete(
                     kind.path(owner.namespace, metadata["name"]), uid=metadata.get("uid")

@@ -108,6 +108,12 @@ def test_large_labelled_objects_are_not_cached(kit: Kit, row: Row, fault_env: Fa
             if service.metadata.name.startswith("big-"):
                 assert not service.metadata.owner_references, service.metadata.name
                 assert service.spec.selector == {"app": service.metadata.name}
+        # Nor the slices Kubernetes made for them, which name their own Services, not the
+        # import's: none deleted.
+        slices = kit.discovery.list_namespaced_endpoint_slice(
+            kit.namespace, label_selector="sharedservices.io/import=db"
+        ).items
+        assert len(slices) > LOCAL, len(slices)
         assert kit.condition("db", "Ready")["status"] == "True"  # type: ignore[index]
         row.happened = (
             f"RSS grew {after - before:.1f} MB; the import followed a VIP move; "

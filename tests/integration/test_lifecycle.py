@@ -358,6 +358,17 @@ def test_converges_after_a_crash(kit: Kit) -> None:
                         "app.kubernetes.io/managed-by": "shared-services-operator",
                         "sharedservices.io/import": "gone-import",
                     },
+                    # As the operator writes every object: owned by its import. One with
+                    # the labels alone is somebody else's, and left alone.
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "sharedservices.io/v1alpha1",
+                            "kind": "SharedServiceImport",
+                            "name": "gone-import",
+                            "uid": "00000000-0000-4000-8000-000000000000",
+                            "controller": True,
+                        }
+                    ],
                 },
                 "spec": {"ports": [{"port": 80}]},
             },

@@ -145,3 +145,22 @@ def test_a_malformed_remote_answer_stays_malformed_and_small() -> None:
         assert _size(view) < 2_000
         assert builders.ingress_addresses(view).rejected
         assert not builders.ingress_addresses(view).ips
+
+
+def test_a_slice_that_names_a_service_is_kept_whoever_made_it() -> None:
+    """kube-proxy routes to it: the writer must see it, to remove it from the import's Service."""
+    (slice_v4, _) = _desired().endpoint_slices
+    by_hand = _as_served(slice_v4)
+    by_hand["metadata"]["name"] = "db-extra"
+    by_hand["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "Service", "name": "db", "uid": "u", "controller": True}
+    ]
+    assert not views.owns(by_hand)
+    assert views.service_slice(by_hand)
+    view = _view(by_hand)
+    assert view is not None
+    assert view["metadata"]["labels"][builders.SERVICE_NAME_LABEL] == "db"
+    # Any other kind with the labels alone is somebody else's.
+    service = _as_served(_desired().service)
+    service["metadata"]["ownerReferences"] = []
+    assert _view(service) is None
