@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from shared_services import api, builders, policy, status
 from shared_services.api import JSON
@@ -308,3 +308,35 @@ def spec_ports(spec: api.ImportSpec) -> tuple[api.ResolvedPort, ...]:
 def desired_addresses(desired: builders.Desired) -> list[str]:
     """Every address the desired slices hold, in order."""
     return [a for s in desired.endpoint_slices for e in s["endpoints"] for a in e["addresses"]]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a sync asks of the worker that ran it: another sync after ``after`` seconds.
+
+    A sync never puts its import back on the queue itself; it says when it needs to run
+    again (a grace period that ends, a conflict to look at again, writes held behind a
+    moved slice), and the worker, which also handles failures, asks the queue. None: only
+    a change brings it back.
+    """
+
+    after: float | None = None
+
+    def again(self, after: float | None) -> Result:
+        """This result, asking to run again no later than ``after`` as well."""
+        if after is None or (self.after is not None and self.after <= after):
+            return self
+        return Result(after)
+
+
+DONE: Final = Result()
+
+
+def settle_until(*, moved: float, last_move: float, settle: float, hold: float) -> float:
+    """When the writes held behind an import's moved slice are due.
+
+    ``settle`` after its move, or after the last move of any import if that came later,
+    so that while VIPs keep moving no slice waits behind the other writes; never later than
+    ``hold`` after its own move.
+    """
+    return min(max(moved, last_move) + settle, moved + hold)

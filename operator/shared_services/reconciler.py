@@ -3,9 +3,11 @@
 Workers take keys from the queue, one sync at a time per import. A sync resolves the source
 (:mod:`shared_services.sources`), lets :mod:`shared_services.decide` say what to write and
 what to report, has the :class:`~shared_services.writer.Writer` apply the objects and the
-:class:`~shared_services.recorder.Recorder` the status and Events. A failed sync is retried
-with backoff; a conflict (an object that is not ours) with a backoff of its own, since its
-removal is noticed only by retrying.
+:class:`~shared_services.recorder.Recorder` the status and Events, and returns a
+:class:`~shared_services.decide.Result`: when it needs to run again, if ever. Only the
+worker puts the key back on the queue, as controller-runtime's reconcilers return a
+Result: a failed sync is retried with backoff; a conflict (an object that is not ours)
+with a backoff of its own, since its removal is noticed only by retrying.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import asyncio
 import logging
 from typing import Final
 
-from shared_services import api, builders, decide, metrics, resolve, status
+from shared_services import api, builders, decide, metrics, resolve, status, views
 from shared_services.api import JSON, ImportKey
-from shared_services.decide import Plan, Serving
+from shared_services.decide import DONE, Plan, Result, Serving
 from shared_services.informer import InformerGroup
 from shared_services.kube import Conflict, Forbidden, Kube, KubeError, NotFound
 from shared_services.networks import LocalNetworks
@@ -98,7 +100,7 @@ class ImportReconciler:
         while True:
             key = await self.queue.get(urgent_only=moves_only)
             try:
-                await self.sync(key)
+                result = await self.sync(key)
             except KubeError as error:
                 if _namespace_terminating(error):
                     # Its imports are about to be deleted, and their objects with them.
@@ -109,6 +111,8 @@ class ImportReconciler:
                 self._retry(key, error)
             else:
                 self.errors.forget(key)
+                if result.after is not None:
+                    self.queue.add_after(key, result.after)
             finally:
                 self.queue.done(key)
 
@@ -122,12 +126,15 @@ class ImportReconciler:
             log.exception("sync of %s/%s failed, retrying in %.0f s", *key, delay)
         self.queue.add_after(key, delay)
 
-    async def sync(self, key: ImportKey) -> None:
-        """Bring one import's local objects and status in line with its source."""
+    async def sync(self, key: ImportKey) -> Result:
+        """Bring one import's local objects and status in line with its source.
+
+        Returns when it needs to run again; a failure raises, and the worker retries.
+        """
         body = self.imports.get(key)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             await self._remove(key)
-            return
+            return DONE
         refusal = decide.namespace_refusal(
             key[0],
             operator_namespace=self.settings.operator_namespace,
@@ -136,13 +143,13 @@ class ImportReconciler:
         if refusal is not None:
             self.forget(key)
             await self.recorder.import_status(key, body, decide.refused_namespace(body, refusal))
-            return
+            return DONE
         try:
             spec = api.parse_import_spec(body.get("spec") or {}, import_name=key[1])
         except api.InvalidSpecError as error:
             self.forget(key)
             await self.recorder.import_status(key, body, decide.invalid_spec(body, error))
-            return
+            return DONE
         serving = self._serving(key, spec.effective_service_name(key[1]))
         written = self.written.get(key)
         source = self._through_grace(
@@ -150,6 +157,7 @@ class ImportReconciler:
             self.sources.resolve(key, spec),
             keeping=bool(decide.last_known(serving, written).addresses),
         )
+        result = DONE.again(source.recheck_after)
         plan = decide.plan(
             body,
             spec,
@@ -163,17 +171,20 @@ class ImportReconciler:
         if plan.desired is None:
             if plan.status is not None:
                 await self.recorder.import_status(key, body, plan.status)
-            return
-        outcome = await self._write_objects(key, body, plan)
+            return result
+        outcome, held_until = await self._write_objects(key, body, plan)
+        if held_until is not None:
+            result = result.again(held_until - self._loop.time())
         if outcome is None:
-            return  # the slice moved: the rest follows once kube-proxy has had its turn
-        await self._conclude(key, body, plan, outcome)
+            return result  # the slice moved: the rest follows once kube-proxy has had its turn
+        return result.again(await self._conclude(key, body, plan, outcome))
 
     def _through_grace(
         self, key: ImportKey, source: resolve.SourceState, *, keeping: bool
     ) -> resolve.SourceState:
-        """The source as the grace of a gone RemoteCluster has it; a sync comes when it ends.
+        """The source as the grace of a gone RemoteCluster has it.
 
+        Its ``recheck_after`` says when the grace ends, for the sync to come back then.
         ``keeping`` says whether there are last known addresses to keep. The grace counts
         from when this process first saw the RemoteCluster gone with addresses to keep, and
         goes on once they are removed, so that the import keeps saying why. After a restart
@@ -187,10 +198,7 @@ class ImportReconciler:
             return resolve.after_gone(source, gone_for=0.0, grace=grace, keeping=False)
         now = self._loop.time()
         since = self.gone_since.setdefault(key, now)
-        source = resolve.after_gone(source, gone_for=now - since, grace=grace, keeping=True)
-        if source.recheck_after is not None:
-            self.queue.add_after(key, source.recheck_after)
-        return source
+        return resolve.after_gone(source, gone_for=now - since, grace=grace, keeping=True)
 
     async def _remove(self, key: ImportKey) -> None:
         self.forget(key)
@@ -199,16 +207,22 @@ class ImportReconciler:
         )
         _count_writes(outcome)
 
-    async def _conclude(self, key: ImportKey, body: JSON, plan: Plan, outcome: Outcome) -> None:
-        """Record the status and Events that follow what the writes met."""
+    async def _conclude(
+        self, key: ImportKey, body: JSON, plan: Plan, outcome: Outcome
+    ) -> float | None:
+        """Record the status and Events that follow what the writes met.
+
+        Returns when to look again at an object in the way: its removal is noticed only so.
+        """
         conclusion = decide.conclude(
             body,
             plan,
             conflicts=outcome.conflicts,
             previous_reason=self.recorder.ready_reason(key),
         )
+        again = None
         if conclusion.conflicted:
-            self.queue.add_after(key, self.conflicts.when(key))
+            again = self.conflicts.when(key)
             metrics.SYNCS.labels("conflict").inc()
         else:
             self.conflicts.forget(key)
@@ -220,6 +234,7 @@ class ImportReconciler:
         await self.recorder.import_status(
             key, body, conclusion.status, detail=plan.verdict.details()
         )
+        return again
 
     def _serving(self, key: ImportKey, service_name: str) -> Serving:
         """The addresses and ports of the import's slices of its Service, as cached.
@@ -232,6 +247,7 @@ class ImportReconciler:
             for obj in self.caches[ENDPOINT_SLICE].indexed(*key)
             if (obj["metadata"].get("labels") or {}).get(builders.SERVICE_NAME_LABEL)
             == service_name
+            and views.owns(obj)  # not one Kubernetes made for a selector added by hand
         ]
         addresses = tuple(
             str(address)
@@ -243,8 +259,12 @@ class ImportReconciler:
         ports: list[JSON] = next((obj["ports"] for obj in slices if obj.get("ports")), [])
         return Serving(addresses=addresses, ports=status.ports_of({"ports": ports}))
 
-    async def _write_objects(self, key: ImportKey, body: JSON, plan: Plan) -> Outcome | None:
-        """Write the import's objects; None when the rest waits behind a moved slice.
+    async def _write_objects(
+        self, key: ImportKey, body: JSON, plan: Plan
+    ) -> tuple[Outcome | None, float | None]:
+        """Write the import's objects; and when the writes held behind a moved slice are due.
+
+        The outcome is None when the rest waits behind a moved slice.
 
         A move of a serving slice is what applications wait for, and kube-proxy programs it
         on the same two cores that the Endpoints, status and Event writes (and their watch
@@ -261,16 +281,15 @@ class ImportReconciler:
         if received is not None and outcome.endpoints_written:
             metrics.PROPAGATION.observe(self._loop.time() - received)
         if kinds is MANAGED_KINDS or outcome.conflicts:
-            return outcome
+            return outcome, settling
         if moving and outcome.endpoints_written:
-            self.settling[key] = self._loop.time()
-            self.queue.add_after(key, _SETTLE)
-            return None
+            self.settling[key] = now = self._loop.time()
+            return None, now + _SETTLE
         if settling is not None:
-            return None
+            return None, settling
         rest = await self._apply(key, body, plan, kinds=(ENDPOINTS,))
         outcome.writes.extend(rest.writes)
-        return outcome
+        return outcome, None
 
     def _settling_until(self, key: ImportKey) -> float | None:
         """When the held writes of an import whose slice moved are due; None if none are.
@@ -283,12 +302,12 @@ class ImportReconciler:
         moved = self.settling.get(key)
         if moved is None:
             return None
-        until = min(max(moved, self.last_move) + _SETTLE, moved + _HOLD)
-        left = until - self._loop.time()
-        if left <= 0:
+        until = decide.settle_until(
+            moved=moved, last_move=self.last_move, settle=_SETTLE, hold=_HOLD
+        )
+        if until <= self._loop.time():
             del self.settling[key]
             return None
-        self.queue.add_after(key, left)
         return until
 
     async def _apply(

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from shared_services import advice, api, builders, policy, status
+from shared_services import advice, api, builders, decide, policy, status
 from shared_services.builders import ResolvedPort
 from shared_services.decide import (
     Conclusion,
@@ -938,3 +938,25 @@ def _concluded(planned: Plan) -> dict[str, Any]:
         assert planned.status is not None
         return planned.status
     return conclude(_body(FIXED), planned, conflicts=[], previous_reason="").status
+
+
+# --- what a sync asks of its worker, and when held writes are due ---------------------------
+
+
+def test_a_result_asks_for_the_earliest_run_it_is_given() -> None:
+    assert decide.DONE.after is None
+    assert decide.DONE.again(None) is decide.DONE
+    assert decide.DONE.again(5.0).again(0.2).again(3.0).after == 0.2
+    assert decide.DONE.again(0.2).again(None).after == 0.2
+
+
+def test_held_writes_are_due_a_settle_after_the_move() -> None:
+    assert decide.settle_until(moved=10.0, last_move=10.0, settle=0.2, hold=5.0) == 10.2
+
+
+def test_held_writes_wait_while_other_vips_keep_moving() -> None:
+    assert decide.settle_until(moved=10.0, last_move=12.0, settle=0.2, hold=5.0) == 12.2
+
+
+def test_held_writes_never_wait_longer_than_the_hold() -> None:
+    assert decide.settle_until(moved=10.0, last_move=30.0, settle=0.2, hold=5.0) == 15.0
