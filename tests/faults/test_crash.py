@@ -224,6 +224,17 @@ def test_killed_while_syncing_converges(kit: Kit, row: Row, count: int) -> None:
                             "app.kubernetes.io/managed-by": "shared-services-operator",
                             "sharedservices.io/import": "never-existed",
                         },
+                        # As the operator writes every object: owned by its import. One
+                        # with the labels alone is somebody else's, and left alone.
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "sharedservices.io/v1alpha1",
+                                "kind": "SharedServiceImport",
+                                "name": "never-existed",
+                                "uid": "00000000-0000-4000-8000-000000000001",
+                                "controller": True,
+                            }
+                        ],
                     },
                     "spec": {"ports": [{"port": 80}]},
                 },

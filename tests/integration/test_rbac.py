@@ -138,7 +138,9 @@ def installed(
             operator_namespace=namespace,
             directory=directory,
             name="chart",
-            extra_args=POLICY_ARGS,
+            # As the chart's Deployment says (INSTANCE): the release that writes the status
+            # of the RemoteClusters it creates.
+            extra_args=[*POLICY_ARGS, f"--instance={service_account}"],
         ),
     )
     operator.stop()  # the session's operator, an administrator, must not do the work
@@ -782,6 +784,7 @@ def test_listed_namespaces_with_roles_and_leader_election(
                 f"--namespace={kit.namespace}",
                 "--leader-elect",
                 f"--lease-name={installed.release}-shared-services-operator",
+                f"--instance={installed.release}-shared-services-operator",
                 *POLICY_ARGS,
             ],
         )
