@@ -179,7 +179,10 @@ def test_moves_are_followed_across_token_lifetimes_with_no_401(
         row.figure("requests answered 401", len(unauthorized))
         assert crossed >= 3
         assert downtime_done
-        assert sign_ins.succeeded >= 4, sign_ins
+        # Requests come at least every heartbeat (about 20 s) over at least three lifetimes,
+        # and none was refused: the tokens they carried were at least three. More depends on
+        # when requests fall against the 80 % renewal, which a busy machine shifts.
+        assert sign_ins.succeeded >= 3, sign_ins
         assert sign_ins.refused == 0
         assert not unauthorized, unauthorized
         requests = signin.requests()
