@@ -110,8 +110,13 @@ chart-lint: helm ## Lint the Helm chart strictly, against its values.schema.json
 manifests: helm ## Render deploy/manifests/ (plain YAML, kustomize-ready) from the Helm chart
 	bash deploy/render-manifests.sh "$$(bash $(HELM_BUILD))" deploy/manifests
 
+# Where `make release` packages; a test packages into a directory of its own with DIST=.
+DIST ?= dist
+
+# It checks VERSION and sets nothing: the release is the commit whose files already say
+# the version (a unit test holds them together), so what is packaged is what was tested.
 release: helm ## Package VERSION's chart and plain manifests into dist/ and print how to publish them
-	@bash deploy/release.sh "$(VERSION)" "$$(bash $(HELM_BUILD))"
+	@bash deploy/release.sh "$(VERSION)" "$$(bash $(HELM_BUILD))" "$(abspath $(DIST))"
 
 image-check: install ## Lint the Dockerfile with hadolint
 	.venv/bin/hadolint Dockerfile

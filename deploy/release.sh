@@ -8,7 +8,7 @@
 # and a test holds pyproject.toml, the chart's version and appVersion, its Artifact Hub
 # image and deploy/manifests/ together. So a version that is not the one they say is
 # refused, as is one the CHANGELOG has no section for, rather than packaged from files
-# that say otherwise or from a working tree nobody committed.
+# that say otherwise. It packages the working tree as it is: run it on the tagged commit.
 set -euo pipefail
 
 version=${1:-}

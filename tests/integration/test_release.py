@@ -8,11 +8,13 @@ and the commands to publish are printed. A version the files do not say is refus
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import tarfile
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deploykit import REPO
@@ -62,3 +64,32 @@ def test_a_version_the_files_do_not_say_is_refused(tmp_path: Path) -> None:
     assert "CHANGELOG.md has no section '## [99.0.0]'" in result.stderr
     assert not list(tmp_path.iterdir())
     assert _release("latest", tmp_path).returncode == 2
+
+
+def test_make_release_packages_the_version_the_files_say(tmp_path: Path) -> None:
+    # The target a release manager types: VERSION and DIST reach the script, a wrong
+    # VERSION fails make, and nothing of it lands outside DIST.
+    if os.environ.get("SSO_HELM"):
+        pytest.skip("make release builds its own helm; SSO_HELM names another")
+    ensure_helm()
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+    def make(wanted: str, out: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-s", "-C", str(REPO), "release", f"VERSION={wanted}", f"DIST={out}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    result = make(version, tmp_path / "ok")
+    assert result.returncode == 0, result.stderr
+    with tarfile.open(tmp_path / "ok" / f"shared-services-operator-{version}.tgz") as archive:
+        member = archive.extractfile("shared-services-operator/Chart.yaml")
+        assert member is not None
+        assert yaml.safe_load(member.read())["version"] == version
+    refused = make("99.0.0", tmp_path / "refused")
+    assert refused.returncode != 0
+    assert f"Chart.yaml says version {version}, not 99.0.0" in refused.stderr
+    assert not (tmp_path / "refused").exists()
