@@ -14,8 +14,11 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
+
+import shared_services.api
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "shared-services-operator"
@@ -92,6 +95,19 @@ def test_the_chart_says_where_it_comes_from() -> None:
     }
     crds = yaml.safe_load(chart["annotations"]["artifacthub.io/crds"])
     assert {c["kind"] for c in crds} == {"SharedServiceImport", "RemoteCluster"}
+
+
+def test_the_chart_shows_examples_the_api_accepts() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    examples = yaml.safe_load(chart["annotations"]["artifacthub.io/crdsExamples"])
+    models: dict[str, type[pydantic.BaseModel]] = {
+        "SharedServiceImport": shared_services.api.ImportSpec,
+        "RemoteCluster": shared_services.api.RemoteClusterSpec,
+    }
+    assert sorted(e["kind"] for e in examples) == sorted(models)
+    for example in examples:
+        assert example["apiVersion"] == "sharedservices.io/v1alpha1"
+        models[example["kind"]].model_validate(example["spec"])
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[str]:
