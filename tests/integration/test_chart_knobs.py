@@ -134,6 +134,21 @@ def test_extra_args_reach_the_operator(helm: Helm, monkeypatch: pytest.MonkeyPat
     assert "args" not in _container(helm.template())
 
 
+def test_a_flag_and_its_value_may_be_two_items(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """["--workers", "16"], as a container's args are often written, and not a value alone."""
+    container = _container(helm.template("--set-string", "operator.extraArgs={--workers,16}"))
+    assert container["args"] == ["--workers", "16"]
+    for item in container["env"]:
+        if "value" in item:
+            monkeypatch.setenv(item["name"], item["value"])
+    assert Settings.parse(container["args"]).workers == 16
+    refused = helm.run(
+        "template", "t", str(CHART), "--set-string", "operator.extraArgs={8}", check=False
+    )
+    assert refused.returncode != 0
+    assert "/operator/extraArgs/0" in refused.stderr, refused.stderr
+
+
 def test_lease_timings_are_passed_with_leader_election_alone(
     helm: Helm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
