@@ -233,6 +233,27 @@ def test_policy_flags_win(no_policy_env: None, monkeypatch: pytest.MonkeyPatch) 
             "argument --retry-period: '0' is not a positive number of seconds (or RETRY_PERIOD)",
         ),
         (
+            [],
+            {"LEASE_DURATION": "soon"},
+            "argument --lease-duration: 'soon' is not a positive number of seconds "
+            "(or LEASE_DURATION)",
+        ),
+        (
+            ["--renew-deadline=nan"],
+            {},
+            "argument --renew-deadline: 'nan' is not a positive number of seconds",
+        ),
+        (
+            ["--lease-duration=-15"],
+            {},
+            "argument --lease-duration: '-15' is not a positive number of seconds",
+        ),
+        (
+            ["--renew-deadline=2.4"],
+            {},
+            "the renew deadline (2.4 s) must be longer than 1.2 times the retry period (2.0 s)",
+        ),
+        (
             ["--lease-duration=10"],
             {},
             "the lease duration (10.0 s) must be longer than the renew deadline (10.0 s)",
