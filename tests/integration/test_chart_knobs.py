@@ -18,7 +18,7 @@ from harness.cluster import Cluster
 from harness.helm import ensure_helm
 from shared_services.settings import Settings
 
-SELECTED = {"Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy"}
+SELECTED = {"Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy", "ServiceMonitor"}
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,12 @@ def _everything(helm: Helm, *args: str) -> list[dict[str, Any]]:
         "remoteClusters[0].name=supervisor",
         "--set",
         "remoteClusters[0].existingSecret=supervisor-kubeconfig",
+        "--set-string",
+        "remoteClusters[0].vsphereSignIn.username=reader@vsphere.example",
+        "--set-string",
+        "remoteClusters[0].vsphereSignIn.password=placeholder",
+        "--set",
+        "watchNamespaces={team-a,team-b}",
         "--set",
         "podDisruptionBudget.enabled=true",
         "--set",
@@ -68,7 +74,15 @@ def test_common_labels_are_on_every_object_and_in_no_selector(helm: Helm) -> Non
         ),
     )
     kinds = {o["kind"] for o in objects}
-    assert {"Deployment", "RemoteCluster", "CustomResourceDefinition", "ClusterRole"} <= kinds
+    assert {
+        "Deployment",
+        "RemoteCluster",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "Role",
+        "Secret",
+        "ValidatingAdmissionPolicy",
+    } <= kinds
     for obj in objects:
         what = f"{obj['kind']} {obj['metadata']['name']}"
         assert labels.items() <= (obj["metadata"].get("labels") or {}).items(), what
@@ -76,7 +90,7 @@ def test_common_labels_are_on_every_object_and_in_no_selector(helm: Helm) -> Non
             assert not labels.keys() & selector.keys(), what
     deployment = find(objects, "Deployment")
     assert labels.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    assert {o["kind"] for o in objects if _selectors(o)} >= SELECTED - {"Service"}
+    assert {o["kind"] for o in objects if _selectors(o)} >= SELECTED
 
 
 @pytest.mark.parametrize(
@@ -100,15 +114,19 @@ def test_a_registry_comes_before_the_repository(helm: Helm) -> None:
         ]
         return str(container["image"])
 
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     default = image()
-    assert default.startswith("shared-services-operator:")
-    assert image("--set", "image.registry=registry.example.internal:5000/platform/") == (
-        "registry.example.internal:5000/platform/" + default
+    assert default == f"shared-services-operator:{version}"
+    assert image("--set", "image.registry=registry.example") == (
+        f"registry.example/shared-services-operator:{version}"
+    )
+    assert image("--set", "image.registry=registry.example:5000/platform/") == (
+        "registry.example:5000/platform/" + default
     )
     digest = "sha256:" + "a" * 64
-    assert image(
-        "--set", "image.registry=registry.example.internal", "--set", f"image.digest={digest}"
-    ) == (f"registry.example.internal/shared-services-operator@{digest}")
+    assert image("--set", "image.registry=registry.example", "--set", f"image.digest={digest}") == (
+        f"registry.example/shared-services-operator@{digest}"
+    )
 
 
 def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
