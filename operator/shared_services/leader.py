@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import secrets
@@ -50,6 +51,15 @@ from shared_services.settings import (
 log = logging.getLogger(__name__)
 
 State = Literal["standby", "leading", "lost", "released"]
+
+
+def lease_seconds(duration: float) -> int:
+    """The lease duration as the Lease carries it: whole seconds, rounded up.
+
+    Standbys wait what the record says, so a duration rounded down (10.9 s written as 10)
+    could let one take over while the leader is still within its renew deadline (10.5 s).
+    """
+    return math.ceil(duration)
 
 
 @dataclass
@@ -330,7 +340,7 @@ class LeaderElector:
         now = _micro(datetime.now(UTC))
         spec = dict(current) | {
             "holderIdentity": self.identity,
-            "leaseDurationSeconds": int(self.duration),
+            "leaseDurationSeconds": lease_seconds(self.duration),
             "renewTime": now,
         }
         if current.get("holderIdentity") != self.identity:

@@ -9,6 +9,7 @@ import ipaddress
 
 import pytest
 
+from shared_services.leader import lease_seconds
 from shared_services.policy import AddressPolicy
 from shared_services.settings import DEFAULT_NAMESPACE, Settings
 
@@ -47,6 +48,23 @@ def test_lease_timings_from_flags_or_the_environment(
         40.0,
         5.0,
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--lease-duration=10.9", "--renew-deadline=10.5", "--retry-period=2"],
+        ["--lease-duration=0.9", "--renew-deadline=0.5", "--retry-period=0.4"],
+    ],
+)
+def test_accepted_timings_outlast_the_renew_deadline_as_the_lease_carries_them(
+    no_policy_env: None, argv: list[str]
+) -> None:
+    """The Lease holds whole seconds; what standbys wait must still exceed the deadline."""
+    settings = Settings.parse(argv)
+    assert lease_seconds(settings.lease_duration) >= settings.lease_duration
+    assert lease_seconds(settings.lease_duration) > settings.renew_deadline
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
