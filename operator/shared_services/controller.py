@@ -37,6 +37,7 @@ from shared_services.kube import Kube
 from shared_services.networks import LocalNetworks
 from shared_services.reconciler import ImportReconciler
 from shared_services.recorder import Recorder
+from shared_services.records import Records
 from shared_services.remote import RemoteEvent, RemoteRegistry, WatchChanged
 from shared_services.settings import Settings
 from shared_services.sources import Sources
@@ -69,7 +70,6 @@ class Controller:
             secrets_namespace=settings.operator_namespace,
             on_service=self._remote_event,
             on_cluster=self._connection_changed,
-            on_import=self._queue_one,
             max_namespaces=settings.max_remote_namespaces,
             # Judged against the networks as they are when each connection is made.
             destinations=Destinations(
@@ -88,9 +88,12 @@ class Controller:
             on_change=self._queue_all, on_pod_addresses=self._queue_serving
         )
         resolver = dns.HostnameResolver(nameservers=settings.dns_servers or None)
+        # One record per import: what the operator knows of it, and who reads what.
+        self.records = Records()
         self.sources = Sources(
             remote=self.remote,
-            hostnames=Hostnames(resolver, on_change=self._queue_one),
+            hostnames=Hostnames(resolver, on_change=self._hostname_changed),
+            records=self.records,
             clusters=clusters,
             address_policy=settings.address_policy,
         )
@@ -99,6 +102,7 @@ class Controller:
             kube=kube,
             imports=self.imports,
             caches=self.caches,
+            records=self.records,
             sources=self.sources,
             recorder=self.recorder,
             networks=self.networks,
@@ -286,9 +290,13 @@ class Controller:
             self.sources.update_watch_metrics()
 
     def _cluster_changed(self, name: str) -> None:
-        for key in self.sources.index.readers_of_cluster(name):
+        for key in self.records.readers_of_cluster(name):
             self.queue.add(key)
         self.sources.update_watch_metrics()
+
+    def _hostname_changed(self, hostname: str) -> None:
+        for key in self.records.readers_of_hostname(hostname):
+            self.queue.add(key)
 
     def _connection_changed(self, name: str) -> None:
         self.clusters.connection_changed(name)
@@ -324,11 +332,10 @@ class Controller:
         return {
             "imports": len(self.imports),
             **self.clusters.tables(),
-            **self.sources.index.tables(),
             **self.reconciler.tables(),
             "hostnames": len(self.sources.hostnames),
             "connections": len(connections),
-            "remote_users": sum(len(u) for c in connections for u in list(c.users.values())),
+            "remote_namespaces": sum(len(c.namespaces) + len(c.refused) for c in connections),
             "remote_watches": sum(len(c.informers) for c in connections),
             "remote_cached_services": sum(
                 len(i.cache) for c in connections for i in list(c.informers.values())

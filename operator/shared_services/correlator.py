@@ -14,13 +14,13 @@ client-go's event correlator, with its defaults:
   bucket); what is over the budget is dropped. The metrics and the status still say every
   change, and they are what alerts read.
 
-Pure: the clock is passed in, and the recorder writes. An import's budget is kept for as
-long as the import exists, however many imports there are: a budget that was forgotten to
-save memory would start full again, and an import among more than :data:`SUBJECTS` that
-churn would never run out of Events. A budget is two numbers; what costs memory is the
-Events remembered for counting and combining (their messages), and those are kept for the
-:data:`SUBJECTS` imports that had Events last, a few per import. An import's entries go
-with it.
+Pure: the clock is passed in, and the recorder writes. An import's :class:`Budget` lives
+in its record (:mod:`shared_services.records`), for as long as the import exists, however
+many imports there are: a budget that was forgotten to save memory would start full again,
+and an import among more than :data:`SUBJECTS` that churn would never run out of Events. A
+budget is two numbers; what costs memory is the Events remembered for counting and
+combining (their messages), and those are kept here for the :data:`SUBJECTS` imports that
+had Events last, a few per import. An import's entries go with it.
 """
 
 from __future__ import annotations
@@ -63,9 +63,16 @@ class _Similar:
 
 
 @dataclass(slots=True)
-class _Budget:
+class Budget:
+    """One import's token bucket: ``BURST`` Events at once, then one per ``REFILL_SECONDS``."""
+
     tokens: float
     refilled: float
+
+    @classmethod
+    def full(cls, now: float) -> Budget:
+        """A budget with every token, as a new import has."""
+        return cls(tokens=BURST, refilled=now)
 
 
 @dataclass
@@ -78,18 +85,23 @@ class Correlator:
     """Turns each Event an import should get into a :class:`Record`, or None to drop it."""
 
     def __init__(self) -> None:
-        # Every import's budget, until the import is forgotten.
-        self._budgets: dict[Hashable, _Budget] = {}
         # The Events remembered, for the SUBJECTS imports that had one last.
         self._memories: OrderedDict[Hashable, _Memory] = OrderedDict()
 
     def observe(
-        self, subject: Hashable, type_: str, reason: str, message: str, *, now: float
+        self,
+        subject: Hashable,
+        budget: Budget,
+        type_: str,
+        reason: str,
+        message: str,
+        *,
+        now: float,
     ) -> Record | None:
-        """Decide what ``subject`` (an import's key) gets for this Event at time ``now``."""
-        budget = self._budgets.get(subject)
-        if budget is None:
-            budget = self._budgets[subject] = _Budget(tokens=BURST, refilled=now)
+        """Decide what ``subject`` (an import's key) gets for this Event at time ``now``.
+
+        ``budget`` is the import's own, spent here when the Event is not dropped.
+        """
         if not self._spend(budget, now):
             return None
         state = self._memory(subject)
@@ -118,13 +130,12 @@ class Correlator:
             state.known.popitem(last=False)
 
     def forget(self, subject: Hashable) -> None:
-        """The import is gone, and its budget and what was remembered of its Events with it."""
-        self._budgets.pop(subject, None)
+        """The import is gone, and what was remembered of its Events with it."""
         self._memories.pop(subject, None)
 
     def __len__(self) -> int:
-        """How many imports have a budget: every import that had an Event and still exists."""
-        return len(self._budgets)
+        """How many imports' Events are remembered: at most :data:`SUBJECTS`."""
+        return len(self._memories)
 
     def _memory(self, subject: Hashable) -> _Memory:
         state = self._memories.get(subject)
@@ -138,7 +149,7 @@ class Correlator:
         return state
 
     @staticmethod
-    def _spend(state: _Budget, now: float) -> bool:
+    def _spend(state: Budget, now: float) -> bool:
         state.tokens = min(BURST, state.tokens + (now - state.refilled) / REFILL_SECONDS)
         state.refilled = now
         if state.tokens < 1:

@@ -1,10 +1,11 @@
 """Hostnames kept resolved: one task per name in use, resolving again when its TTL runs out.
 
-An import that reads a hostname (its source, or a LoadBalancer's ingress hostname) is one
-of the name's users. The first user starts the name's task; when the answer changes, every
-user is queued; when the last user is gone, the task ends at its next renewal. No error
-ends a task before that: the resolver answers failures as a resolution that says so, and
-anything else is logged and tried again with backoff.
+Who reads which name is recorded once, in the imports' records; this module is told only
+when a name gains its first reader (:meth:`Hostnames.want` starts its task) and loses its
+last (:meth:`Hostnames.unwant`: the task ends at its next renewal), and says which name's
+answer changed. Looking a name up only reads. No error ends a task before it is unwanted:
+the resolver answers failures as a resolution that says so, and anything else is logged
+and tried again with backoff.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shared_services import dns
-from shared_services.api import ImportKey
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +29,42 @@ _RETRY_MAX = 300.0
 class _Hostname:
     resolution: dns.Resolution | None = None
     task: asyncio.Task[None] | None = None
-    users: set[ImportKey] = field(default_factory=set)
+    wanted: bool = True
 
 
 class Hostnames:
     """The hostnames imports read, each resolved by its own task."""
 
-    def __init__(
-        self, resolver: dns.HostnameResolver, *, on_change: Callable[[ImportKey], None]
-    ) -> None:
+    def __init__(self, resolver: dns.HostnameResolver, *, on_change: Callable[[str], None]) -> None:
         self.resolver = resolver
         self._on_change = on_change
         self._names: dict[str, _Hostname] = {}
 
-    def lookup(self, key: ImportKey, hostname: str) -> dns.Resolution | None:
-        """The latest answer for ``hostname``, which ``key`` now uses; None until the first."""
+    def lookup(self, hostname: str) -> dns.Resolution | None:
+        """The latest answer for ``hostname``; None until the first, or when not resolved."""
         entry = self._names.get(hostname)
-        if entry is None:
-            entry = self._names[hostname] = _Hostname()
-            entry.task = asyncio.get_running_loop().create_task(
-                self._keep_resolving(hostname, entry), name=f"resolve {hostname}"
-            )
-        entry.users.add(key)
-        return entry.resolution
+        return None if entry is None else entry.resolution
 
-    def release(self, key: ImportKey, hostnames: Iterable[str]) -> None:
-        """``key`` no longer reads these names."""
+    def want(self, hostnames: Iterable[str]) -> bool:
+        """Keep these names resolved (idempotent); True if any was not resolved until now."""
+        started = False
+        for hostname in hostnames:
+            entry = self._names.get(hostname)
+            if entry is None:
+                entry = self._names[hostname] = _Hostname()
+                entry.task = asyncio.get_running_loop().create_task(
+                    self._keep_resolving(hostname, entry), name=f"resolve {hostname}"
+                )
+                started = True
+            entry.wanted = True
+        return started
+
+    def unwant(self, hostnames: Iterable[str]) -> None:
+        """No import reads these names any more: each task ends at its next renewal."""
         for hostname in hostnames:
             entry = self._names.get(hostname)
             if entry is not None:
-                entry.users.discard(key)
+                entry.wanted = False
 
     def stop(self) -> None:
         """End every name's task."""
@@ -70,9 +76,9 @@ class Hostnames:
         return len(self._names)
 
     async def _keep_resolving(self, hostname: str, entry: _Hostname) -> None:
-        """Resolve again when the answer's TTL runs out; queue the users when it changes."""
+        """Resolve again when the answer's TTL runs out; say so when it changes."""
         retry = _RETRY_START
-        while entry.users or entry.resolution is None:
+        while entry.wanted or entry.resolution is None:
             try:
                 wait = self._renew(hostname, entry, await self.resolver.resolve(hostname))
             except Exception:  # the last resort: the name must go on being resolved
@@ -84,13 +90,12 @@ class Hostnames:
         self._names.pop(hostname, None)
 
     def _renew(self, hostname: str, entry: _Hostname, resolution: dns.Resolution) -> float:
-        """Keep the new answer, queue the users if it changed; seconds until the next."""
+        """Keep the new answer, say so if it changed; seconds until the next."""
         changed = entry.resolution is None or (
             (entry.resolution.addresses, entry.resolution.error)
             != (resolution.addresses, resolution.error)
         )
         entry.resolution = resolution
         if changed:
-            for key in list(entry.users):
-                self._on_change(key)
+            self._on_change(hostname)
         return resolution.ttl

@@ -23,9 +23,10 @@ from shared_services.informer import InformerGroup
 from shared_services.kube import Conflict, Forbidden, Kube, KubeError, NotFound
 from shared_services.networks import LocalNetworks
 from shared_services.recorder import Recorder
+from shared_services.records import ImportRecord, Records
 from shared_services.settings import Settings
 from shared_services.sources import Sources
-from shared_services.workqueue import RateLimiter, WorkQueue
+from shared_services.workqueue import Backoff, WorkQueue
 from shared_services.writer import (
     ENDPOINT_SLICE,
     ENDPOINTS,
@@ -47,10 +48,14 @@ _SETTLE = 0.2
 _HOLD = 5.0
 # Enough of the API server's reason for a refused write (a quota's or a policy's message).
 _MAX_REFUSAL = 400
+# A failed sync is retried soon at first; a conflicting object is not ours to watch, so
+# soon at first, then more and more rarely.
+_ERRORS = Backoff(start=2.0, limit=300.0)
+_CONFLICTS = Backoff(start=5.0, limit=300.0)
 
 
 class ImportReconciler:
-    """Syncs imports from the queue; holds what a sync needs between runs."""
+    """Syncs imports from the queue; what a sync needs between runs is in their records."""
 
     def __init__(
         self,
@@ -59,6 +64,7 @@ class ImportReconciler:
         kube: Kube,
         imports: dict[ImportKey, JSON],
         caches: dict[Kind, InformerGroup],
+        records: Records,
         sources: Sources,
         recorder: Recorder,
         networks: LocalNetworks,
@@ -66,29 +72,21 @@ class ImportReconciler:
         self.settings = settings
         self.imports = imports
         self.caches = caches
+        self.records = records
         self.sources = sources
         self.recorder = recorder
         self.networks = networks
         self.writer = Writer(kube, caches)
         self.queue: WorkQueue[ImportKey] = WorkQueue()
-        self.errors: RateLimiter[ImportKey] = RateLimiter(start=2.0, limit=300.0)
-        # A conflicting object is not ours to watch: soon at first, then more and more rarely.
-        self.conflicts: RateLimiter[ImportKey] = RateLimiter(start=5.0, limit=300.0)
-        # When a remote event that queued an import arrived, for the propagation metric.
-        self.pending_since: dict[ImportKey, float] = {}
-        # Imports whose slices just moved: when, so their Endpoints, status and Event wait.
-        self.settling: dict[ImportKey, float] = {}
         # When the last remote change came in: while moves keep coming, the rest waits.
         self.last_move = float("-inf")
-        # What each import's slices were last written to hold: its last known addresses.
-        self.written: dict[ImportKey, Serving] = {}
-        # When each import's RemoteCluster was first seen gone, for the grace period.
-        self.gone_since: dict[ImportKey, float] = {}
         self._loop = asyncio.get_running_loop()
 
     def queue_from_remote(self, key: ImportKey, received: float) -> None:
         """Queue an import because its remote source changed at ``received``: urgently."""
-        self.pending_since.setdefault(key, received)
+        record = self.records.get(key)
+        if record is not None and record.pending_since is None:
+            record.pending_since = received
         self.last_move = max(self.last_move, received)
         self.queue.add(key, urgent=True)
 
@@ -110,14 +108,20 @@ class ImportReconciler:
             except Exception as error:  # one import's failure must not stop the others
                 self._retry(key, error)
             else:
-                self.errors.forget(key)
+                record = self.records.get(key)
+                if record is not None:
+                    record.failures = 0
                 if result.after is not None:
                     self.queue.add_after(key, result.after)
             finally:
                 self.queue.done(key)
 
     def _retry(self, key: ImportKey, error: Exception) -> None:
-        delay = self.errors.when(key)
+        # A gone import whose objects could not be removed gets a record to count in, which
+        # goes once they are.
+        record = self.records.ensure(key)
+        record.failures += 1
+        delay = _ERRORS.delay(record.failures)
         metrics.SYNCS.labels("error").inc()
         metrics.SYNC_ERRORS.inc()
         if isinstance(error, KubeError):
@@ -135,26 +139,28 @@ class ImportReconciler:
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             await self._remove(key)
             return DONE
+        record = self.records.ensure(key)
         refusal = decide.namespace_refusal(
             key[0],
             operator_namespace=self.settings.operator_namespace,
             allowed=self.settings.allow_system_namespaces,
         )
         if refusal is not None:
-            self.forget(key)
-            await self.recorder.import_status(key, body, decide.refused_namespace(body, refusal))
+            self._release(record)
+            refused = decide.refused_namespace(body, refusal)
+            await self.recorder.import_status(record, body, refused)
             return DONE
         try:
             spec = api.parse_import_spec(body.get("spec") or {}, import_name=key[1])
         except api.InvalidSpecError as error:
-            self.forget(key)
-            await self.recorder.import_status(key, body, decide.invalid_spec(body, error))
+            self._release(record)
+            await self.recorder.import_status(record, body, decide.invalid_spec(body, error))
             return DONE
         serving = self._serving(key, spec.effective_service_name(key[1]))
-        written = self.written.get(key)
+        written = record.written
         source = self._through_grace(
-            key,
-            self.sources.resolve(key, spec),
+            record,
+            self.sources.resolve(record, spec),
             keeping=bool(decide.last_known(serving, written).addresses),
         )
         result = DONE.again(source.recheck_after)
@@ -170,17 +176,17 @@ class ImportReconciler:
         )
         if plan.desired is None:
             if plan.status is not None:
-                await self.recorder.import_status(key, body, plan.status)
+                await self.recorder.import_status(record, body, plan.status)
             return result
-        outcome, held_until = await self._write_objects(key, body, plan)
+        outcome, held_until = await self._write_objects(record, body, plan)
         if held_until is not None:
             result = result.again(held_until - self._loop.time())
         if outcome is None:
             return result  # the slice moved: the rest follows once kube-proxy has had its turn
-        return result.again(await self._conclude(key, body, plan, outcome))
+        return result.again(await self._conclude(record, body, plan, outcome))
 
     def _through_grace(
-        self, key: ImportKey, source: resolve.SourceState, *, keeping: bool
+        self, record: ImportRecord, source: resolve.SourceState, *, keeping: bool
     ) -> resolve.SourceState:
         """The source as the grace of a gone RemoteCluster has it.
 
@@ -192,23 +198,36 @@ class ImportReconciler:
         """
         grace = self.settings.remote_gone_grace
         if not source.gone:
-            self.gone_since.pop(key, None)
+            record.gone_since = None
             return source
-        if key not in self.gone_since and not keeping:
+        if record.gone_since is None and not keeping:
             return resolve.after_gone(source, gone_for=0.0, grace=grace, keeping=False)
         now = self._loop.time()
-        since = self.gone_since.setdefault(key, now)
+        if record.gone_since is None:
+            record.gone_since = now
+        since = record.gone_since
         return resolve.after_gone(source, gone_for=now - since, grace=grace, keeping=True)
 
     async def _remove(self, key: ImportKey) -> None:
-        self.forget(key)
+        """Remove a gone (or going) import's objects; then its record goes too."""
+        record = self.records.get(key)
+        if record is not None:
+            self._release(record)
         outcome = await asyncio.to_thread(
             self.writer.remove, owner=builders.Owner(key[0], key[1], "")
         )
         _count_writes(outcome)
+        record = self.sources.drop(key)
+        if record is not None:
+            self.recorder.forget(record)
+
+    def _release(self, record: ImportRecord) -> None:
+        """The import reads nothing now: its sources are let go, what followed from them too."""
+        self.sources.release(record)
+        record.reset()
 
     async def _conclude(
-        self, key: ImportKey, body: JSON, plan: Plan, outcome: Outcome
+        self, record: ImportRecord, body: JSON, plan: Plan, outcome: Outcome
     ) -> float | None:
         """Record the status and Events that follow what the writes met.
 
@@ -218,21 +237,22 @@ class ImportReconciler:
             body,
             plan,
             conflicts=outcome.conflicts,
-            previous_reason=self.recorder.ready_reason(key),
+            previous_reason=record.ready[1] if record.ready else "",
         )
         again = None
         if conclusion.conflicted:
-            again = self.conflicts.when(key)
+            record.conflicts += 1
+            again = _CONFLICTS.delay(record.conflicts)
             metrics.SYNCS.labels("conflict").inc()
         else:
-            self.conflicts.forget(key)
+            record.conflicts = 0
             metrics.SYNCS.labels("ok").inc()
         if conclusion.addresses_changed:
             metrics.ADDRESS_CHANGES.inc()
         for event in conclusion.events:
-            await self.recorder.event(body, event)
+            await self.recorder.event(record, body, event)
         await self.recorder.import_status(
-            key, body, conclusion.status, detail=plan.verdict.details()
+            record, body, conclusion.status, detail=plan.verdict.details()
         )
         return again
 
@@ -260,7 +280,7 @@ class ImportReconciler:
         return Serving(addresses=addresses, ports=status.ports_of({"ports": ports}))
 
     async def _write_objects(
-        self, key: ImportKey, body: JSON, plan: Plan
+        self, record: ImportRecord, body: JSON, plan: Plan
     ) -> tuple[Outcome | None, float | None]:
         """Write the import's objects; and when the writes held behind a moved slice are due.
 
@@ -273,25 +293,25 @@ class ImportReconciler:
         When a thousand VIPs move at once, the rest of each waits until the moves pause
         (up to ``_HOLD``), so that no slice waits behind the trailing writes of the others.
         """
-        settling = self._settling_until(key)
+        settling = self._settling_until(record)
         moving = settling is None and plan.moves
         kinds = DATA_PATH if settling is not None or moving else MANAGED_KINDS
-        outcome = await self._apply(key, body, plan, kinds=kinds)
-        received = self.pending_since.pop(key, None)
+        outcome = await self._apply(record, body, plan, kinds=kinds)
+        received, record.pending_since = record.pending_since, None
         if received is not None and outcome.endpoints_written:
             metrics.PROPAGATION.observe(self._loop.time() - received)
         if kinds is MANAGED_KINDS or outcome.conflicts:
             return outcome, settling
         if moving and outcome.endpoints_written:
-            self.settling[key] = now = self._loop.time()
+            record.moved_at = now = self._loop.time()
             return None, now + _SETTLE
         if settling is not None:
             return None, settling
-        rest = await self._apply(key, body, plan, kinds=(ENDPOINTS,))
+        rest = await self._apply(record, body, plan, kinds=(ENDPOINTS,))
         outcome.writes.extend(rest.writes)
         return outcome, None
 
-    def _settling_until(self, key: ImportKey) -> float | None:
+    def _settling_until(self, record: ImportRecord) -> float | None:
         """When the held writes of an import whose slice moved are due; None if none are.
 
         They are due ``_SETTLE`` after the move, or after the last move of any import if
@@ -299,23 +319,24 @@ class ImportReconciler:
         own slice's event, a further move) finds the hold still on, and asks again for a
         sync when it ends, in case the timer fired a hair early.
         """
-        moved = self.settling.get(key)
+        moved = record.moved_at
         if moved is None:
             return None
         until = decide.settle_until(
             moved=moved, last_move=self.last_move, settle=_SETTLE, hold=_HOLD
         )
         if until <= self._loop.time():
-            del self.settling[key]
+            record.moved_at = None
             return None
         return until
 
     async def _apply(
-        self, key: ImportKey, body: JSON, plan: Plan, *, kinds: tuple[Kind, ...]
+        self, record: ImportRecord, body: JSON, plan: Plan, *, kinds: tuple[Kind, ...]
     ) -> Outcome:
         """Write the desired objects; a refusal the builders did not foresee is reported."""
         assert plan.desired is not None
-        owner = builders.Owner(key[0], key[1], str(body["metadata"].get("uid")))
+        namespace, name = record.key
+        owner = builders.Owner(namespace, name, str(body["metadata"].get("uid")))
         try:
             outcome = await asyncio.to_thread(
                 self.writer.apply, owner=owner, desired=plan.desired, kinds=kinds
@@ -323,14 +344,16 @@ class ImportReconciler:
         except KubeError as error:
             refused = not error.temporary and not isinstance(error, Conflict | NotFound)
             if refused and not _namespace_terminating(error):
-                await self._rejected(key, body, plan, error)
+                await self._rejected(record, body, plan, error)
             raise  # retried with backoff either way: a quota or a policy may change
         _count_writes(outcome)
         if ENDPOINT_SLICE in kinds and not outcome.conflicts:
-            self.written[key] = Serving(tuple(decide.desired_addresses(plan.desired)), plan.ports)
+            record.written = Serving(tuple(decide.desired_addresses(plan.desired)), plan.ports)
         return outcome
 
-    async def _rejected(self, key: ImportKey, body: JSON, plan: Plan, error: KubeError) -> None:
+    async def _rejected(
+        self, record: ImportRecord, body: JSON, plan: Plan, error: KubeError
+    ) -> None:
         """Say why the API server refused a write the builders allowed.
 
         A ResourceQuota, an admission policy or a webhook can refuse what is otherwise a
@@ -348,37 +371,11 @@ class ImportReconciler:
             reason="WriteRejected",
             message=message,
         )
-        await self.recorder.import_status(key, body, refused)
-
-    def forget(self, key: ImportKey) -> None:
-        """Drop what the operator tracks for an import that is gone or reads nothing.
-
-        Every table keyed by import is emptied here, so that memory follows the number of
-        imports that exist, not the number that ever existed.
-        """
-        self.sources.forget(key)
-        self.written.pop(key, None)
-        self.gone_since.pop(key, None)
-        self.pending_since.pop(key, None)
-        self.settling.pop(key, None)
-        self.conflicts.forget(key)
-        if key not in self.imports:
-            self.errors.forget(key)
-            self.recorder.forget(key)
+        await self.recorder.import_status(record, body, refused)
 
     def tables(self) -> dict[str, int]:
         """How many entries each table holds, for the tracked-items metric."""
-        return {
-            "pending_propagations": len(self.pending_since),
-            "settling": len(self.settling),
-            "last_written": len(self.written),
-            "gone_since": len(self.gone_since),
-            "error_backoffs": len(self.errors),
-            "conflict_backoffs": len(self.conflicts),
-            "queue": len(self.queue),
-            "ready_states": len(self.recorder.ready),
-            "event_correlations": len(self.recorder.correlator),
-        }
+        return {**self.records.tables(), "queue": len(self.queue)}
 
 
 def _namespace_terminating(error: KubeError) -> bool:

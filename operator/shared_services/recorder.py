@@ -16,10 +16,11 @@ from typing import Any
 
 from shared_services import api, conditions, metrics, status
 from shared_services.api import JSON, ImportKey
-from shared_services.correlator import Correlator, Record
+from shared_services.correlator import Budget, Correlator, Record
 from shared_services.decide import Event
 from shared_services.informer import slim
 from shared_services.kube import Kube, KubeError, NotFound, collection_path
+from shared_services.records import ImportRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,10 @@ class Recorder:
         self.kube = kube
         self._imports = imports
         self._clusters = clusters
-        # Each import's Ready status and reason as last recorded.
-        self.ready: dict[ImportKey, tuple[str, str]] = {}
         self.correlator = Correlator()
 
-    def ready_reason(self, key: ImportKey) -> str:
-        """The reason of the import's Ready condition as last recorded; "" if none."""
-        return self.ready.get(key, ("", ""))[1]
-
     async def import_status(
-        self, key: ImportKey, body: JSON, new: dict[str, Any], *, detail: str = ""
+        self, record: ImportRecord, body: JSON, new: dict[str, Any], *, detail: str = ""
     ) -> None:
         """Have the import's status say ``new``; no write if it says so already.
 
@@ -57,10 +52,11 @@ class Recorder:
         (which Node holds a refused address): logged when the Ready condition starts to
         say something else, a restart included, and never by an idle operator.
         """
+        key = record.key
         ready = new["conditions"][0]
         state = (ready["status"], ready["reason"])
-        news = self.ready.get(key) != state
-        self._set_ready(key, state)
+        news = record.ready != state
+        self._set_ready(record, state)
         same = status.same(body.get("status") or {}, new)
         if detail and (news or not same):
             log.warning("%s/%s: %s", *key, detail)
@@ -104,28 +100,30 @@ class Recorder:
         if name in self._clusters:
             self._clusters[name] = slim(updated)
 
-    async def event(self, body: JSON, event: Event) -> None:
+    async def event(self, record: ImportRecord, body: JSON, event: Event) -> None:
         """Record a Kubernetes Event on the import; failing to is not worth a retry.
 
         The correlator decides whether it is a new Event, a count on one recorded before,
         or over the import's budget and dropped, as client-go's recorder would.
         """
-        metadata = body["metadata"]
-        key: ImportKey = (metadata["namespace"], metadata["name"])
+        key = record.key
         message = event.message[:1024]
-        record = self.correlator.observe(
-            key, event.type, event.reason, message, now=time.monotonic()
+        now = time.monotonic()
+        if record.budget is None:
+            record.budget = Budget.full(now)
+        written = self.correlator.observe(
+            key, record.budget, event.type, event.reason, message, now=now
         )
-        if record is None:
+        if written is None:
             log.debug("event %s on %s/%s over its budget, dropped", event.reason, *key)
             return
         stamp = conditions.now()
         try:
-            name = await asyncio.to_thread(self._write_event, body, event, record, stamp)
+            name = await asyncio.to_thread(self._write_event, body, event, written, stamp)
         except KubeError as error:
             log.warning("could not record event %s on %s/%s: %s", event.reason, *key, error)
         else:
-            self.correlator.recorded(key, record, name)
+            self.correlator.recorded(key, written, name)
 
     def _write_event(self, body: JSON, event: Event, record: Record, stamp: str) -> str:
         """Count on the Event ``record`` names, or create one; return the Event's name."""
@@ -168,18 +166,18 @@ class Recorder:
             "count": 1,
         }
 
-    def forget(self, key: ImportKey) -> None:
+    def forget(self, record: ImportRecord) -> None:
         """The import is gone: it leaves the imports-by-state gauge and the correlator."""
-        self._set_ready(key, None)
-        self.correlator.forget(key)
+        self._set_ready(record, None)
+        self.correlator.forget(record.key)
 
-    def _set_ready(self, key: ImportKey, state: tuple[str, str] | None) -> None:
+    @staticmethod
+    def _set_ready(record: ImportRecord, state: tuple[str, str] | None) -> None:
         """Keep the imports-by-state gauge in step, one import at a time (no recount)."""
-        old = self.ready.pop(key, None) if state is None else self.ready.get(key)
+        old, record.ready = record.ready, state
         if old == state:
             return
         if old is not None:
             metrics.IMPORTS.labels(*old).dec()
         if state is not None:
-            self.ready[key] = state
             metrics.IMPORTS.labels(*state).inc()

@@ -39,7 +39,7 @@ from typing import Literal
 from kubernetes import client as k8s
 
 from shared_services import api, conditions, kubeconfig, signin, views
-from shared_services.api import JSON, ImportKey
+from shared_services.api import JSON
 from shared_services.destinations import Destinations, guard, origin
 from shared_services.informer import Informer
 from shared_services.kube import (
@@ -112,9 +112,10 @@ class Connection:
     kube: Kube | None = None
     fingerprint: str | None = None
     informers: dict[str, Informer] = field(default_factory=dict)
-    users: dict[str, set[ImportKey]] = field(default_factory=dict)
-    # Imports refused a watch of their remote namespace, which would have been one too many.
-    refused: dict[ImportKey, str] = field(default_factory=dict)
+    # The remote namespaces imports read, each watched while there is a client.
+    namespaces: set[str] = field(default_factory=set)
+    # Namespaces imports read but that are not watched: one more would be too many.
+    refused: set[str] = field(default_factory=set)
     attempt: asyncio.Task[None] | None = None
     probe: asyncio.Task[None] | None = None
     heartbeat: asyncio.Task[None] | None = None
@@ -400,7 +401,7 @@ class Connector:
             connection.informers[namespace].stop()
             connection.informers[namespace] = self._start_informer(connection, namespace)
         # Namespaces that imports began to read while there was no client to watch them.
-        for namespace in connection.users.keys() - connection.informers.keys():
+        for namespace in connection.namespaces - connection.informers.keys():
             connection.informers[namespace] = self._start_informer(connection, namespace)
         if old is not None:
             old.close()
@@ -515,7 +516,6 @@ class RemoteRegistry:
         secrets_namespace: str,
         on_service: Callable[[RemoteEvent], None],
         on_cluster: Callable[[str], None],
-        on_import: Callable[[ImportKey], None] = lambda _key: None,
         max_namespaces: int = 50,
         destinations: Destinations | None = None,
     ) -> None:
@@ -527,7 +527,6 @@ class RemoteRegistry:
         self.secrets = SecretWatches(kube, namespace=secrets_namespace, on_change=secret_event)
         self._on_service = on_service
         self._on_cluster = on_cluster
-        self._on_import = on_import  # an import to sync again: a namespace it may read freed
         self.max_namespaces = max_namespaces
         self.clusters: dict[str, Connection] = {}
         self._connector = Connector(
@@ -581,48 +580,46 @@ class RemoteRegistry:
 
     # -- shared watches ------------------------------------------------------------------
 
-    def use(self, key: ImportKey, cluster: str, namespace: str) -> None:
-        """Say that import ``key`` reads from ``namespace`` on ``cluster`` (idempotent).
+    def want(self, cluster: str, namespace: str) -> bool:
+        """Watch ``namespace`` on ``cluster``, which an import reads (idempotent).
 
-        A namespace beyond the RemoteCluster's ``max_namespaces`` is not watched: the
-        import is noted as refused, and synced again once a namespace is freed.
+        Returns True when that changed what is watched or refused: the caller then reads
+        again. A namespace beyond the RemoteCluster's ``max_namespaces`` is refused; its
+        readers are queued again once a namespace is freed. A RemoteCluster not known yet
+        watches nothing: its readers are queued again when it comes.
         """
-        self.release(key, keep=(cluster, namespace))
+        connection = self.clusters.get(cluster)
+        if connection is None or namespace in connection.namespaces | connection.refused:
+            return False
+        if len(connection.namespaces) >= self.max_namespaces:
+            connection.refused.add(namespace)
+            return True
+        connection.namespaces.add(namespace)
+        if connection.kube is not None:
+            connection.informers[namespace] = self._start_informer(connection, namespace)
+        return True
+
+    def unwant(self, cluster: str, namespace: str) -> None:
+        """No import reads ``namespace`` on ``cluster`` any more: its watch closes.
+
+        A freed namespace gives the refused ones their turn: each is said to have changed,
+        so that its readers sync again and ask for it, the first come first served.
+        """
         connection = self.clusters.get(cluster)
         if connection is None:
             return
-        users = connection.users.get(namespace)
-        if users is None:
-            if len(connection.users) >= self.max_namespaces:
-                connection.refused[key] = namespace
-                return
-            users = connection.users[namespace] = set()
-        connection.refused.pop(key, None)
-        users.add(key)
-        if namespace not in connection.informers and connection.kube is not None:
-            connection.informers[namespace] = self._start_informer(connection, namespace)
-
-    def release(self, key: ImportKey, *, keep: tuple[str, str] | None = None) -> None:
-        """Forget what import ``key`` read, closing watches that nobody uses any more."""
-        for connection in self.clusters.values():
-            refused = connection.refused.get(key)
-            if refused is not None and keep != (connection.name, refused):
-                del connection.refused[key]
-            freed = False
-            for namespace, users in list(connection.users.items()):
-                if key not in users or keep == (connection.name, namespace):
-                    continue
-                users.discard(key)
-                if not users:
-                    del connection.users[namespace]
-                    informer = connection.informers.pop(namespace, None)
-                    if informer is not None:
-                        informer.stop()
-                    freed = True
-            if freed:
-                # Later, not now: this runs inside another import's resolve.
-                for waiting in connection.refused:
-                    self._loop.call_soon(self._on_import, waiting)
+        connection.refused.discard(namespace)
+        if namespace not in connection.namespaces:
+            return
+        connection.namespaces.discard(namespace)
+        informer = connection.informers.pop(namespace, None)
+        if informer is not None:
+            informer.stop()
+        waiting, connection.refused = connection.refused, set()
+        for refused in waiting:
+            self._loop.call_soon(
+                self._on_service, WatchChanged(cluster, refused, received=self._loop.time())
+            )
 
     def lookup(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
         """The remote Service as last seen, and whether that view is current."""
@@ -634,7 +631,7 @@ class RemoteRegistry:
                 reason="RemoteClusterNotFound",
                 message=f"RemoteCluster {cluster!r} does not exist",
             )
-        if namespace not in connection.users:  # refused by use(): one namespace too many
+        if namespace in connection.refused:  # one namespace too many
             return RemoteLookup(
                 known=True,
                 service=None,
@@ -645,10 +642,12 @@ class RemoteRegistry:
                     f"(MAX_REMOTE_NAMESPACES); {namespace!r} is not watched"
                 ),
             )
+        if namespace not in connection.namespaces:
+            return RemoteLookup(
+                known=False, service=None, reason="Connecting", message="not watched yet"
+            )
         informer = connection.informers.get(namespace)
         if connection.state != "Connected" or informer is None:
-            if connection.kube is not None and informer is None:
-                connection.informers[namespace] = self._start_informer(connection, namespace)
             return RemoteLookup(
                 known=False,
                 service=None,

@@ -2,8 +2,9 @@
 
 A pure step: :func:`resolve` asks its :class:`Lookups` for the RemoteCluster, the remote
 Service and the hostnames it needs, and returns a :class:`SourceState` with the
-:class:`Dependencies` it read. Whoever implements the lookups keeps the watches and the DNS
-tasks that answer them; this module only decides, so it can be tested with plain values.
+:class:`Dependencies` it read. Looking up only reads: whoever acts on the answer starts
+the watches and DNS tasks of what was read (:mod:`shared_services.sources`). This module
+only decides, so it is tested with plain values.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class RemoteLookup:
 
 
 class Lookups(Protocol):
-    """Where :func:`resolve` reads what it needs; each read may start a watch or a task."""
+    """Where :func:`resolve` reads what it needs; reading changes nothing."""
 
     def cluster_exists(self, name: str) -> bool:
         """Whether a RemoteCluster of this name exists."""
@@ -85,10 +86,10 @@ class Lookups(Protocol):
         """The RemoteCluster's valid spec; None when its spec is invalid."""
 
     def remote_service(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
-        """The remote Service, which the import now reads."""
+        """The remote Service as its namespace's watch last saw it, if it is watched."""
 
     def hostname(self, hostname: str) -> Resolution | None:
-        """The latest answer for a hostname, which the import now reads; None until the first."""
+        """The latest answer for a hostname; None until the first, or when not resolved."""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The live side of resolving: the watches and DNS tasks that answer :mod:`resolve`'s lookups.
 
 :meth:`Sources.resolve` runs the pure :func:`~shared_services.resolve.resolve` with lookups
-that, as they read, open the remote namespace's shared watch or start the hostname's task
-for that import; afterwards it records what was read in the dependency index and releases
-what the import no longer reads. So a change of any source queues exactly its readers.
+that only read (the remote Services' caches, the hostnames' latest answers). Then it acts
+on the answer: what the import read is recorded in its record, which keeps the one account
+of who reads what; the watch of the remote namespace and the hostnames' tasks it read are
+asked for, and those no import reads any more let go. When asking started or refused
+something, it reads once more, so the answer says so at once. A change of any source then
+queues exactly its readers.
 """
 
 from __future__ import annotations
@@ -12,50 +15,55 @@ from collections.abc import Mapping
 
 from shared_services import api, metrics, policy
 from shared_services.api import JSON, ImportKey
-from shared_services.dependencies import DependencyIndex
 from shared_services.dns import Resolution
 from shared_services.hostnames import Hostnames
+from shared_services.records import NOTHING_READ, ImportRecord, Records, Released
 from shared_services.remote import RemoteEvent, RemoteRegistry, ServiceChanged
-from shared_services.resolve import Dependencies, RemoteLookup, SourceState, resolve
+from shared_services.resolve import Dependencies, RemoteLookup, Resolved, SourceState, resolve
 
 
 class Sources:
-    """Resolves imports' sources and knows which imports read which source."""
+    """Resolves imports' sources and keeps watched what some import reads."""
 
     def __init__(
         self,
         *,
         remote: RemoteRegistry,
         hostnames: Hostnames,
+        records: Records,
         clusters: Mapping[str, JSON],
         address_policy: policy.AddressPolicy,
     ) -> None:
         self.remote = remote
         self.hostnames = hostnames
-        self.index = DependencyIndex()
-        self._clusters = clusters
+        self.records = records
+        self._lookups = _Lookups(remote, hostnames, clusters)
         self._policy = address_policy
         self._watched_clusters: set[str] = set()
 
-    def resolve(self, key: ImportKey, spec: api.ImportSpec) -> SourceState:
-        """What the import's source says now; what it read is recorded for its events."""
-        resolved = resolve(spec, key[0], address_policy=self._policy, lookups=_Lookups(self, key))
-        self._record(key, resolved.dependencies)
+    def resolve(self, record: ImportRecord, spec: api.ImportSpec) -> SourceState:
+        """What the import's source says now; what it read is watched for its changes."""
+        resolved = self._read(record.key, spec)
+        if self._follow(record, resolved.dependencies):
+            resolved = self._read(record.key, spec)
+            self._follow(record, resolved.dependencies)
         return resolved.source
 
-    def forget(self, key: ImportKey) -> None:
-        """The import is gone or reads nothing: release every source it read."""
-        old = self.index.forget(key)
-        if old is not None:
-            self.hostnames.release(key, old.hostnames)
-        self.remote.release(key)
-        self.update_watch_metrics()
+    def release(self, record: ImportRecord) -> None:
+        """The import reads nothing now (its spec is invalid, or it is refused)."""
+        self._let_go(self.records.set_reads(record, NOTHING_READ))
+
+    def drop(self, key: ImportKey) -> ImportRecord | None:
+        """The import is gone: its record goes, and every source it read is released."""
+        record, released = self.records.drop(key)
+        self._let_go(released)
+        return record
 
     def readers(self, event: RemoteEvent) -> set[ImportKey]:
         """The imports a remote event concerns."""
         if isinstance(event, ServiceChanged):
-            return self.index.readers_of_service(event.cluster, event.namespace, event.name)
-        return self.index.readers_of_namespace(event.cluster, event.namespace)
+            return self.records.readers_of_service(event.cluster, event.namespace, event.name)
+        return self.records.readers_of_namespace(event.cluster, event.namespace)
 
     def update_watch_metrics(self) -> None:
         """Set the remote-watches gauge from the registry's watches."""
@@ -69,35 +77,47 @@ class Sources:
             metrics.REMOTE_WATCHES.labels(cluster, "up").set(up)
             metrics.REMOTE_WATCHES.labels(cluster, "down").set(down)
 
-    def _record(self, key: ImportKey, read: Dependencies) -> None:
-        old = self.index.record(key, read)
-        if old is None:
-            return
-        self.hostnames.release(key, old.hostnames - read.hostnames)
-        # A move to another remote namespace is handled by RemoteRegistry.use().
-        if old.remote and read.remote is None:
-            self.remote.release(key)
+    def _read(self, key: ImportKey, spec: api.ImportSpec) -> Resolved:
+        return resolve(spec, key[0], address_policy=self._policy, lookups=self._lookups)
+
+    def _follow(self, record: ImportRecord, reads: Dependencies) -> bool:
+        """Record what was read, and keep it watched; True if asking changed anything."""
+        self._let_go(self.records.set_reads(record, reads))  # first: it may free a namespace
+        changed = False
+        if reads.remote is not None:
+            cluster, namespace, _ = reads.remote
+            if self.remote.want(cluster, namespace):
+                changed = True
+                self.update_watch_metrics()
+        return self.hostnames.want(reads.hostnames) or changed
+
+    def _let_go(self, released: Released) -> None:
+        for cluster, namespace in released.namespaces:
+            self.remote.unwant(cluster, namespace)
+        self.hostnames.unwant(released.hostnames)
+        if released.namespaces:
             self.update_watch_metrics()
 
 
 class _Lookups:
-    """The lookups of one import's resolve: each read says that the import uses it."""
+    """Where resolving reads: the caches and the latest answers, and nothing else."""
 
-    def __init__(self, sources: Sources, key: ImportKey) -> None:
-        self._sources = sources
-        self._key = key
+    def __init__(
+        self, remote: RemoteRegistry, hostnames: Hostnames, clusters: Mapping[str, JSON]
+    ) -> None:
+        self._remote = remote
+        self._hostnames = hostnames
+        self._clusters = clusters
 
     def cluster_exists(self, name: str) -> bool:
-        return name in self._sources._clusters
+        return name in self._clusters
 
     def cluster_spec(self, name: str) -> api.RemoteClusterSpec | None:
-        connection = self._sources.remote.clusters.get(name)
+        connection = self._remote.clusters.get(name)
         return None if connection is None else connection.spec
 
     def remote_service(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
-        self._sources.remote.use(self._key, cluster, namespace)
-        self._sources.update_watch_metrics()
-        return self._sources.remote.lookup(cluster, namespace, name)
+        return self._remote.lookup(cluster, namespace, name)
 
     def hostname(self, hostname: str) -> Resolution | None:
-        return self._sources.hostnames.lookup(self._key, hostname)
+        return self._hostnames.lookup(hostname)

@@ -3,7 +3,8 @@
 A key is at most once in the queue and at most once in flight, so no two syncs of one
 object race; a key asked for while it syncs runs once more afterwards. Retries go through a
 :class:`RateLimiter`, one per kind of failure, so that the backoff of each key lives in one
-place and is forgotten with it.
+place and is forgotten with it; an import counts its failures in its own record and asks
+a :class:`Backoff` how long to wait.
 
 The queue has two lanes. A key asked for ``urgent`` (a remote VIP moved: applications wait
 for it) is served before every key of the normal lane (the writes that follow a move, local
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
@@ -153,26 +155,39 @@ class WorkQueue(Generic[Key]):
         return len(self._queued) + len(self._active)
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``start`` seconds, then twice as long, up to ``limit``."""
+
+    start: float
+    limit: float
+
+    def __post_init__(self) -> None:
+        if self.start <= 0 or self.limit < self.start:
+            raise ValueError("a backoff needs 0 < start <= limit")
+
+    def delay(self, failures: int) -> float:
+        """How long to wait after ``failures`` failures in a row (at least one)."""
+        # Capped before the power, so a key failing for days cannot overflow a float.
+        return min(self.start * 2.0 ** min(max(failures, 1) - 1, 64), self.limit)
+
+
 class RateLimiter(Generic[Key]):
-    """Exponential backoff per key: ``start``, then twice as long, up to ``limit`` seconds.
+    """A :class:`Backoff` per key, for keys that have no record of their own to count in.
 
     The count of a key's failures in a row is all it keeps; :meth:`forget` on the first
     success (or when the key is gone), so that memory follows the keys that are failing.
     """
 
     def __init__(self, *, start: float, limit: float) -> None:
-        if start <= 0 or limit < start:
-            raise ValueError("a backoff needs 0 < start <= limit")
-        self.start = start
-        self.limit = limit
+        self.backoff = Backoff(start, limit)
         self._failures: dict[Key, int] = {}
 
     def when(self, key: Key) -> float:
         """Count one more failure of ``key``; how many seconds until it is tried again."""
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        # Capped before the power, so a key failing for days cannot overflow a float.
-        return min(self.start * 2.0 ** min(failures - 1, 64), self.limit)
+        return self.backoff.delay(failures)
 
     def failures(self, key: Key) -> int:
         """How many times in a row ``key`` has failed."""

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import weakref
+
 from shared_services import correlator
-from shared_services.correlator import COMBINED, Correlator, Record
+from shared_services.correlator import COMBINED, Budget, Correlator, Record
 
 KEY = ("shop", "db")
+# The imports' budgets, as their records keep them, for each correlator a test makes.
+BUDGETS: weakref.WeakKeyDictionary[Correlator, dict[object, Budget]] = weakref.WeakKeyDictionary()
+
+
+def _budgets(c: Correlator) -> dict[object, Budget]:
+    return BUDGETS.setdefault(c, {})
+
+
+def _forget(c: Correlator, key: object) -> None:
+    """The import is gone: its record (and budget) goes, and the correlator forgets it."""
+    _budgets(c).pop(key, None)
+    c.forget(key)
 
 
 def _write(c: Correlator, message: str, *, now: float, key: object = KEY) -> Record | None:
     """Observe one Event and, as the recorder does, remember the Event it was written to."""
-    record = c.observe(key, "Normal", "AddressesChanged", message, now=now)
+    budget = _budgets(c).setdefault(key, Budget.full(now))
+    record = c.observe(key, budget, "Normal", "AddressesChanged", message, now=now)
     if record is not None:
         c.recorded(key, record, record.name or f"db.{len(message)}.{record.count}.{now}")
     return record
@@ -79,7 +94,7 @@ def test_budgets_are_per_import() -> None:
 def test_a_forgotten_import_starts_afresh() -> None:
     c = Correlator()
     _write(c, "a -> b", now=0)
-    c.forget(KEY)
+    _forget(c, KEY)
     assert len(c) == 0
     record = _write(c, "a -> b", now=1)
     assert record is not None
@@ -88,9 +103,9 @@ def test_a_forgotten_import_starts_afresh() -> None:
 
 def test_an_event_written_after_its_import_went_is_not_remembered() -> None:
     c = Correlator()
-    record = c.observe(KEY, "Normal", "AddressesChanged", "a -> b", now=0)
+    record = c.observe(KEY, Budget.full(0), "Normal", "AddressesChanged", "a -> b", now=0)
     assert record is not None
-    c.forget(KEY)
+    _forget(c, KEY)
     c.recorded(KEY, record, "db.1")
     assert len(c) == 0
 
@@ -115,7 +130,7 @@ def test_budgets_hold_however_many_imports_have_events() -> None:
     for n in range(correlator.SUBJECTS + 10):
         assert _write(c, "a -> b", now=1, key=("shop", str(n))) is not None
     assert _write(c, "x", now=2) is None
-    assert len(c) == correlator.SUBJECTS + 11
+    assert len(c) == correlator.SUBJECTS  # what is remembered of Events is bounded
     # The budget goes with the import, and only then.
-    c.forget(KEY)
+    _forget(c, KEY)
     assert _write(c, "x", now=3) is not None

@@ -11,11 +11,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
 from shared_services import api, policy
 from shared_services.dns import Resolution
-from shared_services.resolve import GONE, RemoteLookup, SourceState, after_gone, resolve
+from shared_services.resolve import (
+    GONE,
+    Dependencies,
+    RemoteLookup,
+    Resolved,
+    SourceState,
+    after_gone,
+    resolve,
+)
 
 REMOTE = {"source": {"remoteService": {"cluster": "central", "namespace": "data", "name": "pg"}}}
 SPEC = api.parse_import_spec(REMOTE, import_name="db")
@@ -112,3 +123,148 @@ def test_with_nothing_to_keep_a_gone_source_simply_has_no_addresses() -> None:
 def test_a_known_source_passes_the_grace_unchanged() -> None:
     resolved = SourceState(True, "Resolved", "203.0.113.5", addresses=("203.0.113.5",))
     assert after_gone(resolved, gone_for=3600.0, grace=0.0, keeping=True) == resolved
+
+
+# --- resolve: each kind of source, and what it read ------------------------------------------
+
+
+class Answers:
+    """A central cluster as plain values; every lookup is counted, and none changes anything."""
+
+    def __init__(
+        self,
+        *,
+        service: dict[str, object] | None = None,
+        known: bool = True,
+        names: dict[str, Resolution] | None = None,
+        spec: api.RemoteClusterSpec | None = CENTRAL,
+    ) -> None:
+        self.service = service
+        self.known = known
+        self.names = names or {}
+        self.spec = spec
+        self.asked: list[tuple[str, ...]] = []
+
+    def cluster_exists(self, name: str) -> bool:
+        self.asked.append(("cluster", name))
+        return True
+
+    def cluster_spec(self, name: str) -> api.RemoteClusterSpec | None:
+        return self.spec
+
+    def remote_service(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
+        self.asked.append(("service", cluster, namespace, name))
+        if not self.known:
+            return RemoteLookup(known=False, service=None, reason="Connecting", message="listing")
+        if self.service is None:
+            return RemoteLookup(
+                known=True, service=None, reason="RemoteServiceNotFound", message="not found"
+            )
+        return RemoteLookup(known=True, service=self.service, reason="Found", message="")
+
+    def hostname(self, hostname: str) -> Resolution | None:
+        self.asked.append(("hostname", hostname))
+        return self.names.get(hostname)
+
+
+def _balancer(*ingress: dict[str, str], kind: str = "LoadBalancer") -> dict[str, object]:
+    return {
+        "spec": {"type": kind, "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]},
+        "status": {"loadBalancer": {"ingress": list(ingress)}},
+    }
+
+
+def _of(spec: Mapping[str, Any], answers: Answers, namespace: str = "shop") -> Resolved:
+    parsed = api.parse_import_spec(spec, import_name="db")
+    return resolve(parsed, namespace, address_policy=policy.AddressPolicy(), lookups=answers)
+
+
+def test_fixed_addresses_are_resolved_without_a_lookup() -> None:
+    answers = Answers()
+    resolved = _of({"source": {"addresses": ["2001:DB8::1"]}, "ports": [{"port": 80}]}, answers)
+    assert resolved.source.ok
+    assert resolved.source.addresses == ("2001:db8::1",)
+    assert resolved.dependencies == Dependencies()
+    assert answers.asked == []
+
+
+def test_a_hostname_source_reads_its_name_and_waits_for_the_first_answer() -> None:
+    spec = {"source": {"hostname": "db.example.test"}, "ports": [{"port": 80}]}
+    waiting = _of(spec, Answers())
+    assert (waiting.source.reason, waiting.source.pending) == ("Resolving", True)
+    assert waiting.dependencies.hostnames == frozenset({"db.example.test"})
+
+    answered = Answers(names={"db.example.test": Resolution(("192.0.2.7",), 30.0, None)})
+    assert _of(spec, answered).source.addresses == ("192.0.2.7",)
+
+
+def test_a_remote_service_reads_the_cluster_and_the_service() -> None:
+    answers = Answers(service=_balancer({"ip": "192.0.2.10"}))
+    resolved = _of(REMOTE, answers)
+    assert resolved.source.ok
+    assert resolved.source.addresses == ("192.0.2.10",)
+    assert [p.port for p in resolved.source.ports or ()] == [5432]
+    assert resolved.dependencies == Dependencies(
+        cluster="central", remote=("central", "data", "pg")
+    )
+    assert ("service", "central", "data", "pg") in answers.asked
+
+
+def test_a_remote_service_not_yet_listed_keeps_the_last_known_addresses() -> None:
+    resolved = _of(REMOTE, Answers(known=False))
+    assert (resolved.source.reason, resolved.source.addresses) == ("Connecting", None)
+    # Read all the same: the listing's end queues the import.
+    assert resolved.dependencies.remote == ("central", "data", "pg")
+
+
+@pytest.mark.parametrize(
+    ("service", "reason"),
+    [
+        (None, "RemoteServiceNotFound"),
+        (_balancer({"ip": "192.0.2.10"}, kind="ClusterIP"), "NotLoadBalancer"),
+        (_balancer(), "NoIngress"),
+        (_balancer({"ip": "not-an-ip!"}), "IngressInvalid"),
+    ],
+    ids=["missing", "not-a-load-balancer", "no-ingress", "invalid-ingress"],
+)
+def test_a_remote_service_known_to_serve_nothing_empties_the_endpoints(
+    service: dict[str, object] | None, reason: str
+) -> None:
+    source = _of(REMOTE, Answers(service=service)).source
+    assert (source.ok, source.reason, source.addresses) == (False, reason, ())
+
+
+def test_ingress_hostnames_are_read_and_their_answers_joined() -> None:
+    service = _balancer({"ip": "192.0.2.10"}, {"hostname": "vip.example.test"})
+    pending = _of(REMOTE, Answers(service=service))
+    # The IP serves while the name resolves.
+    assert pending.source.addresses == ("192.0.2.10",)
+    assert pending.dependencies.hostnames == frozenset({"vip.example.test"})
+
+    names = {"vip.example.test": Resolution(("192.0.2.11",), 30.0, None)}
+    both = _of(REMOTE, Answers(service=service, names=names)).source
+    assert both.addresses == ("192.0.2.10", "192.0.2.11")
+
+
+def test_an_ingress_of_only_unanswered_names_is_unresolved_not_empty() -> None:
+    service = _balancer({"hostname": "vip.example.test"})
+    source = _of(REMOTE, Answers(service=service)).source
+    assert (source.reason, source.addresses) == ("HostnameUnresolved", None)
+
+
+@pytest.mark.parametrize(
+    ("rules", "reason"),
+    [
+        ({"allowedNamespaces": ["other"]}, "NamespaceDenied"),
+        ({"allowedRemoteNamespaces": ["other"]}, "RemoteNamespaceDenied"),
+    ],
+)
+def test_a_remote_cluster_that_denies_the_import_reads_no_service(
+    rules: dict[str, object], reason: str
+) -> None:
+    spec = api.parse_remote_cluster_spec({"kubeconfigSecretRef": {"name": "central"}, **rules})
+    answers = Answers(service=_balancer({"ip": "192.0.2.10"}), spec=spec)
+    resolved = _of(REMOTE, answers)
+    assert (resolved.source.reason, resolved.source.addresses) == (reason, ())
+    assert resolved.dependencies == Dependencies(cluster="central")
+    assert not any(asked[0] == "service" for asked in answers.asked)
