@@ -56,6 +56,11 @@ REMOTE_CLUSTER_SINGULAR = "remotecluster"
 # Which installation writes a RemoteCluster's status, where several use it (releases that
 # shard one cluster by namespace): the value of their --instance. Unset, every one does.
 STATUS_WRITER_ANNOTATION = "sharedservices.io/status-writer"
+# The label by which a central Service's owners share it: with a RemoteCluster's
+# spec.requireExport, only Services that carry it with the value "true" may be imported,
+# and only those are ever sent to the operator (the watch selects them on the server).
+EXPORT_LABEL = "sharedservices.io/export"
+EXPORT_SELECTOR = f"{EXPORT_LABEL}=true"
 
 # An EndpointSlice holds at most 100 ports; the import's ports all go into each slice.
 MAX_PORTS = 100
@@ -1001,6 +1006,12 @@ class RemoteClusterSpec(_Spec):
     allowed_remote_namespaces: Namespaces = Field(
         default=(),
         description="Remote namespaces that may be imported from; empty means all.",
+    )
+    require_export: Annotated[bool, Strict()] = Field(
+        default=False,
+        description="Import only the Services their owners exported, by labelling them "
+        f'{EXPORT_LABEL}: "true"; no other Service is read from the central cluster. '
+        "A Service no longer labelled stops being served.",
     )
 
     def allows_namespace(self, namespace: str) -> bool:

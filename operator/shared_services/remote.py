@@ -71,6 +71,7 @@ _CONNECT_BACKOFF_MAX = 60.0
 # server names goes into the status and the Connected message, so it is kept to this.
 MAX_SERVER_VERSION = 64
 TOO_MANY_REMOTE_NAMESPACES = "TooManyRemoteNamespaces"
+NOT_EXPORTED = "NotExported"
 # Said when a loop meets what no branch expects: the details are in the log.
 INTERNAL_ERROR = "InternalError"
 _INTERNAL_MESSAGE = "the operator failed to connect; its log says why, and it tries again"
@@ -547,7 +548,12 @@ class RemoteRegistry:
             connection = self.clusters[name] = Connection(name=name, spec=spec)
         elif connection.spec == spec:
             return
-        connection.spec = spec
+        old, connection.spec = connection.spec, spec
+        if connection.kube is not None and old.require_export != spec.require_export:
+            # What the watches select changed: each lists again, and reads what it now may.
+            for namespace in list(connection.informers):
+                connection.informers[namespace].stop()
+                connection.informers[namespace] = self._start_informer(connection, namespace)
         self._watch_secrets()
         self._connector.schedule(connection)
 
@@ -666,6 +672,18 @@ class RemoteRegistry:
                 known=False, service=None, reason="Connecting", message="listing remote Services"
             )
         service = informer.get(f"{namespace}/{name}")
+        if service is None and connection.spec.require_export:
+            # Only exported Services are sent: one missing may exist and not be shared.
+            return RemoteLookup(
+                known=True,
+                service=None,
+                reason=NOT_EXPORTED,
+                message=(
+                    f"Service {namespace}/{name} on RemoteCluster {cluster!r} is not exported: "
+                    f"its owners have not labelled it {api.EXPORT_LABEL}: \"true\", or "
+                    "withdrew it, or it does not exist"
+                ),
+            )
         if service is None:
             return RemoteLookup(
                 known=True,
@@ -710,10 +728,14 @@ class RemoteRegistry:
             event = WatchChanged(cluster, namespace, received=self._loop.time())
             self._loop.call_soon_threadsafe(self._on_service, event)
 
+        # With exports required, the server sends only exported Services: a namespace with
+        # thousands of others costs neither side anything for them.
+        selector = {"labelSelector": api.EXPORT_SELECTOR} if connection.spec.require_export else {}
         return Informer(
             connection.kube,
             collection_path(group="", version="v1", plural="services", namespace=namespace),
             name=f"{cluster}/{namespace}/services",
+            params=selector,
             on_event=on_event,
             on_state=on_state,
             transform=views.remote_service,  # what the resolver reads, not the whole Service
