@@ -95,9 +95,9 @@ def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any
 
 
 def _is_empty_default(value: object) -> bool:
-    # null, [] and {} mean the same as leaving the field out, and a default would make the
-    # API server write them into every object.
-    return value is None or value in ([], {})
+    # null, [] and {}, and false for a switch, mean the same as leaving the field out, and a
+    # default would make the API server write them into every object.
+    return value is None or value is False or value in ([], {})
 
 
 def _flatten(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[str, Any]:
