@@ -631,67 +631,51 @@ class RemoteRegistry:
         """The remote Service as last seen, and whether that view is current."""
         connection = self.clusters.get(cluster)
         if connection is None:
-            return RemoteLookup(
-                known=False,
-                service=None,
-                reason="RemoteClusterNotFound",
-                message=f"RemoteCluster {cluster!r} does not exist",
+            message = f"RemoteCluster {cluster!r} does not exist"
+            return RemoteLookup.unknown("RemoteClusterNotFound", message)
+        informer = connection.informers.get(namespace)
+        unwatched = self._unwatched(connection, namespace, informer)
+        if unwatched is not None or informer is None:
+            return unwatched or RemoteLookup.unknown("Connecting", "not watched yet")
+        service = informer.get(f"{namespace}/{name}")
+        if service is not None:
+            return RemoteLookup(known=True, service=service, reason="Found", message="")
+        if connection.spec.require_export:
+            # Only exported Services are sent: one missing may exist and not be shared.
+            return RemoteLookup.absent(
+                NOT_EXPORTED,
+                f"Service {namespace}/{name} on RemoteCluster {cluster!r} is not exported: "
+                f'its owners have not labelled it {api.EXPORT_LABEL}: "true", or withdrew '
+                "it, or it does not exist",
             )
+        return RemoteLookup.absent(
+            "RemoteServiceNotFound",
+            f"Service {namespace}/{name} not found on RemoteCluster {cluster!r}",
+        )
+
+    def _unwatched(
+        self, connection: Connection, namespace: str, informer: Informer | None
+    ) -> RemoteLookup | None:
+        """Why the namespace's Services cannot be read now; None when they can."""
+        cluster = connection.name
         if namespace in connection.refused:  # one namespace too many
-            return RemoteLookup(
-                known=True,
-                service=None,
-                reason=TOO_MANY_REMOTE_NAMESPACES,
-                message=(
-                    f"RemoteCluster {cluster!r} watches {self.max_namespaces} remote "
-                    f"namespaces already, the most the operator allows "
-                    f"(MAX_REMOTE_NAMESPACES); {namespace!r} is not watched"
-                ),
+            return RemoteLookup.absent(
+                TOO_MANY_REMOTE_NAMESPACES,
+                f"RemoteCluster {cluster!r} watches {self.max_namespaces} remote namespaces "
+                f"already, the most the operator allows (MAX_REMOTE_NAMESPACES); {namespace!r} "
+                "is not watched",
             )
         if namespace not in connection.namespaces:
-            return RemoteLookup(
-                known=False, service=None, reason="Connecting", message="not watched yet"
-            )
-        informer = connection.informers.get(namespace)
+            return RemoteLookup.unknown("Connecting", "not watched yet")
         if connection.state != "Connected" or informer is None:
-            return RemoteLookup(
-                known=False,
-                service=None,
-                reason="RemoteUnavailable" if connection.state == "Failed" else "Connecting",
-                message=f"RemoteCluster {cluster!r}: {connection.message}",
-            )
-        if not informer.synced.is_set():
-            if informer.error:
-                return RemoteLookup(
-                    known=False,
-                    service=None,
-                    reason="RemoteUnavailable",
-                    message=f"watching Services in {cluster}/{namespace}: {informer.error}",
-                )
-            return RemoteLookup(
-                known=False, service=None, reason="Connecting", message="listing remote Services"
-            )
-        service = informer.get(f"{namespace}/{name}")
-        if service is None and connection.spec.require_export:
-            # Only exported Services are sent: one missing may exist and not be shared.
-            return RemoteLookup(
-                known=True,
-                service=None,
-                reason=NOT_EXPORTED,
-                message=(
-                    f"Service {namespace}/{name} on RemoteCluster {cluster!r} is not exported: "
-                    f"its owners have not labelled it {api.EXPORT_LABEL}: \"true\", or "
-                    "withdrew it, or it does not exist"
-                ),
-            )
-        if service is None:
-            return RemoteLookup(
-                known=True,
-                service=None,
-                reason="RemoteServiceNotFound",
-                message=f"Service {namespace}/{name} not found on RemoteCluster {cluster!r}",
-            )
-        return RemoteLookup(known=True, service=service, reason="Found", message="")
+            reason = "RemoteUnavailable" if connection.state == "Failed" else "Connecting"
+            return RemoteLookup.unknown(reason, f"RemoteCluster {cluster!r}: {connection.message}")
+        if informer.synced.is_set():
+            return None
+        if informer.error:
+            message = f"watching Services in {cluster}/{namespace}: {informer.error}"
+            return RemoteLookup.unknown("RemoteUnavailable", message)
+        return RemoteLookup.unknown("Connecting", "listing remote Services")
 
     def watch_counts(self) -> dict[str, tuple[int, int]]:
         """Per cluster: (watches up, watches down), for the metrics."""

@@ -75,6 +75,16 @@ class RemoteLookup:
     reason: str
     message: str
 
+    @classmethod
+    def unknown(cls, reason: str, message: str) -> RemoteLookup:
+        """The truth cannot be had now: the last known addresses are kept."""
+        return cls(known=False, service=None, reason=reason, message=message)
+
+    @classmethod
+    def absent(cls, reason: str, message: str) -> RemoteLookup:
+        """Known for certain to give no Service: the endpoints are emptied."""
+        return cls(known=True, service=None, reason=reason, message=message)
+
 
 class Lookups(Protocol):
     """Where :func:`resolve` reads what it needs; reading changes nothing."""
