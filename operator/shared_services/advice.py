@@ -149,6 +149,30 @@ CLUSTER_STEPS: Final[Mapping[str, str]] = {
     ),
 }
 
+# A SharedServiceCatalog's Ready condition.
+CATALOG_STEPS: Final[Mapping[str, str]] = {
+    "Conflict": (
+        "Delete or rename what holds the name, or give the Service another local name "
+        "with spec.names or spec.namePrefix; the catalog never takes over what it did not make."
+    ),
+    "Pending": (
+        "`kubectl get ssi -l sharedservices.io/catalog=NAME` in this namespace shows why each "
+        "import is not ready yet."
+    ),
+    "RemoteClusterNotFound": IMPORT_STEPS["RemoteClusterNotFound"].replace(
+        "spec.source.remoteService.cluster", "spec.cluster"
+    ),
+    "InvalidRemoteCluster": IMPORT_STEPS["InvalidRemoteCluster"],
+    "RemoteUnavailable": (
+        "`kubectl get remoteclusters` shows why the central cluster cannot be read; the "
+        "catalog's imports stay as they are meanwhile."
+    ),
+    "NamespaceDenied": IMPORT_STEPS["NamespaceDenied"],
+    "RemoteNamespaceDenied": IMPORT_STEPS["RemoteNamespaceDenied"],
+    "TooManyRemoteNamespaces": IMPORT_STEPS["TooManyRemoteNamespaces"],
+    "InvalidSpec": "Correct the field named and apply the catalog again.",
+}
+
 
 def advised(message: str, reason: str, steps: Mapping[str, str]) -> str:
     """``message`` with the next step for ``reason`` added, if there is one."""

@@ -1145,3 +1145,230 @@ def parse_remote_cluster_spec(raw: object) -> RemoteClusterSpec:
         return RemoteClusterSpec.model_validate(raw)
     except pydantic.ValidationError as error:
         raise InvalidSpecError(explain_validation_error(error, root="spec")) from error
+
+
+# --- SharedServiceCatalog -------------------------------------------------------------------
+
+CATALOG_KIND = "SharedServiceCatalog"
+CATALOG_PLURAL = "sharedservicecatalogs"
+CATALOG_SINGULAR = "sharedservicecatalog"
+# The label a catalog puts on each import it made, naming the catalog.
+CATALOG_LABEL = "sharedservices.io/catalog"
+# Label keys and values as Kubernetes takes them: an optional DNS subdomain prefix and "/",
+# then a name of at most 63 characters; a value of at most 63, possibly empty.
+LABEL_NAME_PATTERN = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+MAX_SELECTOR_TERMS = 16
+MAX_CATALOG_NAMES = 256
+# Entries listed in a catalog's status; beyond them, only the counts.
+MAX_CATALOG_ENTRIES = 256
+CATALOG_PREFIX_PATTERN = r"^[a-z]([-a-z0-9]*)?$"
+
+
+def _label_key_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not re.match(DNS1123_SUBDOMAIN_PATTERN, prefix)):
+        return f"label key {key!r}: its prefix must be a DNS-1123 subdomain"
+    if not name or len(name) > 63 or not re.match(LABEL_NAME_PATTERN, name):
+        return (
+            f"label key {key!r}: its name must be at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return None
+
+
+def _check_label_keys(labels: Mapping[str, str]) -> Mapping[str, str]:
+    for key in labels:
+        problem = _label_key_problem(key)
+        if problem is not None:
+            raise _fail(problem)
+    return labels
+
+
+LabelValue = Annotated[
+    str,
+    Strict(),
+    Field(max_length=63, pattern=LABEL_VALUE_PATTERN),
+    _explained(
+        "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and "
+        "ending with a letter or digit, or empty"
+    ),
+]
+LabelKey = Annotated[str, Strict(), Field(min_length=1, max_length=317)]
+
+
+class SelectorRequirement(_Spec):
+    """One term of a label selector, as Deployments and NetworkPolicies write them."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_k8s(
+            cel_rule(
+                "self.operator in ['In', 'NotIn'] ? size(self.values) > 0 : size(self.values) == 0",
+                "In and NotIn need values; Exists and DoesNotExist take none",
+            )
+        )
+    )
+
+    key: LabelKey = Field(description="The label key the term is about.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How the label's value relates to values."
+    )
+    values: Annotated[tuple[LabelValue, ...], Field(max_length=64)] = Field(
+        default=(), description="The values, for In and NotIn."
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _values_fit_operator(self) -> Self:
+        problem = _label_key_problem(self.key)
+        if problem is not None:
+            raise _fail(problem)
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise _fail("In and NotIn need values; Exists and DoesNotExist take none")
+        return self
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether labels satisfy this term."""
+        if self.operator == "Exists":
+            return self.key in labels
+        if self.operator == "DoesNotExist":
+            return self.key not in labels
+        inside = labels.get(self.key) in self.values
+        return inside if self.operator == "In" else not inside
+
+
+class LabelSelector(_Spec):
+    """Which remote Services: all terms must hold; an empty selector selects every one."""
+
+    match_labels: (
+        Annotated[
+            dict[LabelKey, LabelValue],
+            Field(max_length=MAX_SELECTOR_TERMS),
+            AfterValidator(_check_label_keys),
+        ]
+        | None
+    ) = Field(default=None, description="Labels a Service must carry, with these values.")
+    match_expressions: Annotated[
+        tuple[SelectorRequirement, ...], Field(max_length=MAX_SELECTOR_TERMS)
+    ] = Field(default=(), description="Terms a Service's labels must satisfy.")
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether a Service with these labels is selected."""
+        wanted = self.match_labels or {}
+        return all(labels.get(k) == v for k, v in wanted.items()) and all(
+            term.matches(labels) for term in self.match_expressions
+        )
+
+
+def _unique_local_names(names: Mapping[str, str]) -> Mapping[str, str]:
+    counts = Counter(names.values())
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    if repeated:
+        raise _fail(f"two remote Services cannot both be imported as {repeated[0]!r}")
+    return names
+
+
+class CatalogSpec(_Spec):
+    """Which Services of one central namespace to import, and under which local names."""
+
+    cluster: DNS1123Subdomain = Field(description="Name of the RemoteCluster to import from.")
+    namespace: DNS1123Label = Field(
+        description="The namespace on that cluster whose Services are imported."
+    )
+    selector: LabelSelector | None = Field(
+        default=None,
+        description="Only the Services whose labels match; absent means every LoadBalancer "
+        "Service the RemoteCluster may import (with requireExport, every exported one).",
+    )
+    name_prefix: (
+        Annotated[
+            str,
+            Strict(),
+            Field(min_length=1, max_length=30, pattern=CATALOG_PREFIX_PATTERN),
+            _explained(
+                "must be at most 30 lowercase letters, digits or '-', starting with a letter"
+            ),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Put before each remote Service's name to make its import's (and local "
+        "Service's) name, where names would clash with the namespace's own.",
+    )
+    names: (
+        Annotated[
+            dict[DNS1035Label, DNS1035Label],
+            Field(max_length=MAX_CATALOG_NAMES),
+            AfterValidator(_unique_local_names),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Local names by remote Service name; these win over namePrefix.",
+    )
+
+    def local_name(self, remote: str) -> str:
+        """The import's (and its Service's) name for a remote Service."""
+        if self.names and remote in self.names:
+            return self.names[remote]
+        return f"{self.name_prefix or ''}{remote}"
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        """Whether a remote Service with these labels belongs to the catalog."""
+        return self.selector is None or self.selector.matches(labels)
+
+
+CatalogState = Literal["Imported", "Pending", "Conflict"]
+
+
+class CatalogEntry(_Status):
+    """One remote Service of the catalog, and what became of it here."""
+
+    name: DNS1035Label = Field(description="The remote Service's name.")
+    import_name: Annotated[str, Strict(), Field(max_length=253)] = Field(
+        description="The SharedServiceImport made for it (or that would be, in a conflict)."
+    )
+    state: CatalogState = Field(
+        description="Imported (ready), Pending (made, not ready yet) or Conflict (the "
+        "name is taken by something the catalog did not make)."
+    )
+
+
+class CatalogStatus(_Status):
+    """What the catalog imported, and whether all of it is ready."""
+
+    observed_generation: Generation | None = Field(
+        default=None, description="The spec generation this status describes."
+    )
+    source: Annotated[str, Strict(), Field(max_length=MAX_SHOWN_SOURCE)] | None = Field(
+        default=None, description="cluster/namespace, for kubectl."
+    )
+    imported: Annotated[int, Strict(), Field(ge=0)] | None = Field(
+        default=None, description="Services imported and ready."
+    )
+    pending: Annotated[int, Strict(), Field(ge=0)] | None = Field(
+        default=None, description="Services whose imports are made but not ready yet."
+    )
+    conflicts: Annotated[int, Strict(), Field(ge=0)] | None = Field(
+        default=None, description="Services not imported because their name is taken."
+    )
+    services: (
+        Annotated[
+            tuple[CatalogEntry, ...],
+            Field(
+                max_length=MAX_CATALOG_ENTRIES,
+                json_schema_extra=_k8s(list_type="map", map_keys=("name",)),
+            ),
+        ]
+        | None
+    ) = Field(default=None, description="Each Service of the catalog and its state.")
+    conditions: Conditions | None = Field(
+        default=None, description="Ready: every selected Service imported and ready."
+    )
+
+
+def parse_catalog_spec(raw: object) -> CatalogSpec:
+    """Validate a SharedServiceCatalog's spec, or raise InvalidSpecError with a readable line."""
+    try:
+        return CatalogSpec.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise InvalidSpecError(explain_validation_error(error, root="spec")) from error

@@ -28,6 +28,7 @@ from typing import Any
 
 from shared_services import api, builders, dns, memory, metrics, views
 from shared_services.api import JSON, ImportKey
+from shared_services.catalogs import CatalogReconciler
 from shared_services.clusters import ClusterReconciler
 from shared_services.destinations import Destinations
 from shared_services.hostnames import Hostnames
@@ -83,6 +84,13 @@ class Controller:
             clusters=clusters,
             on_change=self._cluster_changed,
             instance=settings.instance,
+        )
+        self.catalogs = CatalogReconciler(
+            kube=kube,
+            remote=self.remote,
+            recorder=self.recorder,
+            imports=self.imports,
+            clusters=clusters,
         )
         self.networks = LocalNetworks(
             on_change=self._queue_all, on_pod_addresses=self._queue_serving
@@ -205,6 +213,7 @@ class Controller:
         memory.settle()  # the filled caches
         self.active = self.networks.active = self.store.active = True
         self.clusters.start()
+        self.catalogs.start()
         for informer in self._local_informers():
             for obj in list(informer.cache.values()):
                 self._local_event(obj)
@@ -227,6 +236,7 @@ class Controller:
         for task in self._tasks:
             task.cancel()
         self.clusters.stop()
+        self.catalogs.stop()
         self.queue.close()
         self.networks.close()
         self.sources.hostnames.stop()
@@ -256,13 +266,22 @@ class Controller:
         The sync workers, the resync and the RemoteClusters' status writers. None of them
         ends by itself; one that ended all the same leaves a process that does nothing.
         """
-        return [t for t in self._tasks if t.get_name() != _SETTLE] + self.clusters.tasks()
+        return [
+            *(t for t in self._tasks if t.get_name() != _SETTLE),
+            *self.clusters.tasks(),
+            *self.catalogs.tasks(),
+        ]
 
     # -- events in -----------------------------------------------------------------------
 
     def import_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A SharedServiceImport was listed, added, changed or deleted (from kopf)."""
         self.store.event(event_type, body)
+        self.catalogs.import_changed(body)
+
+    def catalog_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A SharedServiceCatalog was listed, added, changed or deleted (from kopf)."""
+        self.catalogs.event(event_type, body)
 
     def cluster_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A RemoteCluster was listed, added, changed or deleted."""
@@ -286,12 +305,14 @@ class Controller:
     def _remote_event(self, event: RemoteEvent) -> None:
         for key in self.sources.readers(event):
             self.reconciler.queue_from_remote(key, event.received)
+        self.catalogs.remote_event(event)
         if isinstance(event, WatchChanged):  # the watches gauge may differ
             self.sources.update_watch_metrics()
 
     def _cluster_changed(self, name: str) -> None:
         for key in self.records.readers_of_cluster(name):
             self.queue.add(key)
+        self.catalogs.cluster_changed(name)
         self.sources.update_watch_metrics()
 
     def _hostname_changed(self, hostname: str) -> None:
@@ -332,6 +353,7 @@ class Controller:
         return {
             "imports": len(self.imports),
             **self.clusters.tables(),
+            **self.catalogs.tables(),
             **self.reconciler.tables(),
             "hostnames": len(self.sources.hostnames),
             "connections": len(connections),

@@ -331,6 +331,58 @@ def remote_cluster_crd() -> dict[str, Any]:
     )
 
 
+def catalog_crd() -> dict[str, Any]:
+    """Build the SharedServiceCatalog CRD."""
+    schema = _root_schema(
+        description=(
+            "SharedServiceCatalog imports every LoadBalancer Service of one central namespace "
+            "(or those its selector picks): one SharedServiceImport per Service, made and "
+            "removed as Services are exported and withdrawn."
+        ),
+        spec=api.CatalogSpec,
+        status=api.CatalogStatus,
+    )
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    columns = [
+        _column("Source", ".status.source", description="The RemoteCluster and namespace."),
+        _column(
+            "Imported",
+            ".status.imported",
+            type_="integer",
+            description="Services imported and ready.",
+        ),
+        _column(
+            "Pending",
+            ".status.pending",
+            type_="integer",
+            description="Services whose imports are not ready yet.",
+        ),
+        _column(
+            "Conflicts",
+            ".status.conflicts",
+            type_="integer",
+            description="Services not imported because their name is taken.",
+        ),
+        _column("Ready", f"{ready}.status", description="Whether all of it is imported."),
+        _column(
+            "Reason",
+            f"{ready}.reason",
+            description="Why the catalog is or is not ready.",
+            priority=1,
+        ),
+        _AGE,
+    ]
+    return _crd(
+        kind=api.CATALOG_KIND,
+        plural=api.CATALOG_PLURAL,
+        singular=api.CATALOG_SINGULAR,
+        short_names=["sscat"],
+        scope="Namespaced",
+        schema=schema,
+        columns=columns,
+    )
+
+
 def structural_problems(node: Mapping[str, Any], path: str = "") -> list[str]:
     """List what keeps a schema from being structural or from passing the CEL cost check.
 
@@ -505,7 +557,7 @@ def generate_tree() -> dict[Path, str]:
 
 def _crds() -> dict[str, dict[str, Any]]:
     crds: dict[str, dict[str, Any]] = {}
-    for crd in (import_crd(), remote_cluster_crd()):
+    for crd in (import_crd(), remote_cluster_crd(), catalog_crd()):
         _check(crd)
         plural = crd["spec"]["names"]["plural"]
         crds[f"{api.GROUP}_{plural}.yaml"] = crd

@@ -1,4 +1,4 @@
-"""kopf's side: start and stop the operator, pass imports and RemoteClusters on. No logic.
+"""kopf's side: start and stop the operator, pass imports, catalogs and RemoteClusters on.
 
 The handlers are event handlers only (no create/update/delete handlers), so kopf keeps no
 per-object state: it writes no progress annotations and adds no finalizers, and deleting
@@ -12,7 +12,14 @@ from typing import Any
 
 import kopf
 
-from shared_services.manager import GROUP, IMPORT_PLURAL, REMOTE_CLUSTER_PLURAL, VERSION, Manager
+from shared_services.manager import (
+    CATALOG_PLURAL,
+    GROUP,
+    IMPORT_PLURAL,
+    REMOTE_CLUSTER_PLURAL,
+    VERSION,
+    Manager,
+)
 
 
 @kopf.on.startup()
@@ -44,3 +51,10 @@ async def import_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: 
     """Any change of a SharedServiceImport: the manager queues it if its spec changed."""
     manager: Manager = memo.manager
     manager.import_event(type, body)
+
+
+@kopf.on.event(GROUP, VERSION, CATALOG_PLURAL)
+async def catalog_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Any change of a SharedServiceCatalog."""
+    manager: Manager = memo.manager
+    manager.catalog_event(type, body)

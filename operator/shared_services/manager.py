@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from shared_services import memory, metrics, probes
-from shared_services.api import GROUP, IMPORT_PLURAL, REMOTE_CLUSTER_PLURAL, VERSION
+from shared_services.api import CATALOG_PLURAL, GROUP, IMPORT_PLURAL, REMOTE_CLUSTER_PLURAL, VERSION
 from shared_services.controller import Controller
 from shared_services.kube import Kube
 from shared_services.leader import LeaderElector
@@ -31,6 +31,7 @@ from shared_services.settings import Settings
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CATALOG_PLURAL",
     "GROUP",
     "IMPORT_PLURAL",
     "REMOTE_CLUSTER_PLURAL",
@@ -134,6 +135,11 @@ class Manager:
         """A SharedServiceImport was listed, added, changed or deleted."""
         if self.controller is not None:
             self.controller.import_event(event_type, body)
+
+    def catalog_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A SharedServiceCatalog was listed, added, changed or deleted."""
+        if self.controller is not None:
+            self.controller.catalog_event(event_type, body)
 
     async def _lead(self, controller: Controller) -> None:
         """Fill the caches; then sync, at once or once leading; stop when the lease is lost."""

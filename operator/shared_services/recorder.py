@@ -100,6 +100,25 @@ class Recorder:
         if name in self._clusters:
             self._clusters[name] = slim(updated)
 
+    async def catalog_status(
+        self, key: tuple[str, str], body: JSON, new: dict[str, Any]
+    ) -> JSON | None:
+        """Have a catalog's status say ``new``; the object as written, or None if unchanged."""
+        if status.same(body.get("status") or {}, new):
+            return None
+        namespace, name = key
+        path = collection_path(
+            group=api.GROUP, version=api.VERSION, plural=api.CATALOG_PLURAL, namespace=namespace
+        )
+        try:
+            updated = await asyncio.to_thread(
+                self.kube.patch, f"{path}/{name}/status", {"status": new}
+            )
+        except NotFound:
+            return None  # deleted meanwhile
+        metrics.STATUS_WRITES.labels(api.CATALOG_KIND).inc()
+        return slim(updated)
+
     async def event(self, record: ImportRecord, body: JSON, event: Event) -> None:
         """Record a Kubernetes Event on the import; failing to is not worth a retry.
 

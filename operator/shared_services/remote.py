@@ -113,8 +113,9 @@ class Connection:
     kube: Kube | None = None
     fingerprint: str | None = None
     informers: dict[str, Informer] = field(default_factory=dict)
-    # The remote namespaces imports read, each watched while there is a client.
-    namespaces: set[str] = field(default_factory=set)
+    # The remote namespaces read, each by whom (imports, catalogs); watched while there is
+    # a client.
+    namespaces: dict[str, set[str]] = field(default_factory=dict)
     # Namespaces imports read but that are not watched: one more would be too many.
     refused: set[str] = field(default_factory=set)
     attempt: asyncio.Task[None] | None = None
@@ -402,7 +403,7 @@ class Connector:
             connection.informers[namespace].stop()
             connection.informers[namespace] = self._start_informer(connection, namespace)
         # Namespaces that imports began to read while there was no client to watch them.
-        for namespace in connection.namespaces - connection.informers.keys():
+        for namespace in connection.namespaces.keys() - connection.informers.keys():
             connection.informers[namespace] = self._start_informer(connection, namespace)
         if old is not None:
             old.close()
@@ -586,8 +587,8 @@ class RemoteRegistry:
 
     # -- shared watches ------------------------------------------------------------------
 
-    def want(self, cluster: str, namespace: str) -> bool:
-        """Watch ``namespace`` on ``cluster``, which an import reads (idempotent).
+    def want(self, cluster: str, namespace: str, *, by: str = "imports") -> bool:
+        """Watch ``namespace`` on ``cluster``, which ``by`` reads (idempotent).
 
         Returns True when that changed what is watched or refused: the caller then reads
         again. A namespace beyond the RemoteCluster's ``max_namespaces`` is refused; its
@@ -595,18 +596,22 @@ class RemoteRegistry:
         watches nothing: its readers are queued again when it comes.
         """
         connection = self.clusters.get(cluster)
-        if connection is None or namespace in connection.namespaces | connection.refused:
+        if connection is None or namespace in connection.refused:
+            return False
+        readers = connection.namespaces.get(namespace)
+        if readers is not None:
+            readers.add(by)
             return False
         if len(connection.namespaces) >= self.max_namespaces:
             connection.refused.add(namespace)
             return True
-        connection.namespaces.add(namespace)
+        connection.namespaces[namespace] = {by}
         if connection.kube is not None:
             connection.informers[namespace] = self._start_informer(connection, namespace)
         return True
 
-    def unwant(self, cluster: str, namespace: str) -> None:
-        """No import reads ``namespace`` on ``cluster`` any more: its watch closes.
+    def unwant(self, cluster: str, namespace: str, *, by: str = "imports") -> None:
+        """``by`` reads ``namespace`` on ``cluster`` no more: once nobody does, its watch closes.
 
         A freed namespace gives the refused ones their turn: each is said to have changed,
         so that its readers sync again and ask for it, the first come first served.
@@ -614,10 +619,14 @@ class RemoteRegistry:
         connection = self.clusters.get(cluster)
         if connection is None:
             return
-        connection.refused.discard(namespace)
-        if namespace not in connection.namespaces:
+        readers = connection.namespaces.get(namespace)
+        if readers is None:
+            connection.refused.discard(namespace)
             return
-        connection.namespaces.discard(namespace)
+        readers.discard(by)
+        if readers:
+            return
+        del connection.namespaces[namespace]
         informer = connection.informers.pop(namespace, None)
         if informer is not None:
             informer.stop()
@@ -652,6 +661,18 @@ class RemoteRegistry:
             "RemoteServiceNotFound",
             f"Service {namespace}/{name} not found on RemoteCluster {cluster!r}",
         )
+
+    def services(self, cluster: str, namespace: str) -> list[JSON] | RemoteLookup:
+        """Every Service of the namespace as last seen; why not, when that is not known."""
+        connection = self.clusters.get(cluster)
+        if connection is None:
+            message = f"RemoteCluster {cluster!r} does not exist"
+            return RemoteLookup.unknown("RemoteClusterNotFound", message)
+        informer = connection.informers.get(namespace)
+        unwatched = self._unwatched(connection, namespace, informer)
+        if unwatched is not None or informer is None:
+            return unwatched or RemoteLookup.unknown("Connecting", "not watched yet")
+        return list(informer.cache.values())
 
     def _unwatched(
         self, connection: Connection, namespace: str, informer: Informer | None

@@ -60,7 +60,11 @@ def test_chart_crds_are_the_generated_crds() -> None:
     assert set(generated) == {
         f"{variant}{kind}.yaml"
         for variant in ("", "1.30/")
-        for kind in ("sharedservices.io_sharedserviceimports", "sharedservices.io_remoteclusters")
+        for kind in (
+            "sharedservices.io_sharedserviceimports",
+            "sharedservices.io_remoteclusters",
+            "sharedservices.io_sharedservicecatalogs",
+        )
     }
     assert _tree(CHART / "files" / "crds") == generated, (
         "copy crds/ to the chart's files/crds/ (byte for byte, 1.30/ included)"

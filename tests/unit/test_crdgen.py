@@ -27,6 +27,7 @@ CRDS = Path(__file__).resolve().parents[2] / "crds"
 OLD_CRDS = CRDS / "1.30"
 IMPORT_FILE = "sharedservices.io_sharedserviceimports.yaml"
 REMOTE_CLUSTER_FILE = "sharedservices.io_remoteclusters.yaml"
+CATALOG_FILE = "sharedservices.io_sharedservicecatalogs.yaml"
 
 
 def _load(name: str, directory: Path = CRDS) -> dict[str, Any]:
@@ -98,10 +99,9 @@ def test_main_writes_then_check_detects_drift(
     assert crdgen.main(["--check", "--out", str(out)]) == 1
     assert crdgen.main(["--out", str(out)]) == 0
     assert {str(p.relative_to(out)) for p in out.rglob("*.yaml")} == {
-        IMPORT_FILE,
-        REMOTE_CLUSTER_FILE,
-        f"1.30/{IMPORT_FILE}",
-        f"1.30/{REMOTE_CLUSTER_FILE}",
+        f"{variant}{name}"
+        for variant in ("", "1.30/")
+        for name in (IMPORT_FILE, REMOTE_CLUSTER_FILE, CATALOG_FILE)
     }
     assert crdgen.main(["--check", "--out", str(out)]) == 0
     # --check looks at both variants.
