@@ -41,6 +41,8 @@ _MAX_OTHER_REFERENCES = 8
 REFERENCES_CUT = "referencesCut"
 # Longer than any name, address or port name the API server accepts, or a resolver reads.
 _MAX_TEXT = 1024
+# Labels of a remote Service kept for catalogs' selectors: beyond any real Service's.
+MAX_REMOTE_LABELS = 32
 
 _OUR_LABELS = (
     builders.MANAGED_BY_LABEL,
@@ -215,12 +217,22 @@ def managed(kind: str) -> Callable[[JSON], JSON | None]:
 
 
 def remote_service(obj: JSON) -> JSON:
-    """A remote Service as the resolver reads it: its type, ports and ingress."""
+    """A remote Service as the resolver and the catalogs read it.
+
+    Its type, ports and ingress; and its labels, which a catalog's selector reads: the first
+    ``MAX_REMOTE_LABELS`` (as many as a selector's terms), each as long as Kubernetes allows.
+    """
     spec = _mapping(obj.get("spec"))
     load_balancer = _mapping(_mapping(obj.get("status")).get("loadBalancer"))
     ingress = load_balancer.get("ingress")
+    metadata = _mapping(obj.get("metadata"))
+    labels = {
+        key: value
+        for key, value in list(_mapping(metadata.get("labels")).items())[:MAX_REMOTE_LABELS]
+        if isinstance(key, str) and isinstance(value, str) and len(key) <= 317 and len(value) <= 63
+    }
     view: JSON = {
-        "metadata": _scalar_fields(obj.get("metadata"), _METADATA_FIELDS),
+        "metadata": {**_scalar_fields(metadata, _METADATA_FIELDS), "labels": labels},
         "spec": {**_scalar_fields(spec, ("type",)), "ports": _ports(spec.get("ports"))},
     }
     if isinstance(ingress, list):

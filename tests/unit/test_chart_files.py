@@ -236,7 +236,7 @@ def test_the_documented_sign_in_kubeconfig_needs_no_user(tmp_path: Path) -> None
 def test_argocd_config_map_carries_the_scripts_verbatim() -> None:
     (config,) = _docs(DEPLOY / "argocd" / "argocd-cm.yaml")
     scripts = {p.stem.split("_", 1)[1]: p.read_text() for p in HEALTH.glob("*.lua")}
-    assert set(scripts) == {"SharedServiceImport", "RemoteCluster"}
+    assert set(scripts) == {"SharedServiceImport", "RemoteCluster", "SharedServiceCatalog"}
     for kind, script in scripts.items():
         assert config["data"][f"resource.customizations.health.sharedservices.io_{kind}"] == script
 
@@ -533,3 +533,33 @@ def test_network_policy_values_are_the_schemas() -> None:
     template = (CHART / "templates" / "networkpolicy.yaml").read_text()
     assert "{{- if $policy.enabled }}" in template
     assert "fail" in template.split("apiVersion:")[0]
+
+
+def _catalog(ready: tuple[str, str] | None, *, pending: int = 0, conflicts: int = 0) -> Any:
+    obj: dict[str, Any] = {"metadata": {"name": "shop", "generation": 2}}
+    if ready is not None:
+        obj["status"] = {
+            "observedGeneration": 2,
+            "imported": 3,
+            "pending": pending,
+            "conflicts": conflicts,
+            "conditions": [{"type": "Ready", "status": ready[0], "reason": ready[1]}],
+        }
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("catalog", "expected"),
+    [
+        (_catalog(None), "Progressing"),
+        (_catalog(("True", "Synced")), "Healthy"),
+        (_catalog(("False", "Pending"), pending=2), "Progressing"),
+        (_catalog(("False", "Connecting")), "Progressing"),
+        (_catalog(("False", "Conflict"), conflicts=1), "Degraded"),
+        (_catalog(("False", "RemoteClusterNotFound")), "Degraded"),
+        (_catalog(("False", "InvalidSpec")), "Degraded"),
+    ],
+    ids=["new", "synced", "pending", "connecting", "conflict", "no-cluster", "invalid"],
+)
+def test_a_catalog_is_healthy_once_all_of_it_is_imported(catalog: Any, expected: str) -> None:
+    assert health("SharedServiceCatalog", catalog) == expected

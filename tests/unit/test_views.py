@@ -132,7 +132,15 @@ def test_a_remote_service_keeps_what_the_resolver_reads() -> None:
     assert builders.ingress_addresses(view) == builders.ingress_addresses(service)
     assert view["spec"]["type"] == "LoadBalancer"
     assert view["metadata"]["resourceVersion"] == "3"
-    assert _size(view) < 1_000
+    # Labels stay for catalogs' selectors, but no more than a selector could ask about.
+    assert len(view["metadata"]["labels"]) == views.MAX_REMOTE_LABELS
+    assert _size(view) < 4_000
+
+
+def test_a_remote_service_keeps_its_labels_for_selectors() -> None:
+    labels = {"app.kubernetes.io/part-of": "acme", "sharedservices.io/export": "true"}
+    view = views.remote_service({"metadata": {"name": "pg", "labels": {**labels, "n": 1}}})
+    assert view["metadata"]["labels"] == labels  # a value that is no text is none
 
 
 def test_a_malformed_remote_answer_stays_malformed_and_small() -> None:

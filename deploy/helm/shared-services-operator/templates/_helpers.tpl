@@ -118,12 +118,22 @@ rules go into a ClusterRole (every namespace) or into a Role in each listed name
 */}}
 {{- define "sso.namespacedRules" -}}
 # Imports: kopf lists and watches them; the operator lists them at start and at each resync.
+# It creates, patches and deletes only the imports a catalog holds (the admission policy
+# holds it to those: owned by a SharedServiceCatalog and labelled with its name).
 - apiGroups: ["sharedservices.io"]
   resources: ["sharedserviceimports"]
-  verbs: ["list", "watch"]
-# Their status (conditions, addresses) is the operator's output; the spec is never written.
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# Their status (conditions, addresses) is the operator's output.
 - apiGroups: ["sharedservices.io"]
   resources: ["sharedserviceimports/status"]
+  verbs: ["patch"]
+# Catalogs: kopf lists and watches them; their status is the operator's output, the spec
+# is never written.
+- apiGroups: ["sharedservices.io"]
+  resources: ["sharedservicecatalogs"]
+  verbs: ["list", "watch"]
+- apiGroups: ["sharedservices.io"]
+  resources: ["sharedservicecatalogs/status"]
   verbs: ["patch"]
 # The selectorless Service and its endpoints, in both APIs. list/watch fill the caches
 # (a label selector limits them to managed objects); get reads an object whose create
