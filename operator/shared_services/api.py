@@ -1260,6 +1260,10 @@ class LabelSelector(_Spec):
 
 
 def _unique_local_names(names: Mapping[str, str]) -> Mapping[str, str]:
+    # The keys are checked here: a pattern on a map's keys is beyond a CRD's schema.
+    for remote in names:
+        if len(remote) > 63 or not re.match(DNS1035_LABEL_PATTERN, remote):
+            raise _fail(f"{remote!r} is no Service name (a DNS-1035 label)")
     counts = Counter(names.values())
     repeated = sorted(name for name, count in counts.items() if count > 1)
     if repeated:
@@ -1296,7 +1300,7 @@ class CatalogSpec(_Spec):
     )
     names: (
         Annotated[
-            dict[DNS1035Label, DNS1035Label],
+            dict[str, DNS1035Label],
             Field(max_length=MAX_CATALOG_NAMES),
             AfterValidator(_unique_local_names),
         ]

@@ -60,6 +60,7 @@ class CatalogReconciler:
         self.active = False
         self.queue: WorkQueue[CatalogKey] = WorkQueue()
         self._limiter: RateLimiter[CatalogKey] = RateLimiter(start=2.0, limit=300.0)
+        self._conflicts: RateLimiter[CatalogKey] = RateLimiter(start=5.0, limit=300.0)
         self._workers: list[asyncio.Task[None]] = []
 
     # -- events in -----------------------------------------------------------------------
@@ -123,7 +124,11 @@ class CatalogReconciler:
 
     def tables(self) -> dict[str, int]:
         """How many entries each table holds, for the tracked-items metric."""
-        return {"catalogs": len(self.catalogs), "catalog_readers": len(self._reading)}
+        return {
+            "catalogs": len(self.catalogs),
+            "catalog_readers": len(self._reading),
+            "catalog_backoffs": len(self._limiter) + len(self._conflicts),
+        }
 
     async def _worker(self) -> None:
         while True:
@@ -149,6 +154,8 @@ class CatalogReconciler:
         body = self.catalogs.get(key)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             self._read(key, None)  # its imports go with it, through their owner reference
+            self._limiter.forget(key)
+            self._conflicts.forget(key)
             return
         namespace = key[0]
         try:
@@ -167,6 +174,12 @@ class CatalogReconciler:
                 plan = catalog.plan(body, spec, services, views, taken)
         await asyncio.to_thread(self._write, body, spec, plan)
         await self._status(key, body, plan)
+        if plan.status["conflicts"]:
+            # What holds a name may go without an event the operator sees (a Service it does
+            # not watch): soon at first, then more and more rarely, as for an import.
+            self.queue.add_after(key, self._conflicts.when(key))
+        else:
+            self._conflicts.forget(key)
 
     def _services(self, key: CatalogKey, spec: api.CatalogSpec) -> list[JSON] | Unknown:
         """The remote namespace's Services; or why they cannot be read."""

@@ -42,7 +42,9 @@ HEADER = (
 )
 
 # Keywords pydantic emits that carry no meaning for the API server.
-_DROPPED_KEYWORDS = frozenset({"title", "$defs"})
+# Kubernetes has no propertyNames: a map's keys (label keys, names) are checked by the
+# operator, which reports a bad one as InvalidSpec.
+_DROPPED_KEYWORDS = frozenset({"title", "$defs", "propertyNames"})
 
 # Extensions that stand in for a "type", per the structural schema rules.
 _UNTYPED_ALLOWED = ("x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")
