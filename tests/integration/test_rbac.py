@@ -247,6 +247,33 @@ def test_whole_lifecycle_under_the_chart_identity(installed: Installation, chart
     kit.delete_import("db")
     eventually(lambda: kit.slice_addresses("db-v2") == {})
 
+    # A catalog: its import made (create), its status written, and the import removed when
+    # the catalog lets the Service go (delete), all past the admission policy.
+    catalogs = (GROUP, VERSION, kit.namespace, "sharedservicecatalogs")
+    kit.custom.create_namespaced_custom_object(
+        *catalogs,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SharedServiceCatalog",
+            "metadata": {"name": "shop"},
+            "spec": {"cluster": kit.cluster_name, "namespace": kit.namespace, "namePrefix": "c-"},
+        },
+    )
+    eventually(lambda: status_of(kit.get_import, "c-db") == 200, timeout=60)
+    kit.wait_condition("c-db", "Ready", "True", "Synced", timeout=60)
+    eventually(
+        lambda: (
+            (kit.custom.get_namespaced_custom_object(*catalogs, "shop").get("status") or {}).get(
+                "imported"
+            )
+            == 1
+        )
+    )
+    kit.custom.patch_namespaced_custom_object(
+        *catalogs, "shop", {"spec": {"selector": {"matchLabels": {"none": "x"}}}}
+    )
+    eventually(lambda: status_of(kit.get_import, "c-db") == 404, timeout=60)
+
     log = installed.operator.log_path.read_text()
     assert forbidden_requests(log) == [], "\n".join(forbidden_requests(log))
     assert installed.token not in log
@@ -325,7 +352,8 @@ def test_the_chart_identity_is_refused_everything_else(
             status_of(core.create_namespaced_config_map, kit.namespace, {"metadata": {"name": "x"}})
             == 403
         )
-        # Imports: read, and their status written; never their spec, never deleted.
+        # Imports: read, and their status written; their spec written and the import
+        # deleted only for those a catalog holds, so never a tenant's own.
         assert (
             status_of(
                 custom.list_namespaced_custom_object,
@@ -356,6 +384,22 @@ def test_the_chart_identity_is_refused_everything_else(
                 kit.namespace,
                 "sharedserviceimports",
                 "mine",
+            )
+            == 403
+        )
+        assert (
+            status_of(
+                custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                kit.namespace,
+                "sharedserviceimports",
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "SharedServiceImport",
+                    "metadata": {"name": "rogue", "labels": {"sharedservices.io/catalog": "x"}},
+                    "spec": {"source": {"addresses": ["203.0.113.42"]}, "ports": [{"port": 80}]},
+                },
             )
             == 403
         )
