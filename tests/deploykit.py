@@ -23,6 +23,7 @@ from kubernetes import client as k8s
 from harness.binaries import ensure_binaries
 from harness.cluster import Cluster
 from harness.operator import OperatorProcess
+from shared_services import api
 from shared_services.kube import Kube, KubeError
 from support import eventually
 
@@ -344,3 +345,66 @@ def operator_as(
 def forbidden_requests(log: str) -> list[str]:
     """Lines of an operator log that report a 403: each would be a missing permission."""
     return [line for line in log.splitlines() if _FORBIDDEN.search(line)]
+
+
+@dataclass(frozen=True)
+class ExampleImport:
+    """One import an example stands for: written out, or made by one of its catalogs."""
+
+    namespace: str
+    name: str
+    cluster: str
+    remote_namespace: str
+    remote_name: str
+
+
+def example_documents(path: Path) -> list[dict[str, Any]]:
+    """Every object of an example's side (a directory of YAML files)."""
+    return [d for f in sorted(path.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+def example_imports(example: Path) -> list[ExampleImport]:
+    """The imports an example's workload side stands for, its catalogs' included.
+
+    A catalog stands for an import of each LoadBalancer Service of its remote namespace, in
+    the example's supervisor side, that its selector picks and that is exported (the
+    examples' RemoteCluster requires exports), named as the catalog names it: by the
+    models, as in the operator.
+    """
+    remote = example_documents(example / "supervisor")
+    found: list[ExampleImport] = []
+    for doc in example_documents(example / "workload"):
+        metadata = doc["metadata"]
+        if doc["kind"] == "SharedServiceImport":
+            source = doc["spec"]["source"]["remoteService"]
+            found.append(
+                ExampleImport(
+                    metadata["namespace"],
+                    metadata["name"],
+                    source["cluster"],
+                    source["namespace"],
+                    source["name"],
+                )
+            )
+        elif doc["kind"] == "SharedServiceCatalog":
+            spec = api.parse_catalog_spec(doc["spec"])
+            for service in remote:
+                labels = service["metadata"].get("labels") or {}
+                if (
+                    service["kind"] == "Service"
+                    and service["metadata"].get("namespace") == spec.namespace
+                    and service["spec"].get("type") == "LoadBalancer"
+                    and labels.get(api.EXPORT_LABEL) == "true"
+                    and spec.selects(labels)
+                ):
+                    name = service["metadata"]["name"]
+                    found.append(
+                        ExampleImport(
+                            metadata["namespace"],
+                            spec.local_name(name),
+                            spec.cluster,
+                            spec.namespace,
+                            name,
+                        )
+                    )
+    return found

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import yaml
 from kubernetes import client as k8s
 
-from deploykit import DEPLOY, kubectl
+from deploykit import DEPLOY, example_imports, kubectl
 from e2e.conftest import EndToEnd
 from e2e.toolkit import whoami
 from faults.toolkit import Row
@@ -62,7 +62,10 @@ def _remote_cluster(e2e: EndToEnd) -> Iterator[None]:
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "RemoteCluster",
             "metadata": {"name": "supervisor"},
-            "spec": {"kubeconfigSecretRef": {"name": "supervisor-kubeconfig"}},
+            "spec": {
+                "kubeconfigSecretRef": {"name": "supervisor-kubeconfig"},
+                "requireExport": True,
+            },
         },
     )
     try:
@@ -107,9 +110,14 @@ def _vips(e2e: EndToEnd) -> dict[str, str]:
 
 
 def _ready(e2e: EndToEnd, name: str) -> bool:
-    body = k8s.CustomObjectsApi(e2e.workload_api).get_namespaced_custom_object(
-        GROUP, VERSION, SHOP, "sharedserviceimports", name
-    )
+    try:
+        body = k8s.CustomObjectsApi(e2e.workload_api).get_namespaced_custom_object(
+            GROUP, VERSION, SHOP, "sharedserviceimports", name
+        )
+    except k8s.ApiException as error:
+        if error.status == 404:  # the catalog has not made it yet
+            return False
+        raise
     conditions = (body.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
@@ -119,15 +127,12 @@ def test_every_shared_service_answers_its_client_by_its_short_name(e2e: EndToEnd
     row.injected = "deploy/examples/acme-fitness applied with kubectl; real servers at the VIPs"
     with _remote_cluster(e2e), _applied(e2e):
         vips = _vips(e2e)
-        imports = [
-            str(d["metadata"]["name"])  # type: ignore[index]
-            for d in _documents("workload")
-            if d["kind"] == "SharedServiceImport"
-        ]
+        # The example's catalog stands for one import per exported Service of the shop.
+        imports = [i.name for i in example_imports(EXAMPLE)]
         assert sorted(imports) == sorted(vips)
         for name in imports:
             try:
-                eventually(lambda name=name: _ready(e2e, name), timeout=30)
+                eventually(lambda name=name: _ready(e2e, name), timeout=60)
             except AssertionError as error:
                 raise AssertionError(e2e.operator.log_tail()) from error
         plane.lb_network.wait_for(present=vips.values())  # type: ignore[union-attr]

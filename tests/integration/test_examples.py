@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 
 from deploykit import (
     DEPLOY,
     Helm,
+    example_imports,
     forbidden_requests,
     kubectl,
     operator_as,
@@ -111,11 +111,6 @@ def _applied(shop: Shop, example: str) -> Iterator[None]:
             )
 
 
-def _imports(path: Path) -> list[dict[str, object]]:
-    docs = [d for f in sorted(path.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
-    return [d for d in docs if d["kind"] == "SharedServiceImport"]
-
-
 def _vip(api: k8s.CoreV1Api, namespace: str, name: str) -> str | None:
     ingress = api.read_namespaced_service_status(name, namespace).status.load_balancer.ingress
     return ingress[0].ip if ingress else None
@@ -126,22 +121,21 @@ def _check(
 ) -> int:
     remote, local = k8s.CoreV1Api(supervisor_api), k8s.CoreV1Api(workload_api)
     discovery, custom = k8s.DiscoveryV1Api(workload_api), k8s.CustomObjectsApi(workload_api)
-    imports = _imports(EXAMPLES / example / "workload")
+    imports = example_imports(EXAMPLES / example)
     for item in imports:
-        metadata, spec = item["metadata"], item["spec"]
-        assert isinstance(metadata, dict)
-        assert isinstance(spec, dict)
-        source = spec["source"]["remoteService"]
-        vip = eventually(lambda s=source: _vip(remote, s["namespace"], s["name"]))
-        namespace, name = metadata["namespace"], metadata["name"]
+        vip = eventually(lambda i=item: _vip(remote, i.remote_namespace, i.remote_name))
+        namespace, name = item.namespace, item.name
 
         def ready(namespace: str = namespace, name: str = name) -> bool:
-            status = (
-                custom.get_namespaced_custom_object(
+            try:
+                body = custom.get_namespaced_custom_object(
                     GROUP, VERSION, namespace, "sharedserviceimports", name
-                ).get("status")
-                or {}
-            )
+                )
+            except k8s.ApiException as error:
+                if error.status == 404:  # a catalog's, not made yet
+                    return False
+                raise
+            status = body.get("status") or {}
             return any(
                 c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
             )
@@ -157,7 +151,9 @@ def _check(
         # The Service keeps the remote one's ports, under the name the application calls.
         remote_ports = [
             (p.name, p.port)
-            for p in remote.read_namespaced_service(source["name"], source["namespace"]).spec.ports
+            for p in remote.read_namespaced_service(
+                item.remote_name, item.remote_namespace
+            ).spec.ports
         ]
         local_ports = [
             (p.name, p.port) for p in local.read_namespaced_service(name, namespace).spec.ports

@@ -32,7 +32,7 @@ import lupa
 import pytest
 import yaml
 
-from deploykit import forbidden_requests
+from deploykit import example_imports, forbidden_requests
 from harness.pki import write_pki
 from shared_services import advice, api, kube, kubeconfig, policy, resolve, signin
 from shared_services import probes as probe_server
@@ -373,16 +373,22 @@ def test_examples_grant_and_import_consistently(example: str) -> None:
         assert role["metadata"]["namespace"] in {ns for ns, _ in services}
     for binding in (d for d in supervisor if d["kind"] == "RoleBinding"):
         assert binding["subjects"] == reader_binding["subjects"]
-    imports = [d for d in workload if d["kind"] == "SharedServiceImport"]
+    imports = example_imports(DEPLOY / "examples" / example)
     assert imports
+    assert {d["kind"] for d in workload} <= {
+        "Namespace",
+        "SharedServiceImport",
+        "SharedServiceCatalog",
+    }
     for item in imports:
-        source = item["spec"]["source"]["remoteService"]
-        assert source["cluster"] == remote["name"]
-        assert (source["namespace"], source["name"]) in services
-        assert item["metadata"]["namespace"] in remote["allowedNamespaces"]
-        assert source["namespace"] in remote["allowedRemoteNamespaces"]
+        assert item.cluster == remote["name"]
+        assert (item.remote_namespace, item.remote_name) in services
+        assert item.namespace in remote["allowedNamespaces"]
+        assert item.remote_namespace in remote["allowedRemoteNamespaces"]
     if example == "acme-fitness":
-        assert {i["metadata"]["name"] for i in imports} == {
+        # One catalog stands for the shop's five imports, under the names it calls.
+        assert [d["kind"] for d in workload] == ["Namespace", "SharedServiceCatalog"]
+        assert {i.name for i in imports} == {
             "users-mongo",
             "users-redis",
             "cart-redis",
