@@ -32,8 +32,15 @@ from shared_services.settings import Settings
 
 # What the chart grants, rule by rule; test_rbac proves each is needed and enough.
 WORKLOAD_RULES = [
-    (("sharedservices.io",), ("sharedserviceimports",), ("list", "watch")),
+    # Imports are written only for the catalogs, as the admission policy holds it to.
+    (
+        ("sharedservices.io",),
+        ("sharedserviceimports",),
+        ("list", "watch", "create", "patch", "delete"),
+    ),
     (("sharedservices.io",), ("sharedserviceimports/status",), ("patch",)),
+    (("sharedservices.io",), ("sharedservicecatalogs",), ("list", "watch")),
+    (("sharedservices.io",), ("sharedservicecatalogs/status",), ("patch",)),
     (("",), ("services", "endpoints"), ("get", "list", "watch", "create", "patch", "delete")),
     (
         ("discovery.k8s.io",),
@@ -50,13 +57,19 @@ CLUSTER_RULES = [
     (("networking.k8s.io",), ("servicecidrs",), ("list", "watch")),
 ]
 OWN_NAMESPACE_RULES = [(("",), ("secrets",), ("list", "watch"))]
-# What the stock roles gain: view reads imports; edit and admin change them too. Neither
-# writes their status, nor reads RemoteClusters.
-TENANT_VIEW_RULES = [(("sharedservices.io",), ("sharedserviceimports",), ("get", "list", "watch"))]
+# What the stock roles gain: view reads imports and catalogs; edit and admin change them
+# too. Neither writes their status, nor reads RemoteClusters.
+TENANT_VIEW_RULES = [
+    (
+        ("sharedservices.io",),
+        ("sharedserviceimports", "sharedservicecatalogs"),
+        ("get", "list", "watch"),
+    )
+]
 TENANT_EDIT_RULES = [
     (
         ("sharedservices.io",),
-        ("sharedserviceimports",),
+        ("sharedserviceimports", "sharedservicecatalogs"),
         ("create", "update", "patch", "delete", "deletecollection"),
     )
 ]
@@ -204,8 +217,9 @@ def test_rbac_every_namespace(helm: Helm) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "t-shared-services-operator", "namespace": "sso"}
     ]
-    policy = find(objects, "ValidatingAdmissionPolicy")
-    assert "system:serviceaccount:sso:t-shared-services-operator" in str(policy["spec"])
+    for name in ("managed-objects", "catalog-imports"):
+        policy = find(objects, "ValidatingAdmissionPolicy", f"t-shared-services-operator-{name}")
+        assert "system:serviceaccount:sso:t-shared-services-operator" in str(policy["spec"])
     for role in [o for o in objects if o["kind"] in ("Role", "ClusterRole")]:
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
@@ -298,13 +312,16 @@ def test_tenants_roles_aggregate_into_the_stock_roles(helm: Helm) -> None:
     ]
 
 
+MANAGED_OBJECTS = "t-shared-services-operator-managed-objects"
+
+
 def _policy_variables(objects: list[dict[str, Any]]) -> dict[str, str]:
-    policy = find(objects, "ValidatingAdmissionPolicy")
+    policy = find(objects, "ValidatingAdmissionPolicy", MANAGED_OBJECTS)
     return {v["name"]: v["expression"] for v in policy["spec"].get("variables", [])}
 
 
 def _policy_text(objects: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump(find(objects, "ValidatingAdmissionPolicy")["spec"])
+    return yaml.safe_dump(find(objects, "ValidatingAdmissionPolicy", MANAGED_OBJECTS)["spec"])
 
 
 @pytest.mark.parametrize("kube_version", ["1.31.0", "1.37.2"])
@@ -618,7 +635,11 @@ def test_the_schema_checks_sign_in_without_quoting_a_password(
     assert f"at '/remoteClusters/0/vsphereSignIn{complaint}" in said, said
 
 
-CRD_NAMES = {"sharedserviceimports.sharedservices.io", "remoteclusters.sharedservices.io"}
+CRD_NAMES = {
+    "sharedserviceimports.sharedservices.io",
+    "remoteclusters.sharedservices.io",
+    "sharedservicecatalogs.sharedservices.io",
+}
 KEEP = {
     "helm.sh/resource-policy": "keep",
     "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
@@ -659,7 +680,7 @@ def test_crds_can_be_left_out_or_left_to_go(helm: Helm) -> None:
     assert "Deployment" in kinds
     unkept = helm.template("--set", "crds.keep=false")
     crds = [o for o in unkept if o["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == 2
+    assert {crd["metadata"]["name"] for crd in crds} == CRD_NAMES
     assert all("annotations" not in crd["metadata"] for crd in crds)
 
 

@@ -47,7 +47,8 @@ pytestmark = pytest.mark.releases
 
 IMPORTS = f"sharedserviceimports.{GROUP}"
 REMOTE_CLUSTERS = f"remoteclusters.{GROUP}"
-CRD_NAMES = (IMPORTS, REMOTE_CLUSTERS)
+CATALOGS = f"sharedservicecatalogs.{GROUP}"
+CRD_NAMES = (IMPORTS, REMOTE_CLUSTERS, CATALOGS)
 KEEP = {
     "helm.sh/resource-policy": "keep",
     "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
