@@ -46,7 +46,7 @@ def test_a_release_is_packaged_and_told_how_to_publish(tmp_path: Path) -> None:
     manifests = tmp_path / f"shared-services-operator-{version}.yaml"
     kinds = [d["kind"] for d in yaml.safe_load_all(manifests.read_text()) if d]
     assert kinds[0] == "Namespace"
-    assert kinds.count("CustomResourceDefinition") == 2
+    assert kinds.count("CustomResourceDefinition") == 3  # imports, RemoteClusters, catalogs
     assert "Deployment" in kinds
     sums = (tmp_path / f"shared-services-operator-{version}.sha256").read_text().splitlines()
     for line in sums:
