@@ -49,7 +49,8 @@ def test_tables_when_asked_for(kit: Kit, workload: Cluster, tmp_path: Path) -> N
         caches = [p for p in tables if p.startswith("caches[") and p.endswith(".cache")]
         assert caches, sorted(tables)
         assert all(tables[p]["bytes"] > 0 for p in caches)
-        assert report["table_types"] and report["gc_types"]
+        assert report["table_types"]
+        assert report["gc_types"]
         # Without full, no allocations are traced, and the report says how to get them.
         assert report["allocations"]["tracing"] is False
         assert profiled.probe("/healthz")[0] == 200
