@@ -156,7 +156,8 @@ def _label(key: object) -> str:
         return "/".join(_label(k) for k in key)
     if isinstance(key, type):
         return key.__name__
-    return str(key)
+    kind = getattr(key, "kind", None)  # a key that stands for a kind (Kind(...)) by its name
+    return kind if isinstance(kind, str) else str(key)
 
 
 def tables(root: object, *, name: str = "") -> tuple[list[Table], Sizes]:
