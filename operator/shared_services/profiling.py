@@ -45,13 +45,18 @@ MODES = (OFF, TABLES, FULL)
 
 _PACKAGE = "shared_services"
 _CONTAINERS = (dict, list, tuple, set, frozenset, collections.deque)
+_NOT_OURS = (type, enum.Enum, *_CONTAINERS)
 _LEAVES = (str, bytes, int, float, bool, complex, type(None), enum.Enum)
 
 
 def ours(obj: object) -> bool:
-    """Whether ``obj`` is an instance of a class the operator defines (not a class itself)."""
+    """Whether ``obj`` is an instance of a class the operator defines, not a container.
+
+    A dict or list of the operator's own class (a store that keeps views) holds data: it
+    is walked as a container. Neither is a class or an enum member an object of its own.
+    """
     kind = type(obj)
-    return kind.__module__.startswith(_PACKAGE) and not isinstance(obj, type | enum.Enum)
+    return kind.__module__.startswith(_PACKAGE) and not isinstance(obj, _NOT_OURS)
 
 
 def _attributes(obj: object) -> Iterator[tuple[str, Any]]:

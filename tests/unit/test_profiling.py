@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from shared_services import profiling
 from shared_services.profiling import Sizes, deep_size, tables
@@ -131,3 +131,17 @@ def test_sizes_by_type() -> None:
     sizes.add("x", 10)
     sizes.add("y", 20)
     assert sizes.by_type["str"] == [2, 30]
+
+
+@_own
+class Store(dict[str, Any]):
+    """A container of the operator's own class, as the import store is."""
+
+
+def test_a_container_of_an_own_class_is_a_table() -> None:
+    root = Root(records={"a": Record(["10.0.0.1"])})
+    root.caches = cast(Any, Store({"k": {"v": "e" * 10_000}}))
+    found, _ = tables(root)
+    by_path = {t.path: t for t in found}
+    assert by_path["caches"].length == 1
+    assert by_path["caches"].sizes.bytes > 10_000
