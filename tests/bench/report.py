@@ -368,8 +368,9 @@ def write_report(results: Results, out: Path) -> str:
             [
                 "",
                 "The scale section was measured alone (`--only scale --sizes "
-                f"{','.join(str(n) for n in results.settings.get('scale_sizes', []))}`), "
-                "after the other sections, which come from an earlier run.",
+                f"{','.join(str(n) for n in results.settings.get('scale_sizes', []))}"
+                f"{_no_floor(results)}`), after the other sections, which come from an "
+                "earlier run.",
             ]
             if results.settings.get("scale_alone")
             else []
@@ -426,6 +427,11 @@ def write_report(results: Results, out: Path) -> str:
     text = "\n".join(lines)
     (out / "REPORT.md").write_text(text)
     return text
+
+
+def _no_floor(results: Results) -> str:
+    """The flag that left the scale floor out, if it was."""
+    return " --no-floor" if not any(row.floor_ready_seconds for row in results.scale) else ""
 
 
 def _cores() -> int:
