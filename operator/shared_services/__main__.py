@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from shared_services import handlers, memory
+from shared_services import handlers, memory, profiling
 from shared_services.manager import Manager
 from shared_services.settings import Settings
 from shared_services.version import USER_AGENT
@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the settings and run kopf until it is stopped."""
     memory.return_freed_memory()  # before any thread has a heap of its own
     settings = Settings.parse(argv)
+    profiling.start(settings.profile_memory)  # traces what start-up allocates, too
     kopf.configure(
         verbose=settings.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,

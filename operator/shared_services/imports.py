@@ -13,6 +13,10 @@ things kopf cannot tell, this store finds out with plain paged lists:
   and an import missing from that list and from a list of its name is taken as deleted.
 
 Both lists only read; neither delays an event.
+
+Of each import the store keeps what the syncs read (:func:`views.shared_service_import`),
+whoever puts it there: kopf's events, the lists, and the status writer, which stores the
+answer to its write so that the next sync compares with the status just written.
 """
 
 from __future__ import annotations
@@ -22,13 +26,29 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared_services import api
+from shared_services import api, views
 from shared_services.api import JSON, ImportKey
-from shared_services.informer import slim
 from shared_services.kube import Kube, KubeError, collection_path
 from shared_services.listing import Listing, list_all
 
 log = logging.getLogger(__name__)
+
+
+class Imports(dict[ImportKey, JSON]):
+    """Imports by key, each kept as its view, however it is put in.
+
+    The status writer puts the answer to its writes in by assignment; this keeps that
+    answer's view too, not the whole object.
+    """
+
+    def __setitem__(self, key: ImportKey, body: JSON) -> None:
+        super().__setitem__(key, views.shared_service_import(body))
+
+    def setdefault(self, key: ImportKey, default: JSON | None = None) -> JSON:
+        """As dict's, with the view of ``default`` kept."""
+        if key not in self:
+            self[key] = default if default is not None else {}
+        return self[key]
 
 
 class ImportStore:
@@ -43,7 +63,7 @@ class ImportStore:
     ) -> None:
         self.kube = kube
         self.namespaces = namespaces
-        self.objects: dict[ImportKey, JSON] = {}
+        self.objects: dict[ImportKey, JSON] = Imports()
         self._paths = [_collection(namespace) for namespace in namespaces or (None,)]
         self.listing = Listing(kube, self._paths, what="sharedserviceimports")
         # Until started (a standby waiting for the lease), events only update the store.
@@ -65,7 +85,8 @@ class ImportStore:
             self._changed(key)
             return
         old = self.objects.get(key)
-        new = self.objects[key] = slim(body if isinstance(body, dict) else dict(body.items()))
+        self.objects[key] = body if isinstance(body, dict) else dict(body.items())
+        new = self.objects[key]
         # The echo of a status write (ours, or anyone's) changes nothing the sync reads:
         # only a new generation (a spec change), a new object under the same name or a
         # deletion is worth a sync.

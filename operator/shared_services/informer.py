@@ -98,7 +98,9 @@ class Informer:
         self.params = dict(params or {})
         self.cache: dict[str, JSON] = {}
         # (namespace, value of index_label) -> keys: finds an import's objects without a scan.
-        self.index: dict[tuple[str, str], set[str]] = {}
+        # Nearly every import has one object of a kind, so a lone key is held as itself: an
+        # empty set alone is 216 bytes, more than the key it would hold.
+        self.index: dict[tuple[str, str], str | set[str]] = {}
         self._index_label = index_label
         # What of each object is kept: by default all but managedFields; a reader of a few
         # fields of a large kind (a Node's status lists every image on it) keeps just those,
@@ -181,7 +183,14 @@ class Informer:
             metadata = obj.get("metadata", {})
             value = (metadata.get("labels") or {}).get(self._index_label)
             if value:
-                self.index.setdefault((metadata.get("namespace", ""), value), set()).add(key)
+                index_key = (metadata.get("namespace", ""), value)
+                keys = self.index.get(index_key)
+                if keys is None:
+                    self.index[index_key] = key
+                elif isinstance(keys, set):
+                    keys.add(key)
+                elif keys != key:
+                    self.index[index_key] = {keys, key}
 
     def drop(self, key: str) -> None:
         """Forget an object."""
@@ -221,14 +230,18 @@ class Informer:
         if value:
             index_key = (metadata.get("namespace", ""), value)
             keys = self.index.get(index_key)
-            if keys is not None:
+            if keys == key:
+                del self.index[index_key]
+            elif isinstance(keys, set):
                 keys.discard(key)
-                if not keys:
-                    del self.index[index_key]
+                if len(keys) == 1:
+                    self.index[index_key] = keys.pop()
 
     def indexed(self, namespace: str, value: str) -> list[JSON]:
         """Cached objects in ``namespace`` whose index label has ``value``."""
-        return [self.cache[k] for k in self.index.get((namespace, value), ()) if k in self.cache]
+        keys = self.index.get((namespace, value), ())
+        found = (keys,) if isinstance(keys, str) else tuple(keys)
+        return [self.cache[k] for k in found if k in self.cache]
 
     def _run(self) -> None:
         backoff = BACKOFF_START

@@ -21,7 +21,7 @@ import prometheus_client
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from shared_services import memory, metrics, probes
+from shared_services import memory, metrics, probes, profiling
 from shared_services.api import CATALOG_PLURAL, GROUP, IMPORT_PLURAL, REMOTE_CLUSTER_PLURAL, VERSION
 from shared_services.controller import Controller
 from shared_services.kube import Kube
@@ -75,7 +75,13 @@ class Manager:
     async def start(self) -> None:
         """Serve the probes and the metrics; fill, then sync once leading. Returns at once."""
         if self.settings.health_port and self.probes is None:
-            self.probes = await probes.serve(self.settings.health_port, self)
+            self.probes = await probes.serve(
+                self.settings.health_port,
+                self,
+                memory_report=(
+                    None if self.settings.profile_memory == profiling.OFF else self.memory_report
+                ),
+            )
         if self.controller is not None:
             return  # kopf retries a start-up that raised; what started stays started
         loop = asyncio.get_running_loop()
@@ -162,6 +168,12 @@ class Manager:
             "started: namespaces %s, operator namespace %s",
             ", ".join(self.settings.namespaces) or "all",
             self.settings.operator_namespace,
+        )
+
+    def memory_report(self) -> dict[str, Any]:
+        """Where the memory goes (``/debug/memory``): the controller's tables and more."""
+        return profiling.report(
+            self.controller, imports=self.imports(), resident=memory.resident_bytes
         )
 
     # -- readiness -----------------------------------------------------------------------

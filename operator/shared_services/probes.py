@@ -9,6 +9,10 @@ cannot run without that has ended (the leader election, a sync worker, the resyn
 writer): none of them ends by itself, and a process without one answers probes and does
 nothing, so ``/healthz`` then answers 503 and names it. Neither probe sends a request
 anywhere.
+
+With ``--profile-memory``, the same port also serves ``/debug/memory`` (see
+:mod:`shared_services.profiling`), computed in a thread so that the probes keep answering
+meanwhile, one report at a time; without it that path is not found, like any other.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import asyncio
 import contextlib
 import http
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
+
+MEMORY_PATH = "/debug/memory"
 # A probe's request is a line and a few headers; anything longer is not a probe.
 _MAX_REQUEST_HEAD = 8192
 _REQUEST_TIMEOUT = 5.0
@@ -62,14 +70,28 @@ def ended(tasks: Iterable[asyncio.Task[Any]]) -> list[str]:
     return said
 
 
-async def serve(port: int, operator: Probed) -> asyncio.Server:
-    """Serve both probes on ``port``, on every address (the kubelet probes the pod's)."""
+async def serve(
+    port: int,
+    operator: Probed,
+    *,
+    memory_report: Callable[[], dict[str, Any]] | None = None,
+) -> asyncio.Server:
+    """Serve both probes on ``port``, on every address (the kubelet probes the pod's).
+
+    ``memory_report``, when given, answers ``/debug/memory``.
+    """
+    one_report = asyncio.Lock()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _REQUEST_TIMEOUT)
             method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-            status, body, kind = _probe(method, target.split("?", 1)[0], operator)
+            path = target.split("?", 1)[0]
+            if path == MEMORY_PATH and memory_report is not None and method == "GET":
+                async with one_report:
+                    status, body, kind = await _memory(memory_report)
+            else:
+                status, body, kind = _probe(method, path, operator)
             payload = body.encode()
             writer.write(
                 (
@@ -93,6 +115,18 @@ async def serve(port: int, operator: Probed) -> asyncio.Server:
         port=port,
         limit=_MAX_REQUEST_HEAD,
     )
+
+
+async def _memory(
+    memory_report: Callable[[], dict[str, Any]],
+) -> tuple[http.HTTPStatus, str, str]:
+    """The memory report as JSON; a report that fails is a 500 that says why, never a crash."""
+    try:
+        found = await asyncio.to_thread(memory_report)
+        return http.HTTPStatus.OK, json.dumps(found, indent=1) + "\n", "application/json"
+    except Exception as error:  # a diagnostic must not take the operator down
+        log.exception("the memory report failed")
+        return http.HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}\n", "text/plain"
 
 
 def _probe(method: str, path: str, operator: Probed) -> tuple[http.HTTPStatus, str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared_services import dns, memory, policy
+from shared_services import dns, memory, policy, profiling
 
 DEFAULT_NAMESPACE = "shared-services-system"
 # The Lease replicas elect a leader through, unless told another (the chart names its own).
@@ -97,6 +97,8 @@ class Settings:
     max_remote_namespaces: int = 50
     verbose: bool = False
     memory_limit: int | None = None  # bytes; None: the cgroup's limit, if any
+    # off, tables or full: whether /debug/memory is served, and tracemalloc runs (full).
+    profile_memory: str = profiling.OFF
     address_policy: policy.AddressPolicy = field(default_factory=policy.AddressPolicy)
 
     @classmethod
@@ -139,6 +141,7 @@ class Settings:
             max_remote_namespaces=args.max_remote_namespaces,
             verbose=args.verbose,
             memory_limit=args.memory_limit,
+            profile_memory=args.profile_memory,
             address_policy=address_policy,
         )
 
@@ -239,6 +242,16 @@ def _parser() -> argparse.ArgumentParser:
         help="warn in the log when the resident set passes 80%% of this (e.g. 640Mi; env "
         "MEMORY_LIMIT, which the chart sets from resources.limits.memory; default: the "
         "cgroup's limit)",
+    )
+    parser.add_argument(
+        "--profile-memory",
+        nargs="?",
+        choices=profiling.MODES,
+        const=profiling.TABLES,
+        default=env.get("PROFILE_MEMORY") or profiling.OFF,
+        help="serve /debug/memory on the health port: the bytes of each of the operator's "
+        "tables and the objects by type; 'full' also traces allocations from start-up, "
+        "which costs memory and time (env PROFILE_MEMORY; default off)",
     )
     parser.add_argument(
         "--log-format",

@@ -21,10 +21,18 @@ each comparison's answer: a list longer than any the operator writes still diffe
 every one it writes. Only the owner references other than the import's cannot be cut that
 way, since a patch of the references sends them back whole; when there are many, the view
 says so (:data:`REFERENCES_CUT`) and the writer reads the object afresh before such a patch.
+
+A view's short texts are interned. Each object arrives as JSON of its own, parsed into
+strings of its own, so the same namespace, import name and uid, label value, protocol and
+address type would otherwise be held once per object that names them (an import's name is
+in its three objects' names, labels and owner references): about 50 bytes each, some
+twenty times per import. Interned, each such text is held once. Long texts are rarely
+repeated and are not interned.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,6 +51,8 @@ REFERENCES_CUT = "referencesCut"
 _MAX_TEXT = 1024
 # Labels of a remote Service kept for catalogs' selectors: beyond any real Service's.
 MAX_REMOTE_LABELS = 32
+# Texts up to this long are interned: names, uids, addresses, label values, times.
+_MAX_INTERNED = 64
 
 _OUR_LABELS = (
     builders.MANAGED_BY_LABEL,
@@ -68,13 +78,29 @@ def _pick(value: object, fields: tuple[str, ...]) -> dict[str, Any]:
     return {key: given[key] for key in fields if key in given}
 
 
+def text(value: str) -> str:
+    """``value``, interned if short (see the module's doc)."""
+    return sys.intern(value) if len(value) <= _MAX_INTERNED else value
+
+
+def compact(value: object) -> Any:
+    """A JSON value rebuilt with its keys and short texts interned, all else as it is."""
+    if isinstance(value, Mapping):
+        return {text(k) if isinstance(k, str) else k: compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(item) for item in value]
+    if type(value) is str:
+        return text(value)
+    return value
+
+
 def _scalar(value: object) -> object:
     """A scalar as it is, a long text cut, anything else as a short text.
 
     Whatever reads the view reports such a value as malformed, as it would the original.
     """
     if isinstance(value, str):
-        return value[:_MAX_TEXT]
+        return text(value[:_MAX_TEXT])
     if isinstance(value, int | float | bool) or value is None:
         return value
     return str(value)[:64]
@@ -128,7 +154,9 @@ def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     labels = _mapping(metadata.get("labels"))
     view: dict[str, Any] = {
         **_scalar_fields(metadata, _METADATA_FIELDS),
-        "labels": {key: labels[key] for key in _OUR_LABELS if isinstance(labels.get(key), str)},
+        "labels": {
+            key: text(labels[key]) for key in _OUR_LABELS if isinstance(labels.get(key), str)
+        },
     }
     references = [r for r in _list(metadata.get("ownerReferences"), 1 << 16) if _mapping(r)]
     ours = [r for r in references if _mapping(r).get("kind") == api.IMPORT_KIND]
@@ -154,18 +182,18 @@ def _service(obj: Mapping[str, Any]) -> JSON:
     view: dict[str, Any] = {
         **_scalar_fields(spec, ("type", "ipFamilyPolicy")),
         "ports": _ports(spec.get("ports")),
-        "ipFamilies": [str(f)[:16] for f in _list(spec.get("ipFamilies"), 3)],
+        "ipFamilies": [text(str(f)[:16]) for f in _list(spec.get("ipFamilies"), 3)],
     }
     selector = _mapping(spec.get("selector"))
     if selector:  # only whether there is one is read; one entry says it
         key = next(iter(selector))
-        view["selector"] = {str(key)[:64]: str(selector[key])[:64]}
+        view["selector"] = {text(str(key)[:64]): text(str(selector[key])[:64])}
     return {"kind": "Service", "metadata": _metadata(obj), "spec": view}
 
 
 def _endpoint(value: object) -> dict[str, Any]:
     endpoint = _mapping(value)
-    addresses = [str(a)[: api.MAX_IP_LENGTH] for a in _list(endpoint.get("addresses"), 2)]
+    addresses = [text(str(a)[: api.MAX_IP_LENGTH]) for a in _list(endpoint.get("addresses"), 2)]
     conditions = _scalar_fields(endpoint.get("conditions"), ("ready", "serving", "terminating"))
     return {"addresses": addresses, "conditions": conditions}
 
@@ -243,4 +271,36 @@ def remote_service(obj: JSON) -> JSON:
         view["status"] = {"loadBalancer": {"ingress": entries}}
     elif ingress is not None:  # not a list: reported as such by the resolver
         view["status"] = {"loadBalancer": {"ingress": _scalar(ingress)}}
+    return view
+
+
+# What of an import's metadata anything reads: who it is, and whether its spec changed.
+_IMPORT_METADATA = ("name", "namespace", "uid", "generation", "resourceVersion")
+
+
+def shared_service_import(obj: Mapping[str, Any]) -> JSON:
+    """An import as the syncs and the catalogs read it: identity, generation, spec, status.
+
+    Not its annotations (``kubectl apply`` keeps a copy of the whole import in one), labels,
+    finalizers or managed fields: nothing reads them; of its owner references only the
+    catalog that controls it, if one does (the catalog tells its own imports by it). Its
+    spec and status are kept whole, interned: the spec is what is synced, and the status is
+    compared with the one a sync would write, so that an unchanged import is not written
+    again.
+    """
+    metadata = _mapping(obj.get("metadata"))
+    kept: dict[str, Any] = {key: metadata[key] for key in _IMPORT_METADATA if key in metadata}
+    if metadata.get("deletionTimestamp") is not None:
+        kept["deletionTimestamp"] = metadata["deletionTimestamp"]
+    catalogs = [
+        _scalar_fields(r, ("kind", "name", "uid", "controller"))
+        for r in _list(metadata.get("ownerReferences"), 1 << 16)
+        if isinstance(r, Mapping) and r.get("kind") == api.CATALOG_KIND and r.get("controller")
+    ][:1]
+    if catalogs:
+        kept["ownerReferences"] = catalogs
+    view: JSON = {"metadata": compact(kept)}
+    for part in ("spec", "status"):
+        if part in obj:
+            view[part] = compact(obj[part])
     return view

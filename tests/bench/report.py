@@ -72,8 +72,10 @@ def _scale_table(results: Results) -> list[str]:
             f"{row.imports:,}",
             f"{row.remote_services:,}",
             f"{row.ready_seconds:.1f}",
-            f"{row.floor_ready_seconds:.1f}",
-            f"{row.ready_seconds / row.floor_ready_seconds:.2f}",
+            f"{row.floor_ready_seconds:.1f}" if row.floor_ready_seconds else "—",
+            f"{row.ready_seconds / row.floor_ready_seconds:.2f}"
+            if row.floor_ready_seconds
+            else "—",
             f"{row.cpu_seconds:.1f}",
             f"{row.peak_rss_mb:.0f}",
             f"{row.remote_watches:.0f}",
@@ -84,6 +86,78 @@ def _scale_table(results: Results) -> list[str]:
         for row in results.scale
     ]
     return _table(headers, rows, text_first=False)
+
+
+def rss_fit(points: Sequence[tuple[int, float]]) -> tuple[float, float] | None:
+    """Least-squares line of peak RSS (MiB) over imports: intercept MiB, slope KiB/import.
+
+    None with fewer than two distinct sizes, through which no line is fixed.
+    """
+    if len({size for size, _ in points}) < 2:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
+        (x - mean_x) ** 2 for x, _ in points
+    )
+    return mean_y - slope * mean_x, slope * 1024
+
+
+def _memory_section(results: Results) -> list[str]:
+    """The fit of peak RSS over sizes, and the largest profiled size's tables."""
+    lines: list[str] = []
+    fit = rss_fit([(row.imports, row.peak_rss_mb) for row in results.scale])
+    if fit is not None:
+        lines += [
+            f"Memory per import: peak RSS = {fit[0]:.1f} MiB + {fit[1]:.1f} KiB per import "
+            "(least squares over the rows above).",
+            "",
+        ]
+    profiled = [row for row in results.scale if row.memory]
+    if not profiled:
+        return lines
+    row = profiled[-1]
+    memory = row.memory or {}
+    tables = memory.get("tables", [])
+    shown = [t for t in tables if t["bytes"] >= 0.005 * max(1, memory.get("tables_bytes", 1))]
+    lines += [
+        f"Where it goes at {row.imports:,} imports: the operator's `/debug/memory` "
+        "(`--profile-memory`), read after the peak RSS above. Each table is a container "
+        "reached from the controller, by its attribute path; its bytes are the deep size of "
+        "what it holds, each object counted once over all tables. Together "
+        f"{memory.get('tables_bytes', 0) / 2**20:.1f} MiB of "
+        f"{memory.get('resident_bytes', 0) / 2**20:.1f} MiB resident; tables under 0.5 % "
+        "are left out.",
+        "",
+        *_table(
+            ["table", "entries", "MiB", "bytes per import"],
+            [
+                [
+                    f"`{t['path']}`",
+                    f"{t['length']:,}",
+                    f"{t['bytes'] / 2**20:.2f}",
+                    f"{t['bytes'] / row.imports:,.0f}",
+                ]
+                for t in shown
+            ],
+            text_first=True,
+        ),
+        "",
+    ]
+    types = memory.get("table_types", [])[:10]
+    if types:
+        lines += [
+            "The tables' objects by type (the ten largest):",
+            "",
+            *_table(
+                ["type", "objects", "MiB"],
+                [[f"`{t['type']}`", f"{t['count']:,}", f"{t['bytes'] / 2**20:.2f}"] for t in types],
+                text_first=True,
+            ),
+            "",
+        ]
+    return lines
 
 
 def _cost_table(results: Results) -> list[str]:
@@ -97,7 +171,7 @@ def _cost_table(results: Results) -> list[str]:
         [
             f"{row.imports:,}",
             f"{row.apiserver_cpu_seconds:.1f}",
-            f"{row.floor_apiserver_cpu_seconds:.1f}",
+            f"{row.floor_apiserver_cpu_seconds:.1f}" if row.floor_ready_seconds else "—",
             f"{row.service_create_ms:.1f}",
         ]
         for row in results.scale
@@ -290,6 +364,17 @@ def write_report(results: Results, out: Path) -> str:
             if results.settings.get("recovery_alone")
             else []
         ),
+        *(
+            [
+                "",
+                "The scale section was measured alone (`--only scale --sizes "
+                f"{','.join(str(n) for n in results.settings.get('scale_sizes', []))}"
+                f"{_no_floor(results)}`), after the other sections, which come from an "
+                "earlier run.",
+            ]
+            if results.settings.get("scale_alone")
+            else []
+        ),
         "",
         "## Propagation latency",
         "",
@@ -329,6 +414,7 @@ def write_report(results: Results, out: Path) -> str:
             "",
             *_scale_table(results),
             "",
+            *_memory_section(results),
             "Where the time goes: the workload kube-apiserver's CPU from start until all were "
             "Ready, and the mean time it took per Service create "
             "(`apiserver_request_duration_seconds`, POST services).",
@@ -341,6 +427,11 @@ def write_report(results: Results, out: Path) -> str:
     text = "\n".join(lines)
     (out / "REPORT.md").write_text(text)
     return text
+
+
+def _no_floor(results: Results) -> str:
+    """The flag that left the scale floor out, if it was."""
+    return " --no-floor" if not any(row.floor_ready_seconds for row in results.scale) else ""
 
 
 def _cores() -> int:

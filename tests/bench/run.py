@@ -42,6 +42,7 @@ from bench.observer import Key, Observer
 from bench.recovery import Recovery, recovery
 from bench.report import write_report
 from harness.cluster import Cluster
+from harness.operator import OperatorProcess
 
 ADDRESSES = ipaddress.ip_network("198.19.0.0/16")
 # Where the floors and the baseline keep the local objects they update.
@@ -83,6 +84,8 @@ class Scale:
     supervisor_service_watches: float
     requests_per_import: float
     idle_writes_per_minute: float
+    # The operator's /debug/memory at this size (tables, types), when it was profiled.
+    memory: dict[str, Any] | None = None
 
 
 @dataclass
@@ -352,18 +355,34 @@ def _floor_start_up(size: int) -> tuple[float, float]:
             observer.stop()
 
 
-def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
+def _memory_report(operator: OperatorProcess) -> dict[str, Any] | None:
+    """The operator's /debug/memory, or None if it does not answer with one."""
+    status, body = operator.probe("/debug/memory", timeout=600)
+    if status != 200:
+        print(f"no memory report: {status} {body[:200]}", flush=True)
+        return None
+    found: dict[str, Any] = json.loads(body)
+    return found
+
+
+def scale(
+    *, sizes: list[int], idle_seconds: float, floor: bool = True, profile: str | None = None
+) -> list[Scale]:
     """Start-up time, memory, watches and requests with N imports, each on fresh clusters.
 
     The scale floor runs first, on clusters of its own, so that both start from the same
-    cold, freshly populated state.
+    cold, freshly populated state; without ``floor`` it does not run. With ``profile``
+    (``tables`` or ``full``) the operator serves its memory profile, which is read at the
+    largest size only after its peak RSS (the walk allocates memory of its own).
     """
     rows = []
     for size in sizes:
-        floor_ready, floor_apiserver_cpu = _floor_start_up(size)
+        floor_ready, floor_apiserver_cpu = _floor_start_up(size) if floor else (0.0, 0.0)
         with _populated(size) as env:
             observer = Observer(env.local, endpoints=False).start()
-            operator = env.operator()
+            operator = env.operator(
+                "operator", *([f"--profile-memory={profile}"] if profile else [])
+            )
             others = _apiserver_metric(
                 env.supervisor, "apiserver_longrunning_requests", resource="services", verb="WATCH"
             )
@@ -414,6 +433,8 @@ def scale(*, sizes: list[int], idle_seconds: float) -> list[Scale]:
                         idle_writes_per_minute=idle,
                     )
                 )
+                if profile and size == max(sizes):
+                    rows[-1].memory = _memory_report(operator)
             finally:
                 operator.stop()
                 observer.stop()
@@ -457,6 +478,26 @@ def _recover(results: Results, settings: dict[str, Any]) -> None:
     }
 
 
+def _scale_alone(args: argparse.Namespace, settings: dict[str, Any], began: float) -> int:
+    """Run the scale scenario alone, at ``--sizes``, into the results.json in ``--out``."""
+    saved = args.out / "results.json"
+    results = _load(saved) if saved.exists() else Results(settings=dict(settings))
+    sizes = args.sizes or settings["scale_sizes"]
+    results.scale = scale(
+        sizes=sizes,
+        idle_seconds=settings["idle_seconds"],
+        floor=not args.no_floor,
+        profile=args.profile,
+    )
+    results.settings["scale_sizes"] = sizes
+    results.settings["scale_seconds"] = round(time.monotonic() - began)
+    results.settings["scale_alone"] = True
+    args.out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(asdict(results), indent=1) + "\n")
+    print(write_report(results, args.out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario and write the report."""
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
@@ -469,8 +510,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["recovery"],
+        choices=["recovery", "scale"],
         help="run only this scenario and merge it into the results.json in --out",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="with --only scale: the numbers of imports, comma-separated (default 1000,5000,10000)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=["tables", "full"],
+        default="tables",
+        help="the operator's --profile-memory in the scale scenario: its tables are read at "
+        "the largest size; full also traces allocations, which inflates the RSS (default "
+        "tables)",
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="with --only scale: skip the scale floor"
     )
     args = parser.parse_args(argv)
     if args.report_only:
@@ -504,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     began = time.monotonic()
     saved = args.out / "results.json"
+    if args.only == "scale":
+        return _scale_alone(args, settings, began)
     if args.only:
         results = _load(saved) if saved.exists() else Results(settings=dict(settings))
         _recover(results, settings)
@@ -523,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
         burst=settings["burst"],
     )
     print(f"latency and burst done in {time.monotonic() - began:.0f} s", flush=True)
-    results.scale = scale(sizes=settings["scale_sizes"], idle_seconds=settings["idle_seconds"])
+    results.scale = scale(
+        sizes=settings["scale_sizes"], idle_seconds=settings["idle_seconds"], profile=args.profile
+    )
     print(f"scale done after {time.monotonic() - began:.0f} s", flush=True)
     recovered = time.monotonic()
     _recover(results, settings)

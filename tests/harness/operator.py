@@ -97,11 +97,11 @@ class OperatorProcess:
             self.wait_ready()
         return self
 
-    def probe(self, path: str) -> tuple[int, str]:
+    def probe(self, path: str, *, timeout: float = 2) -> tuple[int, str]:
         """The HTTP status and body of a probe (``/healthz``, ``/readyz``); 0 if none answers."""
         url = f"http://127.0.0.1:{self.health_port}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 return int(response.status), response.read().decode()
         except urllib.error.HTTPError as error:
             return int(error.code), error.read().decode()

@@ -66,3 +66,23 @@ def test_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert merged["recovery"] == [asdict(again.rows[0])]
     assert merged["kube_proxy"] == {"syncs": 1, "sync_mean_ms": 2.0}
     assert "| operator | 1 | 1 | 500.0 |" in (tmp_path / "REPORT.md").read_text()
+
+    # `--only scale` runs that scenario alone at the sizes given, with the operator's memory
+    # profile, and merges it: a line through the sizes, and the tables at the largest.
+    assert (
+        main(
+            ["--smoke", "--only", "scale", "--sizes", "10,20", "--no-floor", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert [row["imports"] for row in merged["scale"]] == [10, 20]
+    assert merged["latency"] == saved["latency"]
+    largest = merged["scale"][-1]["memory"]
+    assert largest["imports"] == 20
+    paths = {table["path"]: table for table in largest["tables"]}
+    assert paths["imports"]["length"] == 20
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "KiB per import (least squares" in report
+    assert "Where it goes at 20 imports" in report
+    assert "`imports` | 20 |" in report

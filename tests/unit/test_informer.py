@@ -75,3 +75,24 @@ def test_an_object_the_view_refuses_is_as_good_as_absent() -> None:
     # The answer to a write of an object the view refuses is not cached either.
     informer.put(_object("4", "no"))
     assert informer.get("n/a") is None
+
+
+def _labelled(name: str, value: str) -> JSON:
+    return {"metadata": {"namespace": "n", "name": name, "labels": {"import": value}}}
+
+
+def test_the_index_finds_one_object_or_many_and_forgets_them() -> None:
+    informer = Informer(cast(Kube, None), "/api/v1/services", name="test", index_label="import")
+    informer.put(_labelled("a", "db"))
+    assert informer.indexed("n", "db") == [_labelled("a", "db")]
+    informer.put(_labelled("a", "db"))  # again: still one
+    assert informer.indexed("n", "db") == [_labelled("a", "db")]
+    informer.put(_labelled("b", "db"))
+    assert sorted(o["metadata"]["name"] for o in informer.indexed("n", "db")) == ["a", "b"]
+    informer.drop("n/a")
+    assert informer.indexed("n", "db") == [_labelled("b", "db")]
+    informer.put(_labelled("b", "cache"))  # relabelled: leaves db's entry
+    assert informer.indexed("n", "db") == []
+    assert informer.indexed("n", "cache") == [_labelled("b", "cache")]
+    informer.drop("n/b")
+    assert informer.index == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from shared_services import api, builders, views
@@ -172,3 +173,80 @@ def test_a_slice_that_names_a_service_is_kept_whoever_made_it() -> None:
     service = _as_served(_desired().service)
     service["metadata"]["ownerReferences"] = []
     assert _view(service) is None
+
+
+def _import_as_served(namespace: str = "tenant") -> JSON:
+    """An import as kopf and the status writer get it: JSON parsed afresh each time."""
+    return json.loads(
+        json.dumps(
+            {
+                "apiVersion": "sharedservices.io/v1alpha1",
+                "kind": "SharedServiceImport",
+                "metadata": {
+                    "name": "db",
+                    "namespace": namespace,
+                    "uid": "uid-db",
+                    "generation": 3,
+                    "resourceVersion": "42",
+                    "labels": {"team": "a"},
+                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x" * 5000},
+                    "managedFields": [{"manager": "kubectl"}],
+                    "finalizers": ["x"],
+                },
+                "spec": {"source": {"addresses": ["192.0.2.1"]}, "ports": [{"port": 80}]},
+                "status": {
+                    "observedGeneration": 3,
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "Synced"}],
+                },
+            }
+        )
+    )
+
+
+def test_an_import_keeps_what_syncs_read() -> None:
+    served = _import_as_served()
+    view = views.shared_service_import(served)
+    assert view == {
+        "metadata": {
+            "name": "db",
+            "namespace": "tenant",
+            "uid": "uid-db",
+            "generation": 3,
+            "resourceVersion": "42",
+        },
+        "spec": served["spec"],
+        "status": served["status"],
+    }
+    served["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    deleted = views.shared_service_import(served)
+    assert deleted["metadata"]["deletionTimestamp"] == "2026-01-01T00:00:00Z"
+
+
+def test_an_import_a_catalog_made_keeps_that_catalog_as_its_owner() -> None:
+    served = _import_as_served()
+    catalog = {"apiVersion": "sharedservices.io/v1alpha1", "kind": "SharedServiceCatalog"}
+    served["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "uid": "u1"},
+        {**catalog, "name": "shop", "uid": "u2", "controller": True, "blockOwnerDeletion": False},
+    ]
+    view = views.shared_service_import(served)
+    assert view["metadata"]["ownerReferences"] == [
+        {"kind": "SharedServiceCatalog", "name": "shop", "uid": "u2", "controller": True}
+    ]
+
+
+def test_views_of_separately_parsed_objects_share_their_short_texts() -> None:
+    first = views.shared_service_import(_import_as_served("tenant-" + "a"))
+    second = views.shared_service_import(_import_as_served("tenant-" + "a"))
+    assert first["metadata"]["namespace"] is second["metadata"]["namespace"]
+    first_reason = first["status"]["conditions"][0]["reason"]
+    assert first_reason is second["status"]["conditions"][0]["reason"]
+    one = _view(json.loads(json.dumps(_as_served(_desired().endpoint_slices[0]))))
+    two = _view(json.loads(json.dumps(_as_served(_desired().endpoint_slices[0]))))
+    assert one is not None
+    assert two is not None
+    assert one["metadata"]["labels"] == two["metadata"]["labels"]
+    assert all(
+        one["metadata"]["labels"][k] is two["metadata"]["labels"][k]
+        for k in one["metadata"]["labels"]
+    )
