@@ -245,11 +245,78 @@ PortName = Annotated[
 
 HOSTNAME_IS_IP_MESSAGE = "is an IP address; list IP addresses under source.addresses instead"
 
+# --- the one hostname rule -----------------------------------------------------------------
+# A name the operator looks up (A and AAAA): a host name as RFC 1123 has it, in ASCII
+# (an internationalized name in its xn-- form), at most 253 characters without the final
+# dot, labels of 1 to 63 letters, digits and '-' that neither start nor end with '-', and
+# a last label that is not all digits (which no top-level domain is, and which reads as a
+# mistyped address). No '_': it names services in SRV and TXT records, never a host, and
+# Kubernetes refuses it in a LoadBalancer's ingress hostname as in every name. The
+# CRD's pattern is this rule for the names a spec holds, spelled in lowercase as Kubernetes
+# spells names; a LoadBalancer's ingress hostname is lowercased first (DNS ignores case).
+MAX_HOSTNAME = 253
+MAX_HOSTNAME_LABEL = 63
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
+NUMERIC_LAST_LABEL_PATTERN = r"(^|\.)[0-9]+\.?$"
+NUMERIC_LAST_LABEL_MESSAGE = "its last label is all digits, and no top-level domain is"
+
+
+def hostname_problem(hostname: str) -> str | None:
+    """Say why ``hostname`` cannot be looked up, in words a person can act on; None if it can.
+
+    A malformed name would otherwise reach the DNS servers, or fail inside the resolver
+    with a message about wire formats. Checking first points at the character or label to
+    fix.
+    """
+    if not hostname:
+        return "the hostname is empty"
+    if _parse_kubernetes_ip(hostname) is not None or _is_ip_text(hostname):
+        return f"{hostname!r} is an IP address, not a hostname"
+    problem = _hostname_text_problem(hostname)
+    return None if problem is None else f"{hostname!r} is not a valid hostname: {problem}"
+
+
+def _is_ip_text(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _hostname_text_problem(hostname: str) -> str | None:
+    if not hostname.isascii():
+        return (
+            "only ASCII letters, digits and '-' are allowed; write an internationalized name "
+            "in its xn-- form"
+        )
+    name = hostname.removesuffix(".")
+    if len(name) > MAX_HOSTNAME:
+        return f"it is {len(name)} characters long, at most {MAX_HOSTNAME} are allowed"
+    labels = name.split(".")
+    for label in labels:
+        if not label:
+            return "it has an empty label (a leading dot or two dots in a row)"
+        if len(label) > MAX_HOSTNAME_LABEL:
+            return (
+                f"the label {label[:20]!r}... is {len(label)} characters long, "
+                f"at most {MAX_HOSTNAME_LABEL} are allowed"
+            )
+        if label.startswith("-") or label.endswith("-"):
+            return f"the label {label!r} may not start or end with '-'"
+        if _HOSTNAME_LABEL.fullmatch(label) is None:
+            return f"the label {label!r} may hold only letters, digits and '-'"
+    if labels[-1].isdigit():
+        return f"its last label {labels[-1]!r} is all digits, and no top-level domain is"
+    return None
+
 
 def _hostname_not_ip(value: str) -> str:
     # Such a name would be looked up in DNS and never found; say where it belongs instead.
     if _parse_kubernetes_ip(value) is not None:
         raise _fail(HOSTNAME_IS_IP_MESSAGE)
+    if re.search(NUMERIC_LAST_LABEL_PATTERN, value):
+        raise _fail(NUMERIC_LAST_LABEL_MESSAGE)
     return value
 
 
@@ -260,7 +327,10 @@ Hostname = Annotated[
         min_length=1,
         max_length=253,
         pattern=HOSTNAME_PATTERN,
-        json_schema_extra=_k8s(cel_rule("!isIP(self)", HOSTNAME_IS_IP_MESSAGE)),
+        json_schema_extra=_k8s(
+            cel_rule("!isIP(self)", HOSTNAME_IS_IP_MESSAGE),
+            cel_rule(f"!self.matches('{NUMERIC_LAST_LABEL_PATTERN}')", NUMERIC_LAST_LABEL_MESSAGE),
+        ),
     ),
     _explained(
         "must be a DNS name such as db.example.internal: at most 253 lowercase letters, "

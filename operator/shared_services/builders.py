@@ -22,13 +22,13 @@ concepts (a resolved port, an endpoint address, the import's kind) come from
 import contextlib
 import copy
 import ipaddress
-import re
 import reprlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 
 from shared_services import api
+from shared_services.advice import Reason
 from shared_services.api import IPAddress, ResolvedPort, endpoint_ip
 
 # --- Labels, names and references -----------------------------------------------------------
@@ -57,8 +57,6 @@ DEFAULT_PROTOCOL = "TCP"
 
 # Label values are limited to 63 characters, while object names may be longer.
 _MAX_LABEL_VALUE = 63
-_MAX_HOSTNAME = 253
-_HOSTNAME_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _MIN_PORT = 1
 _MAX_PORT = 65535
 # What one EndpointSlice holds; the operator writes one slice per address family.
@@ -190,17 +188,15 @@ def describe(value: object) -> str:
 def canonical_hostname(raw: object) -> str:
     """Lower-case a DNS name and drop its final dot; raise ValueError if it is not one.
 
-    Validating before resolving keeps garbage from remote status out of DNS queries.
+    Validating before resolving keeps garbage from remote status out of DNS queries; the
+    rule is the one every hostname meets (:func:`api.hostname_problem`).
     """
     if not isinstance(raw, str):
         raise ValueError(f"not a string but {type(raw).__name__}")  # noqa: TRY004
-    name = raw.lower()
-    name = name.removesuffix(".")
-    if not name or len(name) > _MAX_HOSTNAME:
-        raise ValueError("not a valid DNS name length")
-    if not all(_HOSTNAME_LABEL.fullmatch(label) for label in name.split(".")):
-        raise ValueError("not a valid DNS name")
-    return name
+    problem = api.hostname_problem(raw)
+    if problem is not None:
+        raise ValueError(problem)
+    return raw.lower().removesuffix(".")
 
 
 def _sorted_addresses(addresses: Iterable[IPAddress]) -> tuple[list[str], list[str]]:
@@ -328,7 +324,7 @@ def _checked(
     if len(ports) > _MAX_SLICE_PORTS:
         # Only a remote Service's own ports can be this many: spec.ports is limited.
         raise LimitExceeded(
-            "TooManyPorts",
+            Reason.TOO_MANY_PORTS,
             f"the source has {len(ports)} ports, more than the {_MAX_SLICE_PORTS} an "
             "EndpointSlice holds; list the ports to import in spec.ports",
         )
@@ -343,7 +339,7 @@ def _checked(
     ipv4, ipv6 = _sorted_addresses(parsed)
     if len(ipv4) + len(ipv6) > _MAX_ADDRESSES:
         raise LimitExceeded(
-            "TooManyAddresses",
+            Reason.TOO_MANY_ADDRESSES,
             f"the source has {len(ipv4) + len(ipv6)} addresses ({len(ipv4)} IPv4, "
             f"{len(ipv6)} IPv6), more than the {_MAX_ADDRESSES} one import serves",
         )

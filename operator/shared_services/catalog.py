@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared_services import advice, api, conditions
+from shared_services.advice import Reason
 from shared_services.api import JSON
 
-SYNCED = "Synced"
-PENDING = "Pending"
-CONFLICT = "Conflict"
+SYNCED = Reason.SYNCED
+PENDING = Reason.PENDING
+CONFLICT = Reason.CONFLICT
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared_services import api, builders, catalog, metrics
+from shared_services.advice import Reason
 from shared_services.api import JSON, ImportKey
 from shared_services.catalog import ImportView, Unknown
 from shared_services.kube import Conflict, Kube, KubeError, collection_path
@@ -162,7 +163,7 @@ class CatalogReconciler:
             spec = api.parse_catalog_spec(body.get("spec") or {})
         except api.InvalidSpecError as error:
             self._read(key, None)
-            unknown = Unknown("InvalidSpec", str(error))
+            unknown = Unknown(Reason.INVALID_SPEC, str(error))
             await self._status(key, body, catalog.plan(body, _BLANK, unknown, {}))
             return
         services = self._services(key, spec)
@@ -186,26 +187,26 @@ class CatalogReconciler:
         if spec.cluster not in self._clusters:
             self._read(key, None)
             message = f"RemoteCluster {spec.cluster!r} does not exist"
-            return Unknown("RemoteClusterNotFound", message)
+            return Unknown(Reason.REMOTE_CLUSTER_NOT_FOUND, message)
         connection = self.remote.clusters.get(spec.cluster)
         if connection is None:
             self._read(key, None)
             message = f"RemoteCluster {spec.cluster!r} is invalid"
-            return Unknown("InvalidRemoteCluster", message)
+            return Unknown(Reason.INVALID_REMOTE_CLUSTER, message)
         if not connection.spec.allows_namespace(key[0]):
             self._read(key, None)
             message = (
                 f"RemoteCluster {spec.cluster!r} does not allow imports from namespace "
                 f"{key[0]!r} (spec.allowedNamespaces)"
             )
-            return Unknown("NamespaceDenied", message, empty=True)
+            return Unknown(Reason.NAMESPACE_DENIED, message, empty=True)
         if not connection.spec.allows_remote_namespace(spec.namespace):
             self._read(key, None)
             message = (
                 f"RemoteCluster {spec.cluster!r} does not allow importing from remote "
                 f"namespace {spec.namespace!r} (spec.allowedRemoteNamespaces)"
             )
-            return Unknown("RemoteNamespaceDenied", message, empty=True)
+            return Unknown(Reason.REMOTE_NAMESPACE_DENIED, message, empty=True)
         self._read(key, (spec.cluster, spec.namespace))
         found = self.remote.services(spec.cluster, spec.namespace)
         if isinstance(found, RemoteLookup):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared_services import api, metrics
+from shared_services.advice import Reason
 from shared_services.api import JSON
 from shared_services.informer import slim
 from shared_services.kube import Kube, KubeError, collection_path
@@ -130,7 +131,7 @@ class ClusterReconciler:
             spec = api.parse_remote_cluster_spec(body.get("spec") or {})
         except api.InvalidSpecError as error:
             self.remote.remove(name)
-            self._report(name, ClusterReport(False, "InvalidSpec", str(error)))
+            self._report(name, ClusterReport(False, Reason.INVALID_SPEC, str(error)))
             return
         self.remote.upsert(name, spec)
         self.connection_changed(name)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from shared_services import api, builders, policy, status
+from shared_services.advice import Reason
 from shared_services.api import JSON
 from shared_services.resolve import SourceState
 from shared_services.status import Triple
 
 # The reason of an import in a namespace where imports are not served (see namespace_refusal).
-NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"
+NAMESPACE_NOT_ALLOWED = Reason.NAMESPACE_NOT_ALLOWED
 KUBE_SYSTEM = "kube-system"
 
 
@@ -117,7 +118,7 @@ def plan(
     except ValueError as error:
         # Objects the API server would refuse: what is in place stays, and a change of
         # the source queues the import again.
-        reason = getattr(error, "reason", "InvalidSpec")
+        reason = getattr(error, "reason", Reason.INVALID_SPEC)
         refused = unwritten(
             old,
             generation=generation,
@@ -146,7 +147,7 @@ def _no_ports(
         old,
         generation=generation,
         shown=shown,
-        ready=("False", source.reason if not source.ok else "NoPorts", source.message),
+        ready=("False", source.reason if not source.ok else Reason.NO_PORTS, source.message),
         source=status.source_condition(source),
         addresses=[],
         ports=[],
@@ -164,8 +165,8 @@ def invalid_spec(body: Mapping[str, Any], error: api.InvalidSpecError) -> JSON:
         body.get("status") or {},
         generation=body["metadata"].get("generation"),
         shown=None,
-        ready=("False", "InvalidSpec", message),
-        source=("False", "InvalidSpec", message),
+        ready=("False", Reason.INVALID_SPEC, message),
+        source=("False", Reason.INVALID_SPEC, message),
     )
 
 
@@ -247,9 +248,9 @@ def conclude(
     ready: Triple
     if conflicts:
         message = "; ".join(conflicts)
-        if previous_reason != "Conflict":
-            events.append(Event("Warning", "Conflict", message))
-        ready = ("False", "Conflict", message)
+        if previous_reason != Reason.CONFLICT:
+            events.append(Event("Warning", Reason.CONFLICT, message))
+        ready = ("False", Reason.CONFLICT, message)
         written = [str(a) for a in old.get("addresses") or []]
     elif plan.verdict.refused:
         serving = f"serving {', '.join(written)}" if written else "nothing is served"

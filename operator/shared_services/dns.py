@@ -43,12 +43,6 @@ IPAddress: TypeAlias = api.IPAddress
 
 DEFAULT_PORT: Final = 53
 
-# RFC 1035 limits, counted on the text form without the final dot.
-_MAX_NAME_LENGTH: Final = 253
-_MAX_LABEL_LENGTH: Final = 63
-# Underscores are not valid in host names (RFC 1123), yet DNS serves them and real internal
-# names use them; rejecting a name that resolves everywhere else would help nobody.
-_LABEL_CHARACTERS: Final = re.compile(r"[A-Za-z0-9_-]+")
 # Beyond this the doubling would overflow a float long after reaching any sane maximum.
 _MAX_BACKOFF_EXPONENT: Final = 32
 
@@ -85,64 +79,8 @@ class _Lookup:
 
 
 def hostname_problem(hostname: str) -> str | None:
-    """Say why a hostname cannot be looked up, or return None when it can.
-
-    A malformed name would otherwise reach the DNS servers, or fail inside dnspython with a
-    message about wire formats; checking first gives the author of the import an error that
-    points at the character or label to fix. The API models can reuse this check.
-    """
-    if not hostname:
-        return "the hostname is empty"
-    if _is_ip(hostname):
-        return f"{hostname!r} is an IP address, not a hostname"
-    problem = _name_problem(hostname)
-    if problem is None:
-        return None
-    return f"{hostname!r} is not a valid hostname: {problem}"
-
-
-def _name_problem(hostname: str) -> str | None:
-    """Say what makes a name that is not an IP address malformed, or return None."""
-    if not hostname.isascii():
-        return (
-            "only ASCII letters, digits, '-' and '_' are allowed; "
-            "write an internationalized name in its xn-- form"
-        )
-    name = hostname.removesuffix(".")
-    if len(name) > _MAX_NAME_LENGTH:
-        return f"it is {len(name)} characters long, at most {_MAX_NAME_LENGTH} are allowed"
-    labels = name.split(".")
-    for label in labels:
-        problem = _label_problem(label)
-        if problem is not None:
-            return problem
-    if labels[-1].isdigit():
-        return f"its last label {labels[-1]!r} is all digits, and no top-level domain is"
-    return None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _label_problem(label: str) -> str | None:
-    """Say what is wrong with one label of a hostname, or return None."""
-    if not label:
-        return "it has an empty label (a leading dot or two dots in a row)"
-    if len(label) > _MAX_LABEL_LENGTH:
-        return (
-            f"the label {label[:20]!r}... is {len(label)} characters long, "
-            f"at most {_MAX_LABEL_LENGTH} are allowed"
-        )
-    if _LABEL_CHARACTERS.fullmatch(label) is None:
-        return f"the label {label!r} may hold only letters, digits, '-' and '_'"
-    if label.startswith("-") or label.endswith("-"):
-        return f"the label {label!r} may not start or end with '-'"
-    return None
+    """Say why a hostname cannot be looked up, or return None when it can: the one rule."""
+    return api.hostname_problem(hostname)
 
 
 def parse_nameservers(value: str) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ import urllib3
 from kubernetes import client as k8s
 
 from shared_services import destinations, metrics
+from shared_services.advice import Reason
 from shared_services.api import JSON
 from shared_services.version import FIELD_MANAGER, USER_AGENT
 
@@ -136,7 +137,7 @@ class TooManyRequests(KubeError):
 
 
 # The reason of an answer that came whole but is not the API's: not JSON, or not an object.
-INVALID_RESPONSE: Final = "InvalidResponse"
+INVALID_RESPONSE: Final = Reason.INVALID_RESPONSE
 
 
 class Fenced(KubeError):

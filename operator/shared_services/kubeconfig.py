@@ -58,8 +58,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-INSECURE: Final = "InsecureKubeconfig"
-INVALID: Final = "KubeconfigInvalid"
+from shared_services.advice import Reason
+
+INSECURE: Final = Reason.INSECURE_KUBECONFIG
+INVALID: Final = Reason.KUBECONFIG_INVALID
 
 # A kubeconfig with a CA and a client certificate is a few KiB; a Secret holds at most 1 MiB.
 MAX_BYTES: Final = 256 * 1024

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeGuard, get_args
 
 from shared_services import api, builders
+from shared_services.advice import Reason
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -75,8 +76,8 @@ Rule = Literal[
 ]
 
 # The reasons of the import's Ready condition that this module's answers lead to.
-ADDRESS_NOT_ALLOWED = "AddressNotAllowed"
-SOURCE_NOT_ALLOWED = "SourceNotAllowed"
+ADDRESS_NOT_ALLOWED = Reason.ADDRESS_NOT_ALLOWED
+SOURCE_NOT_ALLOWED = Reason.SOURCE_NOT_ALLOWED
 
 ALLOWED_FLAG = "--allowed-cidrs"
 DENIED_FLAG = "--denied-cidrs"
@@ -89,7 +90,7 @@ METADATA_FLAG = "--allow-metadata-services"
 REMOTE_SERVERS_FLAG = "--remote-server-cidrs"
 # The reason of a RemoteCluster's condition when its server (or sign-in endpoint) is in a
 # place the operator may not connect to.
-SERVER_NOT_ALLOWED = "ServerNotAllowed"
+SERVER_NOT_ALLOWED = Reason.SERVER_NOT_ALLOWED
 
 # The longest textual address (IPv6 with an IPv4 tail) is 45 characters, a CIDR 49; a
 # longer string is garbage and not worth handing to the parser.

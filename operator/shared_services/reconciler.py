@@ -17,6 +17,7 @@ import logging
 from typing import Final
 
 from shared_services import api, builders, decide, metrics, resolve, status, views
+from shared_services.advice import Reason
 from shared_services.api import JSON, ImportKey
 from shared_services.decide import DONE, Plan, Result, Serving
 from shared_services.informer import InformerGroup
@@ -368,7 +369,7 @@ class ImportReconciler:
             generation=body["metadata"].get("generation"),
             shown=plan.shown,
             source=plan.source,
-            reason="WriteRejected",
+            reason=Reason.WRITE_REJECTED,
             message=message,
         )
         await self.recorder.import_status(record, body, refused)

@@ -39,6 +39,7 @@ from typing import Literal
 from kubernetes import client as k8s
 
 from shared_services import api, conditions, kubeconfig, signin, views
+from shared_services.advice import Reason
 from shared_services.api import JSON
 from shared_services.destinations import Destinations, guard, origin
 from shared_services.informer import Informer
@@ -70,10 +71,10 @@ _CONNECT_BACKOFF_MAX = 60.0
 # A real gitVersion is some 10 to 30 characters ("v1.30.1+vmware.1-fips.1"); whatever a
 # server names goes into the status and the Connected message, so it is kept to this.
 MAX_SERVER_VERSION = 64
-TOO_MANY_REMOTE_NAMESPACES = "TooManyRemoteNamespaces"
-NOT_EXPORTED = "NotExported"
+TOO_MANY_REMOTE_NAMESPACES = Reason.TOO_MANY_REMOTE_NAMESPACES
+NOT_EXPORTED = Reason.NOT_EXPORTED
 # Said when a loop meets what no branch expects: the details are in the log.
-INTERNAL_ERROR = "InternalError"
+INTERNAL_ERROR = Reason.INTERNAL_ERROR
 _INTERNAL_MESSAGE = "the operator failed to connect; its log says why, and it tries again"
 
 
@@ -106,7 +107,7 @@ class Connection:
     name: str
     spec: api.RemoteClusterSpec
     state: ConnectionState = "Pending"
-    reason: str = "Connecting"
+    reason: str = Reason.CONNECTING
     message: str = "connecting"
     server_version: str | None = None
     connected_at: str | None = None
@@ -280,13 +281,16 @@ def _describe_failure(error: KubeError) -> tuple[str, str]:
     if error.reason in (INVALID_RESPONSE, SERVER_NOT_ALLOWED, *signin.REASONS):
         return error.reason, error.message
     if isinstance(error, Unauthorized):
-        return "Unauthorized", "the credentials were rejected (401)"
+        return Reason.UNAUTHORIZED, "the credentials were rejected (401)"
     if isinstance(error, Forbidden):
-        return "Forbidden", f"the credentials lack permission: {error.message}"
+        return Reason.FORBIDDEN, f"the credentials lack permission: {error.message}"
     text = error.message
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return "TLSUntrusted", "the server's certificate is not trusted by the kubeconfig's CA"
-    return "Unreachable", text
+        return (
+            Reason.TLS_UNTRUSTED,
+            "the server's certificate is not trusted by the kubeconfig's CA",
+        )
+    return Reason.UNREACHABLE, text
 
 
 class Connector:
@@ -379,7 +383,7 @@ class Connector:
         except KubeError as error:
             kube.close()
             reason, message = _describe_failure(error)
-            if reason in ("Unauthorized", "Forbidden", signin.REJECTED):
+            if reason in (Reason.UNAUTHORIZED, Reason.FORBIDDEN, signin.REJECTED):
                 await self._revoke(connection)
             self._failed(connection, reason, message)
             # A refused password is not tried again before the Secret changes: vCenter
@@ -395,7 +399,7 @@ class Connector:
         connection.kube = kube
         connection.fingerprint = fingerprint
         connection.state = "Connected"
-        connection.reason = "Connected"
+        connection.reason = Reason.CONNECTED
         connection.server_version = server_version(version)
         connection.message = f"connected to {kube.origin}, Kubernetes {connection.server_version}"
         connection.connected_at = conditions.now()
@@ -462,7 +466,7 @@ class Connector:
             return False
         if connection.kube is kube and connection.state == "Failed":
             connection.state = "Connected"
-            connection.reason = "Connected"
+            connection.reason = Reason.CONNECTED
             connection.message = (
                 f"connected to {kube.origin}, Kubernetes {connection.server_version}"
             )
@@ -641,11 +645,11 @@ class RemoteRegistry:
         connection = self.clusters.get(cluster)
         if connection is None:
             message = f"RemoteCluster {cluster!r} does not exist"
-            return RemoteLookup.unknown("RemoteClusterNotFound", message)
+            return RemoteLookup.unknown(Reason.REMOTE_CLUSTER_NOT_FOUND, message)
         informer = connection.informers.get(namespace)
         unwatched = self._unwatched(connection, namespace, informer)
         if unwatched is not None or informer is None:
-            return unwatched or RemoteLookup.unknown("Connecting", "not watched yet")
+            return unwatched or RemoteLookup.unknown(Reason.CONNECTING, "not watched yet")
         service = informer.get(f"{namespace}/{name}")
         if service is not None:
             return RemoteLookup(known=True, service=service, reason="Found", message="")
@@ -658,7 +662,7 @@ class RemoteRegistry:
                 "it, or it does not exist",
             )
         return RemoteLookup.absent(
-            "RemoteServiceNotFound",
+            Reason.REMOTE_SERVICE_NOT_FOUND,
             f"Service {namespace}/{name} not found on RemoteCluster {cluster!r}",
         )
 
@@ -667,11 +671,11 @@ class RemoteRegistry:
         connection = self.clusters.get(cluster)
         if connection is None:
             message = f"RemoteCluster {cluster!r} does not exist"
-            return RemoteLookup.unknown("RemoteClusterNotFound", message)
+            return RemoteLookup.unknown(Reason.REMOTE_CLUSTER_NOT_FOUND, message)
         informer = connection.informers.get(namespace)
         unwatched = self._unwatched(connection, namespace, informer)
         if unwatched is not None or informer is None:
-            return unwatched or RemoteLookup.unknown("Connecting", "not watched yet")
+            return unwatched or RemoteLookup.unknown(Reason.CONNECTING, "not watched yet")
         return list(informer.cache.values())
 
     def _unwatched(
@@ -687,16 +691,18 @@ class RemoteRegistry:
                 "is not watched",
             )
         if namespace not in connection.namespaces:
-            return RemoteLookup.unknown("Connecting", "not watched yet")
+            return RemoteLookup.unknown(Reason.CONNECTING, "not watched yet")
         if connection.state != "Connected" or informer is None:
-            reason = "RemoteUnavailable" if connection.state == "Failed" else "Connecting"
+            reason = (
+                Reason.REMOTE_UNAVAILABLE if connection.state == "Failed" else Reason.CONNECTING
+            )
             return RemoteLookup.unknown(reason, f"RemoteCluster {cluster!r}: {connection.message}")
         if informer.synced.is_set():
             return None
         if informer.error:
             message = f"watching Services in {cluster}/{namespace}: {informer.error}"
-            return RemoteLookup.unknown("RemoteUnavailable", message)
-        return RemoteLookup.unknown("Connecting", "listing remote Services")
+            return RemoteLookup.unknown(Reason.REMOTE_UNAVAILABLE, message)
+        return RemoteLookup.unknown(Reason.CONNECTING, "listing remote Services")
 
     def watch_counts(self) -> dict[str, tuple[int, int]]:
         """Per cluster: (watches up, watches down), for the metrics."""
@@ -776,13 +782,13 @@ def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> SecretC
     secret = secrets.get(ref.name)
     if secret is None:
         raise CredentialsError(
-            "SecretNotFound",
+            Reason.SECRET_NOT_FOUND,
             f"Secret {ref.name!r} not found in the operator's namespace {secrets.namespace!r}",
         )
     data = secret.get("data") or {}
     if ref.key not in data:
         raise CredentialsError(
-            "SecretKeyMissing",
+            Reason.SECRET_KEY_MISSING,
             f"Secret {ref.name!r} has no key {ref.key!r}",
         )
     raw = base64.b64decode(data[ref.key])
@@ -793,7 +799,7 @@ def _read_secret(secrets: SecretWatches, spec: api.RemoteClusterSpec) -> SecretC
         held = secrets.get(name)
         if held is None:
             raise CredentialsError(
-                "SecretNotFound",
+                Reason.SECRET_NOT_FOUND,
                 f"Secret {name!r} not found in the operator's namespace {secrets.namespace!r}",
             )
         fields = held.get("data") or {}

@@ -13,16 +13,17 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from shared_services import api, builders, policy
+from shared_services.advice import Reason
 from shared_services.api import JSON
 
 if TYPE_CHECKING:  # a type only: resolving talks to no server
     from shared_services.dns import Resolution
 
 # Reasons that mean "not known yet, ask again when it arrives", not "known to be wrong".
-PENDING: frozenset[str] = frozenset({"Connecting", "Resolving"})
+PENDING: frozenset[str] = frozenset({Reason.CONNECTING, Reason.RESOLVING})
 # Reasons that mean the RemoteCluster an import names is gone: deleted, or its spec no
 # longer valid. Unlike an outage or refused credentials, nothing says that it comes back.
-GONE: frozenset[str] = frozenset({"RemoteClusterNotFound", "InvalidRemoteCluster"})
+GONE: frozenset[str] = frozenset({Reason.REMOTE_CLUSTER_NOT_FOUND, Reason.INVALID_REMOTE_CLUSTER})
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def resolve(
         return Resolved(SourceState(False, policy.SOURCE_NOT_ALLOWED, refusal, addresses=()))
     if source.addresses is not None:
         addresses = tuple(api.canonical_address(a) for a in source.addresses)
-        return Resolved(SourceState(True, "Resolved", "fixed addresses", addresses=addresses))
+        return Resolved(SourceState(True, Reason.RESOLVED, "fixed addresses", addresses=addresses))
     if source.hostname is not None:
         found = _from_hostname(source.hostname, lookups.hostname(source.hostname))
         return Resolved(found, Dependencies(hostnames=frozenset({source.hostname})))
@@ -164,23 +165,25 @@ def _from_remote(namespace: str, remote: api.RemoteServiceRef, lookups: Lookups)
     read = Dependencies(cluster=cluster)
     if not lookups.cluster_exists(cluster):
         message = f"RemoteCluster {cluster!r} does not exist"
-        return Resolved(SourceState(False, "RemoteClusterNotFound", message), read)
+        return Resolved(SourceState(False, Reason.REMOTE_CLUSTER_NOT_FOUND, message), read)
     spec = lookups.cluster_spec(cluster)
     if spec is None:
         message = f"RemoteCluster {cluster!r} is invalid"
-        return Resolved(SourceState(False, "InvalidRemoteCluster", message), read)
+        return Resolved(SourceState(False, Reason.INVALID_REMOTE_CLUSTER, message), read)
     if not spec.allows_namespace(namespace):
         message = (
             f"RemoteCluster {cluster!r} does not allow imports from namespace "
             f"{namespace!r} (spec.allowedNamespaces)"
         )
-        return Resolved(SourceState(False, "NamespaceDenied", message, addresses=()), read)
+        return Resolved(SourceState(False, Reason.NAMESPACE_DENIED, message, addresses=()), read)
     if not spec.allows_remote_namespace(remote.namespace):
         message = (
             f"RemoteCluster {cluster!r} does not allow importing from remote "
             f"namespace {remote.namespace!r} (spec.allowedRemoteNamespaces)"
         )
-        return Resolved(SourceState(False, "RemoteNamespaceDenied", message, addresses=()), read)
+        return Resolved(
+            SourceState(False, Reason.REMOTE_NAMESPACE_DENIED, message, addresses=()), read
+        )
     read = Dependencies(cluster=cluster, remote=(cluster, remote.namespace, remote.name))
     lookup = lookups.remote_service(cluster, remote.namespace, remote.name)
     if not lookup.known:
@@ -196,7 +199,7 @@ def _from_remote(namespace: str, remote: api.RemoteServiceRef, lookups: Lookups)
             f"{where} is of type {kind!r}, not LoadBalancer: it has no address reachable from here"
         )
         return Resolved(
-            SourceState(False, "NotLoadBalancer", message, addresses=(), ports=ports), read
+            SourceState(False, Reason.NOT_LOAD_BALANCER, message, addresses=(), ports=ports), read
         )
     return _from_ingress(service, where=where, ports=ports, read=read, lookups=lookups)
 
@@ -227,27 +230,29 @@ def _from_ingress(
     )
     if not addresses:
         if unknown:
-            source = SourceState(False, "HostnameUnresolved", "; ".join(problems), ports=ports)
+            source = SourceState(
+                False, Reason.HOSTNAME_UNRESOLVED, "; ".join(problems), ports=ports
+            )
             return Resolved(source, read)
-        reason = "IngressInvalid" if ingress.rejected else "NoIngress"
+        reason = Reason.INGRESS_INVALID if ingress.rejected else Reason.NO_INGRESS
         message = "; ".join(problems) or f"{where} has no load-balancer ingress address yet"
         return Resolved(SourceState(False, reason, message, addresses=(), ports=ports), read)
     message = f"{where}: {', '.join(addresses)}"
     if problems:
         message += f" ({'; '.join(problems)})"
     return Resolved(
-        SourceState(True, "Resolved", message, addresses=tuple(addresses), ports=ports), read
+        SourceState(True, Reason.RESOLVED, message, addresses=tuple(addresses), ports=ports), read
     )
 
 
 def _from_hostname(hostname: str, resolution: Resolution | None) -> SourceState:
     if resolution is None:
-        return SourceState(False, "Resolving", f"resolving {hostname}")
+        return SourceState(False, Reason.RESOLVING, f"resolving {hostname}")
     if resolution.error is not None:
-        return SourceState(False, "HostnameUnresolved", resolution.error)
+        return SourceState(False, Reason.HOSTNAME_UNRESOLVED, resolution.error)
     return SourceState(
         True,
-        "Resolved",
+        Reason.RESOLVED,
         f"{hostname}: {', '.join(resolution.addresses)}",
         addresses=resolution.addresses,
     )

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import urllib3
 
 from shared_services import metrics
+from shared_services.advice import Reason
 from shared_services.destinations import Destinations, Refused, guard, origin
 from shared_services.kube import KubeError
 from shared_services.version import USER_AGENT
@@ -48,11 +49,11 @@ from shared_services.version import USER_AGENT
 log = logging.getLogger(__name__)
 
 # The reasons of a RemoteCluster's Connected condition that a failed sign-in leads to.
-REJECTED = "SignInRejected"
-UNREACHABLE = "SignInUnreachable"
-FAILED = "SignInFailed"
-UNTRUSTED = "TLSUntrusted"
-CREDENTIALS_INVALID = "SignInCredentialsInvalid"
+REJECTED = Reason.SIGN_IN_REJECTED
+UNREACHABLE = Reason.SIGN_IN_UNREACHABLE
+FAILED = Reason.SIGN_IN_FAILED
+UNTRUSTED = Reason.TLS_UNTRUSTED
+CREDENTIALS_INVALID = Reason.SIGN_IN_CREDENTIALS_INVALID
 REASONS = (REJECTED, UNREACHABLE, FAILED, UNTRUSTED, CREDENTIALS_INVALID)
 
 RENEW_AT = 0.8  # of the token's lifetime
@@ -238,7 +239,7 @@ class Session:
             )
             current.renew_at = current.usable_until = 0.0
             self._error = SignInError(
-                "Unauthorized",
+                Reason.UNAUTHORIZED,
                 f"the API server refused the session of {self.where} (401); signing in again",
             )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared_services import advice, api, conditions
+from shared_services.advice import Reason
 from shared_services.api import JSON
 from shared_services.resolve import SourceState
 
@@ -158,11 +159,15 @@ def _through(model: type[api.ImportStatus | api.RemoteClusterStatus], raw: JSON)
 def ready(source: SourceState, written: list[str], service_name: str) -> Triple:
     """The Ready condition after a write without conflicts."""
     if not written:
-        reason = source.reason if not source.ok else "NoAddresses"
+        reason = source.reason if not source.ok else Reason.NO_ADDRESSES
         return ("False", reason, source.message or "the source has no addresses")
     if not source.ok and source.addresses is None:
-        return ("True", "LastKnownAddresses", f"serving the last known addresses; {source.message}")
-    return ("True", "Synced", f"Service {service_name} points at {', '.join(written)}")
+        return (
+            "True",
+            Reason.LAST_KNOWN_ADDRESSES,
+            f"serving the last known addresses; {source.message}",
+        )
+    return ("True", Reason.SYNCED, f"Service {service_name} points at {', '.join(written)}")
 
 
 def source_condition(source: SourceState) -> Triple:

@@ -17,7 +17,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from shared_services import api
+from shared_services import api, builders, dns
 from specs import (
     BAD_IMPORT_SPECS,
     BAD_REMOTE_CLUSTER_SPECS,
@@ -543,8 +543,63 @@ def test_hostname_rule_matches_dns_exhaustively() -> None:
             accepted = True
         except pydantic.ValidationError:
             accepted = False
-        # An IP address in "hostname" is refused with a pointer to "addresses".
-        assert accepted == (_k8s_hostname_ok(name) and not _is_ip(name)), name
+        # An IP address in "hostname" is refused with a pointer to "addresses"; a name whose
+        # last label is all digits is refused too (no top-level domain is).
+        numeric = name.rstrip(".").rsplit(".", 1)[-1].isdigit()
+        expected = _k8s_hostname_ok(name) and not _is_ip(name) and not numeric
+        assert accepted == expected, name
+
+
+TRICKY_HOSTNAMES = [
+    ("db.example.test", True),
+    ("db.example.test.", True),
+    ("DB.Example.Test", True),  # DNS ignores case; a spec spells it in lowercase
+    ("_service.example.test", False),
+    ("db_1.example.test", False),
+    ("a" * 63 + ".test", True),
+    ("a" * 64 + ".test", False),
+    (".".join(["a" * 63] * 3 + ["a" * 61]), True),  # 253 characters
+    (".".join(["a" * 63] * 3 + ["a" * 62]), False),  # 254
+    ("-db.example.test", False),
+    ("db-.example.test", False),
+    ("xn--bcher-kva.example.test", True),
+    ("bücher.example.test", False),
+    ("10.example.test", True),
+    ("db.example.123", False),
+    ("db..example.test", False),
+    (".example.test", False),
+    ("192.0.2.10", False),
+    ("2001:db8::1", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("name", "valid"), TRICKY_HOSTNAMES)
+def test_the_three_hostname_checks_are_one_rule(name: str, valid: bool) -> None:
+    """The spec's schema, the ingress canonicaliser and the resolver agree on every name."""
+    assert (api.hostname_problem(name) is None) == valid
+    assert (dns.hostname_problem(name) is None) == valid
+    try:
+        builders.canonical_hostname(name)
+        canonical = True
+    except ValueError:
+        canonical = False
+    assert canonical == valid
+    if name == name.lower():  # the CRD's pattern and the model take names in lowercase
+        try:
+            pydantic.TypeAdapter(api.Hostname).validate_python(name)
+            modelled = True
+        except pydantic.ValidationError:
+            modelled = False
+        assert modelled == valid
+        # What the API server checks: the pattern, the length and the two CEL rules.
+        crd = (
+            re.fullmatch(api.HOSTNAME_PATTERN, name) is not None
+            and len(name) <= 253
+            and not _is_ip(name)
+            and re.search(api.NUMERIC_LAST_LABEL_PATTERN, name) is None
+        )
+        assert crd == valid
 
 
 # --- statuses --------------------------------------------------------------------------------

@@ -859,7 +859,7 @@ HUGE = "1" * 10240
         (with_ingress([{"ip": ["192.0.2.1"]}]), ["not a string but list"]),
         (with_ingress([{"ip": {"nested": {"deeper": [1, 2, 3]}}}]), ["not a string but dict"]),
         (with_ingress([{"ip": HUGE}]), ["too long"]),
-        (with_ingress([{"hostname": HUGE}]), ["length"]),
+        (with_ingress([{"hostname": HUGE}]), ["characters long"]),
         (with_ingress([{"ip": "192.0.2.300"}, {"ip": "010.0.0.1"}]), ["not an IP"] * 2),
         (with_ingress([{"ip": " 192.0.2.1"}, {"ip": "192.0.2.1\n"}]), ["not an IP"] * 2),
         (
@@ -874,7 +874,7 @@ HUGE = "1" * 10240
         (with_ingress([{"hostname": "127.0.0.1"}]), ["loopback"]),
         (
             with_ingress([{"hostname": h} for h in ("-lb.example", "lb_1.example", "a..b", ".")]),
-            ["DNS name"] * 4,
+            ["not a valid hostname"] * 4,
         ),
         (with_ingress([{"hostname": 5}, {"hostname": ["lb.example"]}]), ["not a string"] * 2),
     ],

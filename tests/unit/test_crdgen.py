@@ -446,7 +446,10 @@ def test_import_cel_rules_sit_beside_their_fields() -> None:
         api.NAMES_REQUIRED_MESSAGE,
         api.UNIQUE_NAMES_MESSAGE,
     ]
-    assert [r["message"] for r in _rule_at(".spec.source.hostname")] == [api.HOSTNAME_IS_IP_MESSAGE]
+    assert [r["message"] for r in _rule_at(".spec.source.hostname")] == [
+        api.HOSTNAME_IS_IP_MESSAGE,
+        api.NUMERIC_LAST_LABEL_MESSAGE,
+    ]
     assert [r["message"] for r in _rule_at(".spec.source.addresses")] == [
         api.DUPLICATE_ADDRESS_MESSAGE
     ]
