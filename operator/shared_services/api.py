@@ -257,7 +257,8 @@ HOSTNAME_IS_IP_MESSAGE = "is an IP address; list IP addresses under source.addre
 MAX_HOSTNAME = 253
 MAX_HOSTNAME_LABEL = 63
 _HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
-NUMERIC_LAST_LABEL_PATTERN = r"(^|\.)[0-9]+\.?$"
+# No backslash, which a CEL string would need doubled: [.] is a dot in both languages.
+NUMERIC_LAST_LABEL_PATTERN = r"(^|[.])[0-9]+[.]?$"
 NUMERIC_LAST_LABEL_MESSAGE = "its last label is all digits, and no top-level domain is"
 
 
