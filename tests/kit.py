@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 
 from harness.cluster import Cluster
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
+from harness.signin import SignInService, SsoUser
 from shared_services import crdgen
 from support import eventually
 
@@ -168,6 +169,40 @@ class Kit:
         )
         self.created_clusters.append(name)
         return name
+
+    def sso_remote_cluster(
+        self, signin: SignInService, user: SsoUser, *, name: str | None = None, **spec: Any
+    ) -> str:
+        """A RemoteCluster that signs in to the supervisor as ``user``; returns its name.
+
+        Its kubeconfig holds the server and its CA only, as on a vSphere Supervisor, and the
+        user's name and password are a basic-auth Secret ``<name>-sso`` beside it.
+        """
+        name = name or f"{self.namespace}-sso"
+        self.core.create_namespaced_secret(
+            OPERATOR_NAMESPACE,
+            {
+                "metadata": {"name": f"{name}-sso"},
+                "type": "kubernetes.io/basic-auth",
+                "data": {
+                    "username": base64.b64encode(user.name.encode()).decode(),
+                    "password": base64.b64encode(user.password.encode()).decode(),
+                },
+            },
+        )
+        config = self.supervisor.kubeconfig()
+        config.pop("users", None)
+        for context in config["contexts"]:
+            context["context"].pop("user", None)
+        return self.remote_cluster(
+            name=name,
+            kubeconfig=yaml.safe_dump(config, sort_keys=False),
+            vsphereSignIn={
+                "credentialsSecretRef": {"name": f"{name}-sso"},
+                "url": signin.login_url,
+            },
+            **spec,
+        )
 
     def delete_remote_cluster(self, name: str) -> None:
         """Delete a RemoteCluster made by :meth:`remote_cluster`, and its Secret."""

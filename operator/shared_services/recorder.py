@@ -62,19 +62,9 @@ class Recorder:
             log.warning("%s/%s: %s", *key, detail)
         if same:
             return
-        namespace, name = key
-        path = collection_path(
-            group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
-        )
-        try:
-            updated = await asyncio.to_thread(
-                self.kube.patch, f"{path}/{name}/status", {"status": new}
-            )
-        except NotFound:
-            return  # deleted meanwhile
-        metrics.STATUS_WRITES.labels(api.IMPORT_KIND).inc()
-        if key in self._imports:
-            self._imports[key] = slim(updated)
+        updated = await self._write_status(api.IMPORT_KIND, api.IMPORT_PLURAL, *key, new)
+        if updated is not None and key in self._imports:
+            self._imports[key] = updated
 
     async def cluster_status(self, name: str, report: status.ClusterReport) -> None:
         """Have the RemoteCluster's status say ``report``; raises KubeError to be retried."""
@@ -87,18 +77,10 @@ class Recorder:
         )
         if status.same(old, new):
             return
-        path = collection_path(
-            group=api.GROUP, version=api.VERSION, plural=api.REMOTE_CLUSTER_PLURAL, namespace=None
-        )
-        try:
-            updated = await asyncio.to_thread(
-                self.kube.patch, f"{path}/{name}/status", {"status": new}
-            )
-        except NotFound:
-            return  # deleted meanwhile
-        metrics.STATUS_WRITES.labels(api.REMOTE_CLUSTER_KIND).inc()
-        if name in self._clusters:
-            self._clusters[name] = slim(updated)
+        kind, plural = api.REMOTE_CLUSTER_KIND, api.REMOTE_CLUSTER_PLURAL
+        updated = await self._write_status(kind, plural, None, name, new)
+        if updated is not None and name in self._clusters:
+            self._clusters[name] = updated
 
     async def catalog_status(
         self, key: tuple[str, str], body: JSON, new: dict[str, Any]
@@ -106,9 +88,14 @@ class Recorder:
         """Have a catalog's status say ``new``; the object as written, or None if unchanged."""
         if status.same(body.get("status") or {}, new):
             return None
-        namespace, name = key
+        return await self._write_status(api.CATALOG_KIND, api.CATALOG_PLURAL, *key, new)
+
+    async def _write_status(
+        self, kind: str, plural: str, namespace: str | None, name: str, new: dict[str, Any]
+    ) -> JSON | None:
+        """Patch an object's status; the object as written, or None if it is gone."""
         path = collection_path(
-            group=api.GROUP, version=api.VERSION, plural=api.CATALOG_PLURAL, namespace=namespace
+            group=api.GROUP, version=api.VERSION, plural=plural, namespace=namespace
         )
         try:
             updated = await asyncio.to_thread(
@@ -116,7 +103,7 @@ class Recorder:
             )
         except NotFound:
             return None  # deleted meanwhile
-        metrics.STATUS_WRITES.labels(api.CATALOG_KIND).inc()
+        metrics.STATUS_WRITES.labels(kind).inc()
         return slim(updated)
 
     async def event(self, record: ImportRecord, body: JSON, event: Event) -> None:

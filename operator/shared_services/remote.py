@@ -642,14 +642,10 @@ class RemoteRegistry:
 
     def lookup(self, cluster: str, namespace: str, name: str) -> RemoteLookup:
         """The remote Service as last seen, and whether that view is current."""
-        connection = self.clusters.get(cluster)
-        if connection is None:
-            message = f"RemoteCluster {cluster!r} does not exist"
-            return RemoteLookup.unknown(Reason.REMOTE_CLUSTER_NOT_FOUND, message)
-        informer = connection.informers.get(namespace)
-        unwatched = self._unwatched(connection, namespace, informer)
-        if unwatched is not None or informer is None:
-            return unwatched or RemoteLookup.unknown(Reason.CONNECTING, "not watched yet")
+        watched = self._watched(cluster, namespace)
+        if isinstance(watched, RemoteLookup):
+            return watched
+        connection, informer = watched
         service = informer.get(f"{namespace}/{name}")
         if service is not None:
             return RemoteLookup(known=True, service=service, reason="Found", message="")
@@ -668,6 +664,13 @@ class RemoteRegistry:
 
     def services(self, cluster: str, namespace: str) -> list[JSON] | RemoteLookup:
         """Every Service of the namespace as last seen; why not, when that is not known."""
+        watched = self._watched(cluster, namespace)
+        if isinstance(watched, RemoteLookup):
+            return watched
+        return list(watched[1].cache.values())
+
+    def _watched(self, cluster: str, namespace: str) -> tuple[Connection, Informer] | RemoteLookup:
+        """The connection and the namespace's listed watch; why not, when there is none."""
         connection = self.clusters.get(cluster)
         if connection is None:
             message = f"RemoteCluster {cluster!r} does not exist"
@@ -676,7 +679,7 @@ class RemoteRegistry:
         unwatched = self._unwatched(connection, namespace, informer)
         if unwatched is not None or informer is None:
             return unwatched or RemoteLookup.unknown(Reason.CONNECTING, "not watched yet")
-        return list(informer.cache.values())
+        return connection, informer
 
     def _unwatched(
         self, connection: Connection, namespace: str, informer: Informer | None

@@ -15,7 +15,6 @@ an SSO user, whose requests the supervisor's audit log records):
 
 from __future__ import annotations
 
-import base64
 from urllib.parse import parse_qs, urlsplit
 
 from harness.cluster import Cluster
@@ -27,28 +26,6 @@ from support import eventually
 EXPORTED = {"sharedservices.io/export": "true"}
 SELECTOR = "sharedservices.io/export=true"
 UNEXPORTED = 30
-
-
-def _sso_remote(kit: Kit, signin: SignInService, user: SsoUser, **spec: object) -> str:
-    """A RemoteCluster that signs in to the supervisor as ``user``."""
-    name = f"{kit.namespace}-export"
-    secret = f"{name}-sso"
-    kit.core.create_namespaced_secret(
-        OPERATOR_NAMESPACE,
-        {
-            "metadata": {"name": secret},
-            "type": "kubernetes.io/basic-auth",
-            "data": {
-                "username": base64.b64encode(user.name.encode()).decode(),
-                "password": base64.b64encode(user.password.encode()).decode(),
-            },
-        },
-    )
-    return kit.remote_cluster(
-        name=name,
-        vsphereSignIn={"credentialsSecretRef": {"name": secret}, "url": signin.login_url},
-        **spec,
-    )
 
 
 def _label(kit: Kit, name: str, labels: dict[str, str | None]) -> None:
@@ -77,7 +54,9 @@ def test_only_exported_services_are_imported_or_sent(
                 "spec": {"type": "LoadBalancer", "ports": [{"port": 80 + index}]},
             },
         )
-    cluster = _sso_remote(kit, signin, sso_user, requireExport=True)
+    cluster = kit.sso_remote_cluster(
+        signin, sso_user, name=f"{kit.namespace}-export", requireExport=True
+    )
     try:
         _import(kit, "shared", cluster)
         _import(kit, "private", cluster)
@@ -109,7 +88,7 @@ def test_only_exported_services_are_imported_or_sent(
         )
     finally:
         kit.cleanup()
-        kit.core.delete_namespaced_secret(f"{kit.namespace}-export-sso", OPERATOR_NAMESPACE)
+        kit.core.delete_namespaced_secret(f"{cluster}-sso", OPERATOR_NAMESPACE)
 
     # Every list and watch of Services it made there asked for exported ones only.
     path = f"/api/v1/namespaces/{kit.namespace}/services"

@@ -20,7 +20,6 @@ policy is also accepted by the workload cluster's API server (a dry run).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ipaddress
 import json
@@ -35,7 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 
 from deploykit import CHART, Helm, find, write_values
@@ -413,36 +411,6 @@ def _port(url: str) -> int:
     return port
 
 
-def _server_only(supervisor: Cluster) -> str:
-    """The supervisor's kubeconfig without any user: the server and its CA."""
-    config = supervisor.kubeconfig()
-    config.pop("users", None)
-    for context in config["contexts"]:
-        context["context"].pop("user", None)
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def _sso_remote(kit: Kit, signin: SignInService, user: SsoUser) -> str:
-    """A RemoteCluster that signs in to the supervisor as ``user``, at the sign-in service."""
-    name = f"{kit.namespace}-sso"
-    kit.core.create_namespaced_secret(
-        OPERATOR_NAMESPACE,
-        {
-            "metadata": {"name": f"{name}-sso"},
-            "type": "kubernetes.io/basic-auth",
-            "data": {
-                "username": base64.b64encode(user.name.encode()).decode(),
-                "password": base64.b64encode(user.password.encode()).decode(),
-            },
-        },
-    )
-    return kit.remote_cluster(
-        name=name,
-        kubeconfig=_server_only(kit.supervisor),
-        vsphereSignIn={"credentialsSecretRef": {"name": f"{name}-sso"}, "url": signin.login_url},
-    )
-
-
 def _delete_secret(kit: Kit, name: str) -> None:
     try:
         kit.core.delete_namespaced_secret(name, OPERATOR_NAMESPACE)
@@ -499,7 +467,7 @@ def run(
         assert process.process is not None
         with SocketSampler(process.process.pid) as kernel:
             process.wait_ready()
-            cluster = _sso_remote(kit, signin, sso_user)
+            cluster = kit.sso_remote_cluster(signin, sso_user)
             vip = kit.load_balancer("db")
             kit.create_import(
                 "db",

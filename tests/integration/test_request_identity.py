@@ -19,7 +19,6 @@ A watch is audited when it ends, so the logs are read once the operator has stop
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import secrets
 from collections.abc import Iterator
@@ -124,36 +123,6 @@ def audited(
         operator.start()
 
 
-def _server_only(supervisor: Cluster) -> str:
-    """The supervisor's kubeconfig without any user: the server and its CA."""
-    config = supervisor.kubeconfig()
-    config.pop("users", None)
-    for context in config["contexts"]:
-        context["context"].pop("user", None)
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def _sso_remote(kit: Kit, signin: SignInService, user: SsoUser) -> str:
-    """A RemoteCluster that signs in to the supervisor as ``user``."""
-    name = f"{kit.namespace}-sso"
-    kit.core.create_namespaced_secret(
-        OPERATOR_NAMESPACE,
-        {
-            "metadata": {"name": f"{name}-sso"},
-            "type": "kubernetes.io/basic-auth",
-            "data": {
-                "username": base64.b64encode(user.name.encode()).decode(),
-                "password": base64.b64encode(user.password.encode()).decode(),
-            },
-        },
-    )
-    return kit.remote_cluster(
-        name=name,
-        kubeconfig=_server_only(kit.supervisor),
-        vsphereSignIn={"credentialsSecretRef": {"name": f"{name}-sso"}, "url": signin.login_url},
-    )
-
-
 def _said(requests: list[AuditedRequest]) -> list[str]:
     return [f"{r.verb} {r.uri} as {r.user_agent!r}" for r in requests]
 
@@ -201,7 +170,7 @@ def test_every_request_names_the_operator_and_every_write_its_field_manager(
     supervisor_audit = supervisor.audit
     assert supervisor_audit is not None
     try:
-        cluster = _sso_remote(kit, signin, sso_user)
+        cluster = kit.sso_remote_cluster(signin, sso_user)
         vip = kit.load_balancer("db")
         kit.create_import(
             "db",
