@@ -48,11 +48,14 @@ class ClusterReconciler:
         clusters: dict[str, JSON],
         on_change: Callable[[str], None],
         instance: str = "",
+        selector: Mapping[str, str] | None = None,
     ) -> None:
         self.kube = kube
         # This installation's name: a RemoteCluster whose status-writer annotation names
         # another is used, never reported on, so two releases do not both write its status.
         self.instance = instance
+        # The labels of the RemoteClusters this installation uses; the others are another's.
+        self.selector = dict(selector or {})
         self.remote = remote
         self.recorder = recorder
         self.clusters = clusters
@@ -67,7 +70,8 @@ class ClusterReconciler:
     async def fill(self) -> None:
         """Learn every RemoteCluster before the first sync; retried until allowed."""
         for item in await self.listing.until_allowed():
-            self.clusters[item["metadata"]["name"]] = item
+            if self.selects(item):
+                self.clusters[item["metadata"]["name"]] = item
 
     def start(self) -> None:
         """Apply every known cluster and start writing reports: the leader only."""
@@ -89,7 +93,8 @@ class ClusterReconciler:
     def event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A RemoteCluster was listed, added, changed or deleted."""
         name = str(body.get("metadata", {}).get("name"))
-        if event_type == "DELETED":
+        if event_type == "DELETED" or not self.selects(body):
+            # One whose labels no longer match is, to this installation, as good as deleted.
             self.clusters.pop(name, None)
             if self.active:
                 self.remote.remove(name)
@@ -97,6 +102,11 @@ class ClusterReconciler:
         self.clusters[name] = slim(dict(body.items()))
         if self.active:
             self._apply(name, body)
+
+    def selects(self, body: Mapping[str, Any]) -> bool:
+        """Whether this installation uses the RemoteCluster: its labels match the selector."""
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        return all(labels.get(key) == value for key, value in self.selector.items())
 
     def connection_changed(self, name: str) -> None:
         """The registry's connection to ``name`` changed state, or the cluster went."""

@@ -84,6 +84,7 @@ class Controller:
             clusters=clusters,
             on_change=self._cluster_changed,
             instance=settings.instance,
+            selector=settings.remote_cluster_selector,
         )
         self.catalogs = CatalogReconciler(
             kube=kube,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +88,8 @@ class Settings:
     # This installation's name (the chart's release full name): which RemoteClusters' status
     # it writes, where several installations use them.
     instance: str = ""
+    # The labels a RemoteCluster must carry for this installation to use it; none: every one.
+    remote_cluster_selector: Mapping[str, str] = field(default_factory=dict)
     # How long an import of a deleted or invalid RemoteCluster keeps its last known addresses.
     remote_gone_grace: float = 300.0
     # Whether imports in kube-system and in the operator's own namespace are served.
@@ -136,6 +138,7 @@ class Settings:
             renew_deadline=args.renew_deadline,
             retry_period=args.retry_period,
             instance=args.instance,
+            remote_cluster_selector=args.remote_cluster_selector,
             remote_gone_grace=args.remote_gone_grace,
             allow_system_namespaces=args.allow_system_namespaces,
             max_remote_namespaces=args.max_remote_namespaces,
@@ -318,6 +321,14 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         "INSTANCE; the chart uses the release's full name)",
     )
     parser.add_argument(
+        "--remote-cluster-selector",
+        type=_label_selector,
+        default=env.get("REMOTE_CLUSTER_SELECTOR", ""),
+        help="use only the RemoteClusters with these labels, key=value[,key=value...], "
+        "and leave the others to other installations: neither connect nor write their "
+        "status (env REMOTE_CLUSTER_SELECTOR; default: every RemoteCluster)",
+    )
+    parser.add_argument(
         "--remote-gone-grace",
         type=_seconds,
         # Long enough for a tool that replaces a RemoteCluster (Helm, Argo CD, kubectl
@@ -496,3 +507,15 @@ def _address_policy(
         )
     except ValueError as error:
         parser.error(f"{error} (or STATIC_SOURCE_NAMESPACES)")
+
+
+def _label_selector(text: str) -> dict[str, str]:
+    """Read ``key=value[,key=value...]``, the equality form of a label selector."""
+    selector: dict[str, str] = {}
+    for term in filter(None, (t.strip() for t in text.split(","))):
+        key, equals, value = term.partition("=")
+        if not equals or not key.strip():
+            msg = f"{term!r} is not key=value"
+            raise argparse.ArgumentTypeError(msg)
+        selector[key.strip()] = value.strip()
+    return selector

@@ -353,3 +353,14 @@ def test_nat64_prefixes_from_flags_or_the_environment(
     assert [str(n) for n in policy.nat64_prefixes] == ["64:ff9b:1:ab::/96", "2001:db8:64::/48"]
     flagged = Settings.parse(["--nat64-prefixes=64:ff9b:1:cd::/64"]).address_policy
     assert [str(n) for n in flagged.nat64_prefixes] == ["64:ff9b:1:cd::/64"]
+
+
+def test_the_remote_clusters_an_installation_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REMOTE_CLUSTER_SELECTOR", raising=False)
+    assert Settings.parse([]).remote_cluster_selector == {}
+    monkeypatch.setenv("REMOTE_CLUSTER_SELECTOR", "fleet=tkc-01, tier=gold")
+    assert Settings.parse([]).remote_cluster_selector == {"fleet": "tkc-01", "tier": "gold"}
+    flag = ["--remote-cluster-selector=fleet=tkc-02"]
+    assert Settings.parse(flag).remote_cluster_selector == {"fleet": "tkc-02"}
+    with pytest.raises(SystemExit):
+        Settings.parse(["--remote-cluster-selector=fleet"])
