@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -135,15 +138,24 @@ class Env:
         )
 
 
-def start_script(env: Env, name: str, *args: str) -> subprocess.Popen[str]:
-    """Start one of the benchmark's scripts (``floor``, ``baseline``, ...); wait until ready."""
-    log_path = env.directory / f"{name}.log"
+def start_script(
+    env: Env,
+    name: str,
+    *args: str,
+    remote_kubeconfig: Path | None = None,
+    log_name: str | None = None,
+) -> subprocess.Popen[str]:
+    """Start one of the benchmark's scripts (``floor``, ``baseline``, ...); wait until ready.
+
+    ``remote_kubeconfig`` replaces the supervisor's admin kubeconfig (another identity).
+    """
+    log_path = env.directory / f"{log_name or name}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
                 str(HERE / f"{name}.py"),
-                f"--remote-kubeconfig={env.remote_kubeconfig}",
+                f"--remote-kubeconfig={remote_kubeconfig or env.remote_kubeconfig}",
                 f"--local-kubeconfig={env.local_kubeconfig}",
                 *args,
             ],
@@ -165,6 +177,29 @@ def stop_script(process: subprocess.Popen[str]) -> None:
     process.wait()
     if process.stdout is not None:
         process.stdout.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds a process has used, user and system."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def apiserver_metric(cluster: Cluster, name: str, **labels: str) -> float:
+    """Sum of an API server metric's samples matching ``labels``."""
+    request = urllib.request.Request(
+        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.admin.token}"}
+    )
+    context = ssl.create_default_context(cadata=cluster.pki.ca_pem.decode())
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def _create(kube: Kube, path: str, body: dict[str, Any]) -> None:

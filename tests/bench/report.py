@@ -424,9 +424,87 @@ def write_report(results: Results, out: Path) -> str:
             "![scale](scale.png)",
             "",
         ]
+    if results.fleet:
+        lines += _fleet_section(results)
     text = "\n".join(lines)
     (out / "REPORT.md").write_text(text)
     return text
+
+
+def _ms(seconds: Sequence[float], q: float) -> float:
+    ordered = sorted(seconds)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index] * 1000
+
+
+def _fleet_table(results: Results) -> list[str]:
+    rows = []
+    for row in results.fleet:
+        p99, floor_p99 = _ms(row.operator_seconds, 99), _ms(row.floor_seconds, 99)
+        rows.append(
+            [
+                f"{row.clusters:,}",
+                f"{row.clusters * row.services:,}",
+                f"{row.ready_seconds:.1f}",
+                f"{row.supervisor_watches:.0f}",
+                f"{row.idle_cpu_ms_per_minute / row.clusters:.0f}",
+                f"{row.rss_mb / row.clusters:.2f}",
+                f"{row.bytes_per_move:,.0f}",
+                f"{row.bytes_per_move / row.clusters:,.0f}",
+                f"{_ms(row.operator_seconds, 50):.1f} / {p99:.1f}",
+                f"{_ms(row.floor_seconds, 50):.1f} / {floor_p99:.1f}",
+                f"{p99 / floor_p99:.2f}" if floor_p99 else "—",
+            ]
+        )
+    headers = [
+        "workload clusters",
+        "imports",
+        "all Ready after s",
+        "Service watches on the supervisor",
+        "supervisor CPU per cluster, idle, ms/min",
+        "supervisor memory per cluster MB",
+        "watch bytes per VIP move",
+        "of which per cluster",
+        "a move to every cluster, p50 / p99 ms",
+        "floor, p50 / p99 ms",
+        "p99 / floor p99",
+    ]
+    return _table(headers, rows, text_first=False)
+
+
+def _fleet_section(results: Results) -> list[str]:
+    settings = results.settings
+    alone = (
+        " Measured alone (`make bench BENCH_ARGS='--only fleet'`), after the other sections."
+        if settings.get("fleet_alone")
+        else ""
+    )
+    return [
+        "## A fleet on one supervisor",
+        "",
+        "Workload clusters importing one catalog of "
+        f"{settings.get('fleet_services', 20)} exported Services from one supervisor "
+        "(`tests/bench/fleet.py`). Each simulated cluster has its own operator process, its "
+        "own RemoteCluster (the others' left alone through `--remote-cluster-selector`), its "
+        "own ServiceAccount token on the supervisor, allowed to read the catalog's namespace "
+        "only, and one SharedServiceCatalog; the RemoteClusters require exports, so each "
+        "watch selects exported Services on the supervisor. The simulation shares what real "
+        "clusters would not: one workload API server and etcd take every cluster's writes, "
+        "the operators, both API servers and the floor share the machine's cores, and the "
+        "network is loopback. Watches from the supervisor's `apiserver_longrunning_requests` "
+        "(Services, WATCH) less those before the fleet started; CPU is the supervisor "
+        f"kube-apiserver's over {30:g} s of an idle fleet (a `/version` heartbeat per cluster "
+        "about every 20 s) less the same window before; memory its resident set less "
+        "before; bytes the growth of `apiserver_watch_events_sizes` (Services) per move. A "
+        f"move's time runs from the status patch until the {settings.get('fleet_moves', 20)} "
+        "moves' new VIP is in every cluster's EndpointSlice, by an independent watcher of "
+        "the workload API server; the floor is as many bare watch-and-patch loops "
+        "(`floor.py`), one per cluster with that cluster's identity, with the operators "
+        f"stopped.{alone}",
+        "",
+        *_fleet_table(results),
+        "",
+    ]
 
 
 def _no_floor(results: Results) -> str:

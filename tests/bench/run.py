@@ -25,11 +25,8 @@ import argparse
 import contextlib
 import ipaddress
 import json
-import os
-import ssl
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -37,7 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import burst_floor
-from bench.env import Env, environment, import_ref, remote_ref, start_script, stop_script
+from bench.env import (
+    Env,
+    apiserver_metric,
+    cpu_seconds,
+    environment,
+    import_ref,
+    remote_ref,
+    start_script,
+    stop_script,
+)
+from bench.fleet import Fleet, fleet
 from bench.observer import Key, Observer
 from bench.recovery import Recovery, recovery
 from bench.report import write_report
@@ -110,6 +117,8 @@ class Results:
     scale: list[Scale] = field(default_factory=list)
     burst: Burst | None = None
     recovery: list[Recovery] = field(default_factory=list)
+    # Many workload clusters on one supervisor (``fleet.py``).
+    fleet: list[Fleet] = field(default_factory=list)
     # kube-proxy's own count and mean duration of rule syncs during the recovery moves.
     kube_proxy: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -287,11 +296,6 @@ def latency(
     return results, burst_result
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _vmhwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -299,29 +303,12 @@ def _vmhwm_mb(pid: int) -> float:
     return 0.0
 
 
-def _apiserver_metric(cluster: Cluster, name: str, **labels: str) -> float:
-    """Sum of an API server metric's samples matching ``labels``."""
-    request = urllib.request.Request(
-        f"{cluster.url}/metrics", headers={"Authorization": f"Bearer {cluster.admin.token}"}
-    )
-    context = ssl.create_default_context(cadata=cluster.pki.ca_pem.decode())
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def _server_seconds(cluster: Cluster, resource: str, verb: str) -> tuple[float, float]:
     """Total time the API server spent on (resource, verb) requests, and their number."""
     labels = {"resource": resource, "verb": verb}
     return (
-        _apiserver_metric(cluster, "apiserver_request_duration_seconds_sum", **labels),
-        _apiserver_metric(cluster, "apiserver_request_duration_seconds_count", **labels),
+        apiserver_metric(cluster, "apiserver_request_duration_seconds_sum", **labels),
+        apiserver_metric(cluster, "apiserver_request_duration_seconds_count", **labels),
     )
 
 
@@ -344,12 +331,12 @@ def _floor_start_up(size: int) -> tuple[float, float]:
     with _populated(size) as env:
         observer = Observer(env.local, endpoints=False).start()
         apiserver = env.workload.pids()["kube-apiserver"]
-        cpu = _cpu_seconds(apiserver)
+        cpu = cpu_seconds(apiserver)
         started = time.monotonic()
         floor = start_script(env, "scale_floor")
         try:
             ready = observer.all_ready(size, timeout=1800) - started
-            return ready, _cpu_seconds(apiserver) - cpu
+            return ready, cpu_seconds(apiserver) - cpu
         finally:
             stop_script(floor)
             observer.stop()
@@ -383,22 +370,22 @@ def scale(
             operator = env.operator(
                 "operator", *([f"--profile-memory={profile}"] if profile else [])
             )
-            others = _apiserver_metric(
+            others = apiserver_metric(
                 env.supervisor, "apiserver_longrunning_requests", resource="services", verb="WATCH"
             )
             apiserver = env.workload.pids()["kube-apiserver"]
-            apiserver_cpu = _cpu_seconds(apiserver)
+            apiserver_cpu = cpu_seconds(apiserver)
             service_creates = _server_seconds(env.workload, "services", "POST")
             started = time.monotonic()
             operator.start(wait=False)
             try:
                 ready = observer.all_ready(size, timeout=1800) - started
-                apiserver_cpu = _cpu_seconds(apiserver) - apiserver_cpu
+                apiserver_cpu = cpu_seconds(apiserver) - apiserver_cpu
                 service_create_ms = _mean_ms(
                     service_creates, _server_seconds(env.workload, "services", "POST")
                 )
                 assert operator.process is not None
-                cpu = _cpu_seconds(operator.process.pid)
+                cpu = cpu_seconds(operator.process.pid)
                 requests = sum(
                     v
                     for k, v in operator.metrics().items()
@@ -422,7 +409,7 @@ def scale(
                         remote_watches=operator.metric(
                             "shared_services_remote_watches", cluster="supervisor", state="up"
                         ),
-                        supervisor_service_watches=_apiserver_metric(
+                        supervisor_service_watches=apiserver_metric(
                             env.supervisor,
                             "apiserver_longrunning_requests",
                             resource="services",
@@ -458,6 +445,7 @@ def _load(path: Path) -> Results:
         scale=[Scale(**row) for row in saved.get("scale", [])],
         burst=Burst(**burst) if burst else None,
         recovery=[Recovery(**row) for row in saved.get("recovery", [])],
+        fleet=[Fleet(**row) for row in saved.get("fleet", [])],
         kube_proxy=saved.get("kube_proxy", {}),
         settings=saved.get("settings", {}),
     )
@@ -476,6 +464,30 @@ def _recover(results: Results, settings: dict[str, Any]) -> None:
         "syncs": found.kube_proxy_syncs,
         "sync_mean_ms": found.kube_proxy_sync_mean_ms,
     }
+
+
+def _fleet(settings: dict[str, Any]) -> list[Fleet]:
+    addresses = Addresses()
+    return fleet(
+        sizes=settings["fleet_sizes"],
+        services=settings["fleet_services"],
+        moves=settings["fleet_moves"],
+        addresses=iter(addresses.next, None),
+    )
+
+
+def _fleet_alone(args: argparse.Namespace, settings: dict[str, Any], began: float) -> int:
+    """Run the fleet scenario alone, into the results.json in ``--out``."""
+    saved = args.out / "results.json"
+    results = _load(saved) if saved.exists() else Results(settings=dict(settings))
+    results.fleet = _fleet(settings)
+    results.settings |= {k: v for k, v in settings.items() if k.startswith("fleet_")}
+    results.settings["fleet_seconds"] = round(time.monotonic() - began)
+    results.settings["fleet_alone"] = True
+    args.out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(asdict(results), indent=1) + "\n")
+    print(write_report(results, args.out))
+    return 0
 
 
 def _scale_alone(args: argparse.Namespace, settings: dict[str, Any], began: float) -> int:
@@ -510,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["recovery", "scale"],
+        choices=["recovery", "scale", "fleet"],
         help="run only this scenario and merge it into the results.json in --out",
     )
     parser.add_argument(
@@ -545,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
             "recovery_sizes": [1, 5],
             "recovery_moves": 3,
             "recovery_baseline_moves": 1,
+            "fleet_sizes": [2],
+            "fleet_services": 3,
+            "fleet_moves": 2,
         }
     else:
         settings = {
@@ -558,11 +573,16 @@ def main(argv: list[str] | None = None) -> int:
             "recovery_sizes": [1, 1000],
             "recovery_moves": 50,
             "recovery_baseline_moves": 10,
+            "fleet_sizes": [10, 25, 50],
+            "fleet_services": 20,
+            "fleet_moves": 20,
         }
     began = time.monotonic()
     saved = args.out / "results.json"
     if args.only == "scale":
         return _scale_alone(args, settings, began)
+    if args.only == "fleet":
+        return _fleet_alone(args, settings, began)
     if args.only:
         results = _load(saved) if saved.exists() else Results(settings=dict(settings))
         _recover(results, settings)
@@ -589,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     recovered = time.monotonic()
     _recover(results, settings)
     settings["recovery_seconds"] = round(time.monotonic() - recovered)
+    results.fleet = _fleet(settings)
     settings["total_seconds"] = round(time.monotonic() - began)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(asdict(results), indent=1) + "\n")

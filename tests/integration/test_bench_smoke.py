@@ -20,6 +20,7 @@ def test_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         "## Client-visible recovery after a VIP move",
         "## Burst",
         "## Scale",
+        "## A fleet on one supervisor",
     ):
         assert heading in report
     rows = [line for line in report.splitlines() if line.startswith("| operator |")]
@@ -43,6 +44,14 @@ def test_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert cells[7] == "4"
     assert cells[8] == "4"
     assert cells[10] == "0"
+    # A fleet of two clusters, each its own operator and identity, importing three Services:
+    # one Service watch each on the supervisor, and every move reached both.
+    fleet = next(line for line in report.splitlines() if line.startswith("| 2 | 6 |"))
+    cells = [cell.strip() for cell in fleet.strip("|").split("|")]
+    assert cells[3] == "2"
+    saved_fleet = json.loads((tmp_path / "results.json").read_text())["fleet"]
+    assert [len(row["operator_seconds"]) for row in saved_fleet] == [2]
+    assert [len(row["floor_seconds"]) for row in saved_fleet] == [2]
     assert (tmp_path / "latency.png").stat().st_size > 0
     assert (tmp_path / "scale.png").stat().st_size > 0
 
