@@ -43,7 +43,7 @@ format: install ## Format and autofix with ruff
 	uv run --frozen ruff check --fix operator tests
 
 typecheck: install ## Type-check the operator, the test harness and the benchmark with mypy --strict
-	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py
+	uv run --frozen mypy operator/shared_services tests/harness tests/bench tests/support.py tests/suite.py
 
 unit: install ## Run the unit tests: seconds, with no cluster, no build and no root
 	uv run --frozen pytest tests/unit $(PYTEST_ARGS)

@@ -496,9 +496,10 @@ def _fleet_section(results: Results) -> list[str]:
         f"kube-apiserver's over {30:g} s of an idle fleet (a `/version` heartbeat per cluster "
         "about every 20 s) less the same window before; memory its resident set less "
         "before; bytes the growth of `apiserver_watch_events_sizes` (Services) per move. A "
-        f"move's time runs from the status patch until the {settings.get('fleet_moves', 20)} "
-        "moves' new VIP is in every cluster's EndpointSlice, by an independent watcher of "
-        "the workload API server; the floor is as many bare watch-and-patch loops "
+        "move's time runs from the status patch until its new VIP is in every cluster's "
+        "EndpointSlice, by an independent watcher of the workload API server "
+        f"({settings.get('fleet_moves', 20)} moves at each size); the floor is as many bare "
+        "watch-and-patch loops "
         "(`floor.py`), one per cluster with that cluster's identity, with the operators "
         f"stopped.{alone}",
         "",

@@ -21,11 +21,11 @@ from kubernetes import client as k8s
 from deploykit import DEPLOY, example_imports, kubectl
 from e2e.conftest import EndToEnd
 from e2e.toolkit import whoami
-from faults.toolkit import Row
 from harness import probe
 from harness.operator import OPERATOR_NAMESPACE
 from harness.servers import PostgresServer, RedisServer, TcpServer
 from kit import GROUP, VERSION
+from suite import Row
 from support import eventually
 
 EXAMPLE = DEPLOY / "examples" / "acme-fitness"

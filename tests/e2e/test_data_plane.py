@@ -8,9 +8,9 @@ no address and adds none.
 
 from __future__ import annotations
 
-from faults.toolkit import Row
 from harness.dataplane import DataPlane
 from kit import Kit
+from suite import Row
 
 
 def test_the_load_balancer_network_follows_every_ingress(

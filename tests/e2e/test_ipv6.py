@@ -15,10 +15,10 @@ for, so the name resolves to exactly the families that lead to the VIP.
 from __future__ import annotations
 
 from e2e.toolkit import wait_answered_by
-from faults.toolkit import Row
 from harness.dataplane import DataPlane
 from harness.servers import RedisServer
 from kit import Kit
+from suite import Row
 
 IPV6_VIP = "2001:db8::5:10"
 IPV4_VIP = "198.51.100.61"

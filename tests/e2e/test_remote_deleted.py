@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 
 from e2e.toolkit import errors, finish_probe, start_probe, wait_answered_by
-from faults.toolkit import Row
 from harness import probe
 from harness.dataplane import DataPlane
 from harness.servers import RedisServer
 from kit import Kit
+from suite import Row
 from support import eventually
 
 CONNECT_TIMEOUT = 10.0

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 from e2e.conftest import EndToEnd
 from e2e.toolkit import redis_cli, wait_answered_by
-from faults.toolkit import Row
 from harness.dataplane import DataPlane
 from harness.servers import RedisServer
 from kit import Kit
+from suite import Row
 
 
 @contextlib.contextmanager

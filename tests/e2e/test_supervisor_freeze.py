@@ -14,9 +14,9 @@ import time
 
 from e2e.conftest import EndToEnd
 from e2e.toolkit import errors, finish_probe, servers, start_probe, wait_answered_by
-from faults.toolkit import Row
 from harness.servers import RedisServer
 from kit import Kit
+from suite import Row
 
 FREEZE_SECONDS = 30.0
 MARGIN = 2.0

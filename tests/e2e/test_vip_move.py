@@ -21,11 +21,11 @@ from e2e.toolkit import (
     start_probe,
     wait_answered_by,
 )
-from faults.toolkit import Row
 from harness import probe
 from harness.dataplane import DataPlane
 from harness.servers import RedisServer
 from kit import Kit
+from suite import Row
 
 NEW_VIP = "198.51.100.20"
 PROBE_SECONDS = 8.0

@@ -9,8 +9,9 @@ once the answer shrinks to 1,000 the whole of it is served.
 
 from __future__ import annotations
 
-from faults.toolkit import FaultEnv, Row
+from faults.toolkit import FaultEnv
 from kit import Kit
+from suite import Row
 
 PORTS = [{"port": 5432}]
 _IPV4 = [

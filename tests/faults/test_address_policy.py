@@ -37,9 +37,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row, load_balancer
+from faults.toolkit import FaultEnv, load_balancer
 from harness.operator import OperatorProcess
 from kit import Kit
+from suite import Row
 from support import eventually
 
 PORTS = [{"port": 80}]

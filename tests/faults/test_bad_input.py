@@ -24,11 +24,12 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row, Summary, alone, load_balancer, remote_condition, writes
+from faults.toolkit import FaultEnv, alone, load_balancer, remote_condition, writes
 from harness.cluster import free_port
 from harness.operator import OPERATOR_NAMESPACE
 from kit import GROUP, VERSION, Kit
 from specs import BAD_IMPORT_SPECS, BAD_REMOTE_CLUSTER_SPECS, PYTHON_ONLY_IMPORTS
+from suite import Row, Summary
 from support import eventually
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from faults.front import Answer, ApiFront, Request, Rule, cut, hang_up, html, json_answer
-from faults.toolkit import FaultEnv, Row, load_balancer, put_kubeconfig, remote_condition, wait_for
+from faults.toolkit import FaultEnv, load_balancer, put_kubeconfig, remote_condition, wait_for
 from harness.operator import OperatorProcess
 from kit import GROUP, VERSION, Kit
+from suite import Row
 
 LONG_VERSION = "v1.34.0-" + "x" * 292
 

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row
+from faults.toolkit import FaultEnv
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import GROUP, VERSION, Kit
+from suite import Row
 from support import eventually
 
 CLUSTERS = 5

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from faults.toolkit import Row, wait_for, writes
+from faults.toolkit import wait_for, writes
 from kit import GROUP, VERSION, Kit
+from suite import Row
 
 MANAGED = "app.kubernetes.io/managed-by=shared-services-operator"
 SCALES = [

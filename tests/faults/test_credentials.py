@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from faults.toolkit import (
     FaultEnv,
-    Row,
     Sampler,
     load_balancer,
     put_kubeconfig,
@@ -22,6 +21,7 @@ from faults.toolkit import (
 )
 from harness.operator import OPERATOR_NAMESPACE
 from kit import Kit
+from suite import Row
 
 
 def _gets(kit: Kit, cluster: str) -> float:

@@ -13,8 +13,9 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from faults.toolkit import Row, alone, load_balancer, wait_for, writes
+from faults.toolkit import alone, load_balancer, wait_for, writes
 from kit import Kit
+from suite import Row
 
 VIP = "192.0.2.40"
 LABELS = {

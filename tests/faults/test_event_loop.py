@@ -20,8 +20,9 @@ from collections.abc import Callable
 import yaml
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row, SpareApiServer, load_balancer, remote_condition
+from faults.toolkit import FaultEnv, SpareApiServer, load_balancer, remote_condition
 from kit import Kit
+from suite import Row
 from support import eventually
 
 HUNG = 3  # watches left hanging in their first list, each closed on the loop

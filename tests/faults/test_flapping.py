@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 
-from faults.toolkit import Row, Sampler, alone, load_balancer, slice_state, writes
+from faults.toolkit import Sampler, alone, load_balancer, slice_state, writes
 from kit import Kit
 from shared_services import correlator
+from suite import Row
 
 CHANGES = 50
 SECONDS = 5.0

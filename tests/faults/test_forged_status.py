@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import yaml
 
-from faults.toolkit import Row
 from harness.cluster import free_port
 from kit import GROUP, VERSION, Kit
+from suite import Row
 from support import eventually
 
 FORGED = "192.0.2.66"

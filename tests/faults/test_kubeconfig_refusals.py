@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 import yaml
 
-from faults.toolkit import FaultEnv, Row, remote_condition, wait_for
+from faults.toolkit import FaultEnv, remote_condition, wait_for
 from kit import GROUP, VERSION, Kit
+from suite import Row
 from support import eventually
 
 

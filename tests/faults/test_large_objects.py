@@ -23,9 +23,10 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from faults.toolkit import FaultEnv, Row, Sampler, load_balancer, wait_for
+from faults.toolkit import FaultEnv, Sampler, load_balancer, wait_for
 from harness.operator import OperatorProcess
 from kit import Kit
+from suite import Row
 
 LOCAL = 50
 REMOTE = 10

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from faults.toolkit import Row
 from kit import Kit
+from suite import Row
 
 PORTS = [{"port": 80}]
 

@@ -21,7 +21,6 @@ from kubernetes import client as k8s
 
 from faults.toolkit import (
     FaultEnv,
-    Row,
     Sampler,
     SpareApiServer,
     load_balancer,
@@ -30,6 +29,7 @@ from faults.toolkit import (
     wait_for,
 )
 from kit import Kit
+from suite import Row
 
 SUPERVISOR_OUTAGES = [
     pytest.param(12.0, id="12s"),

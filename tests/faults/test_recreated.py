@@ -26,10 +26,11 @@ import urllib.request
 
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row, SpareApiServer, load_balancer, wait_for
+from faults.toolkit import FaultEnv, SpareApiServer, load_balancer, wait_for
 from harness.cluster import Cluster
 from harness.operator import OperatorProcess
 from kit import GROUP, VERSION, Kit
+from suite import Row
 
 PORTS = [{"port": 80}]
 

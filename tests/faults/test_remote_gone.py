@@ -13,9 +13,10 @@ again brings the addresses back.
 
 from __future__ import annotations
 
-from faults.toolkit import FaultEnv, Row, load_balancer, put_kubeconfig
+from faults.toolkit import FaultEnv, load_balancer, put_kubeconfig
 from harness.operator import OperatorProcess
 from kit import Kit
+from suite import Row
 
 GRACE = "3"
 

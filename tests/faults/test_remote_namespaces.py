@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from faults.toolkit import FaultEnv, Row
+from faults.toolkit import FaultEnv
 from harness.operator import OperatorProcess
 from kit import Kit
+from suite import Row
 
 CAP = 2
 

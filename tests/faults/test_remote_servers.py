@@ -17,9 +17,10 @@ import time
 import yaml
 
 from faults.test_kubeconfig_refusals import CountingListener
-from faults.toolkit import FaultEnv, Row, remote_condition, wait_for
+from faults.toolkit import FaultEnv, remote_condition, wait_for
 from harness.operator import OperatorProcess
 from kit import Kit
+from suite import Row
 
 
 def _with_server(kit: Kit, server: str) -> str:

@@ -27,7 +27,6 @@ from kubernetes import client as k8s
 
 from faults.toolkit import (
     FaultEnv,
-    Row,
     Sampler,
     SpareApiServer,
     load_balancer,
@@ -38,6 +37,7 @@ from faults.toolkit import (
 from harness.cluster import AuditedRequest, AuditLog
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import Kit
+from suite import Row
 
 SERVICES = ("db", "cache", "queue")
 MOVES = 6

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 import pytest
 
 from faults.front import Answer, ApiFront, Request, hold
-from faults.toolkit import FaultEnv, Row, Sampler, load_balancer, put_kubeconfig, wait_for
+from faults.toolkit import FaultEnv, Sampler, load_balancer, put_kubeconfig, wait_for
 from faults.toolkit import remote_condition as connected
 from kit import Kit
+from suite import Row
 
 
 @pytest.fixture

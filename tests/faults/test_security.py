@@ -24,9 +24,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from deploykit import forbidden_requests
-from faults.toolkit import FaultEnv, Row, load_balancer, remote_condition
+from faults.toolkit import FaultEnv, load_balancer, remote_condition
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import GROUP, VERSION, Kit, wait_no_namespace_terminating
+from suite import Row
 from support import eventually
 
 ACCOUNT = "least-privilege-operator"

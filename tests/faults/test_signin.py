@@ -30,11 +30,12 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row, load_balancer, remote_condition, wait_for
+from faults.toolkit import FaultEnv, load_balancer, remote_condition, wait_for
 from harness.cluster import free_port
 from harness.operator import OPERATOR_NAMESPACE
 from harness.signin import SignInService, SsoUser
 from kit import GROUP, VERSION, Kit
+from suite import Row
 
 # A JWT as a string: two base64url parts that start with '{"' (eyJ), then a third.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+")

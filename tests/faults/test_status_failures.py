@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row, Sampler, load_balancer, remote_condition, wait_for
+from faults.toolkit import FaultEnv, Sampler, load_balancer, remote_condition, wait_for
 from kit import GROUP, VERSION, Kit
+from suite import Row
 from support import eventually
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from faults.toolkit import FaultEnv, Row
+from faults.toolkit import FaultEnv
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import GROUP, VERSION, Kit
+from suite import Row
 from support import eventually
 
 SYSTEM = ("kube-system", OPERATOR_NAMESPACE)

@@ -20,8 +20,9 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from faults.toolkit import Row, load_balancer, wait_for, writes
+from faults.toolkit import load_balancer, wait_for, writes
 from kit import Kit
+from suite import Row
 
 VIP, MOVED = "192.0.2.30", "198.51.100.30"
 

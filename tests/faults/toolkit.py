@@ -3,7 +3,8 @@
 The scenarios prove properties over time ("the endpoints were never dropped"), so they
 sample the clusters from a thread while a fault is injected, and assert on every sample
 afterwards. What each scenario injected and measured goes into one row of a summary table,
-printed at the end of the session and written to ``.local/faults-summary.md``.
+printed at the end of the session and written to ``.local/faults-summary.md`` (the table,
+and what the suites share, are in ``suite``).
 """
 
 from __future__ import annotations
@@ -24,71 +25,10 @@ from dnsserver import LoopbackDNSServer
 from harness.cluster import Cluster, _die_with_parent, free_port, wait_readyz
 from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
 from kit import GROUP, VERSION, Kit
+from suite import Clusters
 from support import eventually
 
 T = TypeVar("T")
-
-SUMMARY_PATH = Path(__file__).resolve().parents[2] / ".local" / "faults-summary.md"
-
-
-# --- the summary table -------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    """One scenario's line of the summary, filled in while the scenario runs.
-
-    Mutable on purpose: a scenario records figures as it measures them, and a row of a
-    scenario that failed half-way still shows how far it got.
-    """
-
-    scenario: str
-    injected: str = ""
-    happened: str = ""
-    figures: dict[str, str] = field(default_factory=dict)
-    outcome: str = "not run"
-
-    def figure(self, name: str, value: float | str, unit: str = "") -> None:
-        """Record one measured figure (floats rounded for reading)."""
-        if isinstance(value, float):
-            value = f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-        self.figures[name] = f"{value}{(' ' + unit) if unit else ''}"
-
-
-@dataclass
-class Summary:
-    """Every scenario's row, and detail tables that do not fit in one row."""
-
-    rows: list[Row] = field(default_factory=list)
-    details: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
-    headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def detail(self, title: str, header: tuple[str, ...], lines: Iterable[tuple[str, ...]]) -> None:
-        """Add a detail table (e.g. every bad-input case with the operator's verdict)."""
-        self.headers[title] = header
-        self.details[title] = list(lines)
-
-    def render(self) -> str:
-        """The summary as Markdown."""
-        out = [
-            "| scenario | injected | what happened | figures | result |",
-            "|---|---|---|---|---|",
-        ]
-        for row in self.rows:
-            figures = ", ".join(f"{k} {v}" for k, v in row.figures.items())
-            cells = (row.scenario, row.injected, row.happened, figures, row.outcome)
-            out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        for title, lines in self.details.items():
-            header = self.headers[title]
-            out += ["", f"### {title}", ""]
-            out.append("| " + " | ".join(header) + " |")
-            out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(_cell(c) for c in line) + " |" for line in lines]
-        return "\n".join(out) + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 @dataclass(frozen=True)
@@ -103,6 +43,7 @@ class FaultEnv:
     dns: LoopbackDNSServer
     logs: Path
     credentials: Credentials
+    clusters: Clusters
 
 
 # --- sampling while a fault is on ---------------------------------------------------------------
