@@ -51,6 +51,7 @@ EXPORTED = {"sharedservices.io/export": "true"}
 MOVED = "svc-00"  # the Service whose VIP moves
 FLOOR_SLICE = "floor-00"
 IDLE_SECONDS = 30.0
+QUIET_SECONDS = 1.5
 
 
 @dataclass
@@ -221,7 +222,10 @@ def _moves(
     seconds = []
     for _ in range(count):
         address = next(addresses)
-        time.sleep(0.3)  # each move after the last one's echoes
+        # Each move after the last one's trailing writes (Endpoints, status, Event, 0.2 s
+        # after the slice) and their echoes: real clusters would not do those on the cores
+        # the next move's slices need, as all of them do here.
+        time.sleep(QUIET_SECONDS)
         began = time.monotonic()
         env.remote.patch(
             f"/api/v1/namespaces/{CATALOG_NAMESPACE}/services/{MOVED}/status",

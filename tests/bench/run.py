@@ -476,6 +476,14 @@ def _fleet(settings: dict[str, Any]) -> list[Fleet]:
     )
 
 
+def _save(results: Results, out: Path) -> int:
+    """Save the results and write the report from them."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(asdict(results), indent=1) + "\n")
+    print(write_report(results, out))
+    return 0
+
+
 def _fleet_alone(args: argparse.Namespace, settings: dict[str, Any], began: float) -> int:
     """Run the fleet scenario alone, into the results.json in ``--out``."""
     saved = args.out / "results.json"
@@ -484,10 +492,7 @@ def _fleet_alone(args: argparse.Namespace, settings: dict[str, Any], began: floa
     results.settings |= {k: v for k, v in settings.items() if k.startswith("fleet_")}
     results.settings["fleet_seconds"] = round(time.monotonic() - began)
     results.settings["fleet_alone"] = True
-    args.out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(asdict(results), indent=1) + "\n")
-    print(write_report(results, args.out))
-    return 0
+    return _save(results, args.out)
 
 
 def _scale_alone(args: argparse.Namespace, settings: dict[str, Any], began: float) -> int:
@@ -504,10 +509,7 @@ def _scale_alone(args: argparse.Namespace, settings: dict[str, Any], began: floa
     results.settings["scale_sizes"] = sizes
     results.settings["scale_seconds"] = round(time.monotonic() - began)
     results.settings["scale_alone"] = True
-    args.out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(asdict(results), indent=1) + "\n")
-    print(write_report(results, args.out))
-    return 0
+    return _save(results, args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
