@@ -32,18 +32,29 @@ from support import eventually
 
 ACCOUNT = "least-privilege-operator"
 # What the operator needs, as narrow as the chart grants it: Secrets are listed and watched
-# in the operator's namespace only, the rest is managed objects, imports and RemoteClusters.
+# in the operator's namespace only, the rest is managed objects, imports, catalogs and
+# RemoteClusters.
 RW = ["get", "list", "watch", "create", "patch", "delete"]
 CLUSTER_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": [GROUP],
-        "resources": ["sharedserviceimports", "remoteclusters"],
+        "resources": ["sharedserviceimports", "remoteclusters", "sharedservicecatalogs"],
         "verbs": ["list", "watch"],
     },
     {
         "apiGroups": [GROUP],
-        "resources": ["sharedserviceimports/status", "remoteclusters/status"],
+        "resources": [
+            "sharedserviceimports/status",
+            "remoteclusters/status",
+            "sharedservicecatalogs/status",
+        ],
         "verbs": ["patch"],
+    },
+    # The imports a catalog holds, as the chart grants (its admission policy narrows them).
+    {
+        "apiGroups": [GROUP],
+        "resources": ["sharedserviceimports"],
+        "verbs": ["create", "patch", "delete"],
     },
     {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": RW},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": RW},
