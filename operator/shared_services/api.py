@@ -271,7 +271,7 @@ def hostname_problem(hostname: str) -> str | None:
     """
     if not hostname:
         return "the hostname is empty"
-    if _parse_kubernetes_ip(hostname) is not None or _is_ip_text(hostname):
+    if _is_ip_text(hostname):  # any form Python reads, zoned and IPv4-mapped too
         return f"{hostname!r} is an IP address, not a hostname"
     problem = _hostname_text_problem(hostname)
     return None if problem is None else f"{hostname!r} is not a valid hostname: {problem}"

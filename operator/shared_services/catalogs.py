@@ -173,7 +173,8 @@ class CatalogReconciler:
             taken = await asyncio.to_thread(self._taken, namespace, [n for n, _ in plan.create])
             if taken:
                 plan = catalog.plan(body, spec, services, views, taken)
-        await asyncio.to_thread(self._write, body, spec, plan)
+        if plan.writes:  # most syncs (a VIP move in its namespace) change no import
+            await asyncio.to_thread(self._write, body, spec, plan)
         await self._status(key, body, plan)
         if plan.status["conflicts"]:
             # What holds a name may go without an event the operator sees (a Service it does

@@ -78,9 +78,6 @@ class Released:
     namespaces: frozenset[RemoteNamespace] = frozenset()
     hostnames: frozenset[str] = frozenset()
 
-    def __bool__(self) -> bool:
-        return bool(self.namespaces or self.hostnames)
-
 
 @dataclass
 class Records:
@@ -134,10 +131,6 @@ class Records:
     def readers_of_hostname(self, hostname: str) -> set[ImportKey]:
         """The imports that read this hostname (their source, or an ingress's)."""
         return set(self._by_hostname.get(hostname, ()))
-
-    def namespaces_read(self, cluster: str) -> set[str]:
-        """The remote namespaces of ``cluster`` that some import reads."""
-        return {ns for (c, ns) in self._by_namespace if c == cluster}
 
     def __len__(self) -> int:
         return len(self._records)

@@ -82,7 +82,11 @@ class Env:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(create, range(start, count)))
         self.remote_services = count
-        deadline = time.monotonic() + 300
+        self.wait_allocated(count, timeout=300)
+
+    def wait_allocated(self, count: int, *, timeout: float) -> None:
+        """Wait until ``count`` remote Services have an ingress address."""
+        deadline = time.monotonic() + timeout
         while self.allocated() < count:
             if time.monotonic() > deadline:
                 msg = "the allocator did not give every Service a VIP"

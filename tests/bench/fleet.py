@@ -90,12 +90,7 @@ def _catalog_services(env: Env, services: int) -> None:
             "spec": {"type": "LoadBalancer", "ports": [{"name": "pg", "port": 5432}]},
         }
         _create(env, f"/api/v1/namespaces/{CATALOG_NAMESPACE}/services", body, remote=True)
-    deadline = time.monotonic() + 120
-    while env.allocated() < services:
-        if time.monotonic() > deadline:
-            msg = "the allocator did not give every catalog Service a VIP"
-            raise TimeoutError(msg)
-        time.sleep(0.5)
+    env.wait_allocated(services, timeout=120)
 
 
 def _identities(env: Env, names: list[str]) -> dict[str, str]:

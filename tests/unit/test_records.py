@@ -34,7 +34,6 @@ def test_readers_are_found_by_what_they_read() -> None:
     assert records.readers_of_namespace("central", "data") == {A, B}
     assert records.readers_of_cluster("central") == {A, B}
     assert records.readers_of_hostname("vip.test") == {A}
-    assert records.namespaces_read("central") == {"data"}
 
 
 def test_a_namespace_is_released_only_by_its_last_reader() -> None:
