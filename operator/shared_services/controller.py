@@ -33,7 +33,7 @@ from shared_services.clusters import ClusterReconciler
 from shared_services.destinations import Destinations
 from shared_services.hostnames import Hostnames
 from shared_services.imports import ImportStore
-from shared_services.informer import Informer, InformerGroup
+from shared_services.informer import Informer, InformerGroup, name_only
 from shared_services.kube import Kube
 from shared_services.networks import LocalNetworks
 from shared_services.reconciler import ImportReconciler
@@ -61,6 +61,7 @@ class Controller:
         self.store = ImportStore(kube, namespaces=settings.namespaces, on_change=self._queue_one)
         self.imports = self.store.objects
         self.caches: dict[Kind, InformerGroup] = {}
+        self.names: dict[Kind, InformerGroup] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         clusters: dict[str, JSON] = {}
@@ -111,6 +112,7 @@ class Controller:
             kube=kube,
             imports=self.imports,
             caches=self.caches,
+            names=self.names,
             records=self.records,
             sources=self.sources,
             recorder=self.recorder,
@@ -136,6 +138,9 @@ class Controller:
             # the operator has no cluster-wide permission, so it watches each one.
             self.caches[kind] = InformerGroup(
                 {namespace: self._local_informer(kind, namespace) for namespace in namespaces}
+            )
+            self.names[kind] = InformerGroup(
+                {namespace: self._names_informer(kind, namespace) for namespace in namespaces}
             )
         address_policy = self.settings.address_policy
         if not address_policy.allow_cluster_networks:
@@ -166,6 +171,17 @@ class Controller:
             transform=views.managed(kind.kind),
         ).start()
 
+    def _names_informer(self, kind: Kind, namespace: str | None) -> Informer:
+        # Every object of the kind, whoever made it, by name alone: the writer's check that
+        # the names a new import needs are free then takes no request (see Writer._taken).
+        return Informer(
+            self.kube,
+            kind.collection(namespace),
+            name=f"names of local {kind.plural} {namespace or '*'}",
+            transform=name_only,
+            metadata_only=True,
+        ).start()
+
     def _threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
         """Run ``callback`` on the event loop: the informers call from their own threads."""
         self._loop.call_soon_threadsafe(callback, *args)
@@ -174,7 +190,8 @@ class Controller:
         return [i for group in self.caches.values() for i in group.members.values()]
 
     def _informers(self) -> list[Informer]:
-        return [*self._local_informers(), *self.networks.informers]
+        names = [i for group in self.names.values() for i in group.members.values()]
+        return [*self._local_informers(), *names, *self.networks.informers]
 
     async def _synced(self) -> None:
         # The informers' threads set these flags; looking at them from the loop, rather
@@ -368,4 +385,7 @@ class Controller:
                 len(i.cache) for i in list(self.remote.secrets.informers.values())
             ),
             "local_cached_objects": sum(len(i.cache) for i in local),
+            "local_names": sum(
+                len(i.cache) for group in list(self.names.values()) for i in group.members.values()
+            ),
         }

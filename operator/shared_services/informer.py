@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from shared_services.api import JSON
-from shared_services.kube import Gone, Kube, KubeError
+from shared_services.kube import METADATA, METADATA_LIST, Gone, Kube, KubeError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ StateCallback = Callable[[bool, str | None], None]
 
 # Objects per page of a list, as kubectl pages them (its --chunk-size default).
 PAGE = 500
+JSON_TYPE = "application/json"
 BACKOFF_START = 0.5
 # A watch that broke, or a server that is down, is tried again within this: imports follow
 # moves soon after the server is back.
@@ -70,6 +71,16 @@ def slim(obj: JSON) -> JSON:
     return obj
 
 
+# What a cache of names holds for every object: one and the same empty view, since only
+# its key counts. Nobody changes it.
+NAMED: JSON = {"metadata": {}}
+
+
+def name_only(_obj: JSON) -> JSON:
+    """The view of an object of which only the name matters: that it exists."""
+    return NAMED
+
+
 class Informer:
     """A cache of one collection, kept current by a watch, with callbacks on change.
 
@@ -91,6 +102,7 @@ class Informer:
         timeout_seconds: int = 300,
         index_label: str | None = None,
         transform: Callable[[JSON], JSON | None] = slim,
+        metadata_only: bool = False,
     ) -> None:
         self.kube = kube
         self.path = path
@@ -107,6 +119,8 @@ class Informer:
         # and metadata.resourceVersion, which the echo check needs. None keeps nothing:
         # the object is not one this cache is for, and is as good as absent.
         self._transform = transform
+        # A reader of names asks for no more than each object's metadata.
+        self._accept = (METADATA_LIST, METADATA) if metadata_only else (JSON_TYPE, JSON_TYPE)
         self._cache_lock = threading.Lock()
         # Keys being written by the operator -> the events that came for them meanwhile,
         # and the resourceVersion the write produced (see writing()).
@@ -271,8 +285,8 @@ class Informer:
             # Pages keep the peak small: a single list of 10,000 objects, parsed at once,
             # would briefly cost more memory than the whole cache does afterwards.
             params = {**self.params, "limit": str(PAGE)} | ({"continue": cursor} if cursor else {})
-            listing = self.kube.request("GET", self.path, params=params)
-            for item in listing.get("items", []):
+            listing = self.kube.request("GET", self.path, params=params, accept=self._accept[0])
+            for item in listing.get("items") or []:  # null in an empty metadata list
                 view = self._transform(item)
                 if view is not None:
                     fresh[object_key(item)] = view
@@ -311,6 +325,7 @@ class Informer:
                 params=self.params,
                 timeout_seconds=self._timeout_seconds + random.randint(0, 60),  # noqa: S311
                 opened=self._opened,
+                accept=self._accept[1],
             )
             try:
                 for event in stream:
@@ -391,6 +406,11 @@ class InformerGroup:
         """The cached object under ``namespace/name``, if any."""
         informer = self._of(key.split("/", 1)[0])
         return informer.get(key) if informer else None
+
+    def synced(self, key: str) -> bool:
+        """Whether the informer of ``key``'s namespace is current: listed, and watching."""
+        informer = self._of(key.split("/", 1)[0])
+        return informer is not None and informer.synced.is_set() and informer.error is None
 
     def put(self, obj: JSON) -> None:
         """Cache the answer to a write in the informer of its namespace."""

@@ -38,6 +38,12 @@ from shared_services.api import JSON
 from shared_services.version import FIELD_MANAGER, USER_AGENT
 
 MERGE_PATCH: Final = "application/merge-patch+json"
+# Only each object's metadata, for a reader of names: a list, and a watch's events. The plain
+# type after them is what a server that cannot send the partial ones answers instead.
+METADATA_LIST: Final = (
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+)
+METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 REQUEST_TIMEOUT: Final = (5.0, 30.0)
 # A message quoted from a server: long enough for any refusal the API server words (they
 # name a field and a rule), short enough that a condition holding one stays readable.
@@ -260,6 +266,7 @@ class Kube:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str | int] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> JSON:
         """Send one request; return the decoded body or raise a :class:`KubeError`."""
@@ -269,6 +276,7 @@ class Kube:
             body=body,
             params=params,
             content_type=content_type,
+            accept=accept,
             timeout=timeout,
         )
         data = self._body(response, reason="ConnectionError", what=f"{method} {path}")
@@ -360,6 +368,7 @@ class Kube:
         params: Mapping[str, str | int] | None = None,
         timeout_seconds: int = 300,
         opened: Callable[[Any], None] | None = None,
+        accept: str = "application/json",
     ) -> Iterator[JSON]:
         """Yield watch events (``{"type", "object"}``) until the server ends the stream.
 
@@ -373,7 +382,9 @@ class Kube:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout_seconds,
         }
-        raw = self._send("GET", path, params=query, timeout=(5.0, timeout_seconds + 30.0))
+        raw = self._send(
+            "GET", path, params=query, accept=accept, timeout=(5.0, timeout_seconds + 30.0)
+        )
         if raw.status >= 300:
             data = self._body(raw, reason="WatchBroken", what="watch refused")
             raise self._scrubbed(_error(raw.status, data, raw.reason or "Error"))
@@ -421,6 +432,7 @@ class Kube:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str | int] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> urllib3.BaseHTTPResponse:
         if self._closed:
@@ -432,7 +444,7 @@ class Kube:
         metrics.API_REQUESTS.labels(
             self.target, "WATCH" if "watch" in (params or {}) else method
         ).inc()
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         if method in ("POST", "PUT", "PATCH"):
             # managedFields then name the operator as who set each field, status included.
             params = {**(params or {}), "fieldManager": FIELD_MANAGER}

@@ -65,6 +65,7 @@ class ImportReconciler:
         kube: Kube,
         imports: dict[ImportKey, JSON],
         caches: dict[Kind, InformerGroup],
+        names: dict[Kind, InformerGroup],
         records: Records,
         sources: Sources,
         recorder: Recorder,
@@ -77,7 +78,7 @@ class ImportReconciler:
         self.sources = sources
         self.recorder = recorder
         self.networks = networks
-        self.writer = Writer(kube, caches)
+        self.writer = Writer(kube, caches, names)
         self.queue: WorkQueue[ImportKey] = WorkQueue()
         # When the last remote change came in: while moves keep coming, the rest waits.
         self.last_move = float("-inf")

@@ -117,7 +117,7 @@ def owns(obj: Mapping[str, Any]) -> bool:
     The reference is the garbage collector's link to the import; the operator sets it on
     everything it writes. An object that someone labelled as ours without it is theirs,
     and neither cached nor touched. One whose reference was stripped is found again by the
-    writer, which asks the API server before it creates a name the cache does not hold.
+    writer, which asks the API server about a name that something outside the cache holds.
     """
     metadata = _mapping(obj.get("metadata"))
     labels = _mapping(metadata.get("labels"))

@@ -77,9 +77,17 @@ class Outcome:
 class Writer:
     """Applies desired objects to the local cluster through the managed-object caches."""
 
-    def __init__(self, kube: Kube, caches: Mapping[Kind, InformerGroup]) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        caches: Mapping[Kind, InformerGroup],
+        names: Mapping[Kind, InformerGroup] | None = None,
+    ) -> None:
         self.kube = kube
         self.caches = caches
+        # The names every object of each kind holds, whoever made it; without them, or while
+        # their watch is not current, a name outside the caches is asked of the API server.
+        self.names = names if names is not None else {}
 
     def apply(
         self,
@@ -138,20 +146,28 @@ class Writer:
         """The names the import needs that objects of others hold: the conflict of each.
 
         Whatever kinds this apply writes, every name is checked, since the Service alone
-        already draws in an Endpoints of its name. A name the cache does not hold is asked
-        of the API server (the cache holds only managed objects); that is a request only
-        before a create, as the cache holds every object of the import once it exists.
+        already draws in an Endpoints of its name. The caches hold only the imports' own
+        objects; a name they do not hold is free when the names' watch, current, does not
+        hold it either. Only a name that something else holds, or that the names' watch
+        cannot vouch for, is asked of the API server, which tells whose it is: for 10,000
+        new imports, that is no request instead of 30,000.
         """
         taken: dict[tuple[str, str], str] = {}
         for obj in desired.objects():
             kind = kind_of(obj)
             name = obj["metadata"]["name"]
-            actual = self.caches[kind].get(f"{owner.namespace}/{name}")
-            if actual is None:
+            key = f"{owner.namespace}/{name}"
+            actual = self.caches[kind].get(key)
+            if actual is None and not self._free(kind, key):
                 actual = self.kube.get(kind.path(owner.namespace, name))
             if actual is not None and not _ours(actual, owner):
                 taken[(kind.kind, name)] = _conflict_message(kind, actual, owner)
         return taken
+
+    def _free(self, kind: Kind, key: str) -> bool:
+        """Whether no object holds ``key``, by a names' watch that is current."""
+        names = self.names.get(kind)
+        return names is not None and names.synced(key) and names.get(key) is None
 
     def _apply_one(
         self, owner: builders.Owner, obj: JSON, outcome: Outcome, *, create: bool = True
