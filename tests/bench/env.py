@@ -20,7 +20,7 @@ from typing import Any
 from harness.allocator import LoadBalancerAllocator
 from harness.binaries import ensure_binaries
 from harness.cluster import Cluster, start_clusters
-from harness.operator import OPERATOR_NAMESPACE, OperatorProcess
+from harness.operator import OPERATOR_NAMESPACE, OperatorProcess, total
 from kit import GROUP, VERSION, install_crds
 from shared_services.kube import Conflict, Kube
 
@@ -197,13 +197,7 @@ def apiserver_metric(cluster: Cluster, name: str, **labels: str) -> float:
     context = ssl.create_default_context(cadata=cluster.pki.ca_pem.decode())
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return total(text, name, **labels)
 
 
 def _create(kube: Kube, path: str, body: dict[str, Any]) -> None:

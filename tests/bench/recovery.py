@@ -41,6 +41,7 @@ from harness.binaries import ensure_binaries
 from harness.coredns import ensure_coredns
 from harness.dataplane import DataPlane, http_get
 from harness.greeter import command as greeter_command
+from harness.operator import total
 from kit import GROUP, VERSION
 
 # The data plane takes addresses from the documentation ranges only: the allocator's VIPs
@@ -200,13 +201,8 @@ def _prepare(env: Env, *, services: int) -> None:
 def _kube_proxy_syncs(plane: DataPlane) -> tuple[float, float]:
     """kube-proxy's rule syncs so far: total seconds and count (both families)."""
     _, text = http_get(plane.node, 10249, "/metrics")
-    total = count = 0.0
-    for line in text.splitlines():
-        if line.startswith("kubeproxy_sync_proxy_rules_duration_seconds_sum"):
-            total += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("kubeproxy_sync_proxy_rules_duration_seconds_count"):
-            count += float(line.rsplit(" ", 1)[1])
-    return total, count
+    syncs = "kubeproxy_sync_proxy_rules_duration_seconds"
+    return total(text, f"{syncs}_sum"), total(text, f"{syncs}_count")
 
 
 def _settle(plane: DataPlane, *, quiet: float = 2.0, timeout: float = 300.0) -> None:

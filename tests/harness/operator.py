@@ -39,6 +39,21 @@ def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
     ]
 
 
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum of every sample of ``name`` on a metrics page whose labels include ``labels``.
+
+    The one way the tests and the benchmark read a metric, of the operator, an API server
+    or kube-proxy alike. Only the lines of ``name`` are parsed: an API server's page is
+    megabytes of histograms.
+    """
+    lines = "\n".join(line for line in text.splitlines() if line.startswith(name))
+    return sum(
+        value
+        for sample, given, value in samples(lines + "\n")
+        if sample == name and labels.items() <= given.items()
+    )
+
+
 def _labels(labels: dict[str, str]) -> str:
     return ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
 
@@ -158,11 +173,7 @@ class OperatorProcess:
 
     def metric_sum(self, name: str, **labels: str) -> float:
         """The sum of every sample of ``name`` whose labels include ``labels``."""
-        return sum(
-            value
-            for sample, given, value in samples(self.metrics_text())
-            if sample == name and labels.items() <= given.items()
-        )
+        return total(self.metrics_text(), name, **labels)
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines the operator logged."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from harness.cluster import Cluster, free_port
-from harness.operator import samples, scrape
+from harness.operator import scrape, total
 from kit import Kit
 from support import eventually
 
@@ -230,17 +230,6 @@ def test_the_install_holds_the_locked_runtime_dependencies_only(app: Path) -> No
     assert Path(where).is_relative_to(app / ".venv")
 
 
-def _metric(port: int, name: str, **labels: str) -> float:
-    return next(
-        (
-            value
-            for sample, given, value in samples(scrape(port))
-            if sample == name and labels.items() <= given.items()
-        ),
-        0.0,
-    )
-
-
 def test_the_entrypoint_runs_the_operator(
     app: Path, stages: list[Stage], kit: Kit, workload: Cluster
 ) -> None:
@@ -284,7 +273,10 @@ def test_the_entrypoint_runs_the_operator(
 
         eventually(live, timeout=60)
         eventually(
-            lambda: _metric(metrics, "shared_services_imports", ready="True", reason="Synced") == 1,
+            lambda: (
+                total(scrape(metrics), "shared_services_imports", ready="True", reason="Synced")
+                == 1
+            ),
             timeout=30,
         )
     finally:
