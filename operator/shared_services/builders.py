@@ -77,12 +77,18 @@ class LimitExceeded(ValueError):
 
 
 def managed_selector() -> str:
-    """Label selector of every object the operator writes, for listing and watching them.
+    """Label selector of every object labelled as the operator's, for listing and watching.
 
-    Both labels, so that an object with only the managed-by label (a tenant's copy of a
-    chart's labels) is not even sent.
+    Which of them an import really owns, its controlling reference decides (``views.owns``);
+    with :func:`others_selector`, it splits a kind's objects in two, so that every name
+    is seen by exactly one of two watches.
     """
-    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{IMPORT_LABEL}"
+    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+
+def others_selector() -> str:
+    """Label selector of every object not labelled as the operator's (see above)."""
+    return f"{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}"
 
 
 def slice_name(*, service_name: str, address_type: str) -> str:

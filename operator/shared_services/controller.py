@@ -33,7 +33,7 @@ from shared_services.clusters import ClusterReconciler
 from shared_services.destinations import Destinations
 from shared_services.hostnames import Hostnames
 from shared_services.imports import ImportStore
-from shared_services.informer import Informer, InformerGroup, name_only
+from shared_services.informer import Informer, InformerGroup
 from shared_services.kube import Kube
 from shared_services.networks import LocalNetworks
 from shared_services.reconciler import ImportReconciler
@@ -164,22 +164,25 @@ class Controller:
             kind.collection(namespace),
             name=f"local {kind.plural} {namespace or '*'}",
             # Of what the selector sends, only what an import owns is kept, and of that only
-            # the fields compared (see views).
+            # the fields compared (see views); the names of all of it are kept.
             params={"labelSelector": builders.managed_selector()},
             on_event=lambda _t, obj: self._threadsafe(self._local_event, obj),
             index_label=builders.IMPORT_LABEL,
             transform=views.managed(kind.kind),
+            keep_names=True,
         ).start()
 
     def _names_informer(self, kind: Kind, namespace: str | None) -> Informer:
-        # Every object of the kind, whoever made it, by name alone: the writer's check that
-        # the names a new import needs are free then takes no request (see Writer._taken).
+        # The names of every other object of the kind, and nothing else of them: with the
+        # cache's, the writer knows a new import's names are free without a request.
         return Informer(
             self.kube,
             kind.collection(namespace),
-            name=f"names of local {kind.plural} {namespace or '*'}",
-            transform=name_only,
+            name=f"names of other local {kind.plural} {namespace or '*'}",
+            params={"labelSelector": builders.others_selector()},
+            transform=lambda _obj: None,
             metadata_only=True,
+            keep_names=True,
         ).start()
 
     def _threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
@@ -386,6 +389,8 @@ class Controller:
             ),
             "local_cached_objects": sum(len(i.cache) for i in local),
             "local_names": sum(
-                len(i.cache) for group in list(self.names.values()) for i in group.members.values()
+                len(i.names or ())
+                for group in [*self.caches.values(), *self.names.values()]
+                for i in list(group.members.values())
             ),
         }

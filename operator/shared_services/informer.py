@@ -71,16 +71,6 @@ def slim(obj: JSON) -> JSON:
     return obj
 
 
-# What a cache of names holds for every object: one and the same empty view, since only
-# its key counts. Nobody changes it.
-NAMED: JSON = {"metadata": {}}
-
-
-def name_only(_obj: JSON) -> JSON:
-    """The view of an object of which only the name matters: that it exists."""
-    return NAMED
-
-
 class Informer:
     """A cache of one collection, kept current by a watch, with callbacks on change.
 
@@ -103,6 +93,7 @@ class Informer:
         index_label: str | None = None,
         transform: Callable[[JSON], JSON | None] = slim,
         metadata_only: bool = False,
+        keep_names: bool = False,
     ) -> None:
         self.kube = kube
         self.path = path
@@ -119,7 +110,10 @@ class Informer:
         # and metadata.resourceVersion, which the echo check needs. None keeps nothing:
         # the object is not one this cache is for, and is as good as absent.
         self._transform = transform
-        # A reader of names asks for no more than each object's metadata.
+        # With keep_names, the key of every object the watch sends, whatever the transform
+        # keeps of it: which names are taken (see Writer._taken).
+        self.names: set[str] | None = set() if keep_names else None
+        # A reader of names alone asks for no more than each object's metadata.
         self._accept = (METADATA_LIST, METADATA) if metadata_only else (JSON_TYPE, JSON_TYPE)
         self._cache_lock = threading.Lock()
         # Keys being written by the operator -> the events that came for them meanwhile,
@@ -279,26 +273,15 @@ class Informer:
                 self._stopped.wait(BACKOFF_MAX)
 
     def _list(self) -> str:
-        fresh: dict[str, JSON] = {}
-        cursor = ""
-        while True:
-            # Pages keep the peak small: a single list of 10,000 objects, parsed at once,
-            # would briefly cost more memory than the whole cache does afterwards.
-            params = {**self.params, "limit": str(PAGE)} | ({"continue": cursor} if cursor else {})
-            listing = self.kube.request("GET", self.path, params=params, accept=self._accept[0])
-            for item in listing.get("items") or []:  # null in an empty metadata list
-                view = self._transform(item)
-                if view is not None:
-                    fresh[object_key(item)] = view
-            cursor = listing.get("metadata", {}).get("continue") or ""
-            if not cursor:
-                break
+        fresh, seen, version = self._fetch()
         previous = dict(self.cache)
         with self._cache_lock:
             for key in previous.keys() - fresh.keys():
                 self._drop(key)
             for key, obj in fresh.items():
                 self._store(key, obj)
+            if self.names is not None:
+                self.names = seen
         for key, obj in fresh.items():
             old = previous.get(key)
             if old is None:
@@ -314,8 +297,29 @@ class Informer:
             self.error = None
             self.synced.set()
             self._on_state(True, None)
-        version: str = listing.get("metadata", {}).get("resourceVersion", "")
         return version
+
+    def _fetch(self) -> tuple[dict[str, JSON], set[str], str]:
+        """List the collection: the views to cache, every key listed, and the version."""
+        fresh: dict[str, JSON] = {}
+        seen: set[str] = set()
+        cursor = ""
+        while True:
+            # Pages keep the peak small: a single list of 10,000 objects, parsed at once,
+            # would briefly cost more memory than the whole cache does afterwards.
+            params = {**self.params, "limit": str(PAGE)} | ({"continue": cursor} if cursor else {})
+            listing = self.kube.request("GET", self.path, params=params, accept=self._accept[0])
+            for item in listing.get("items") or []:  # null in an empty metadata list
+                key = object_key(item)
+                seen.add(key)
+                view = self._transform(item)
+                if view is not None:
+                    fresh[key] = view
+            cursor = listing.get("metadata", {}).get("continue") or ""
+            if not cursor:
+                break
+        version: str = listing.get("metadata", {}).get("resourceVersion", "")
+        return fresh, seen, version
 
     def _watch(self, version: str) -> None:
         while not self._stopped.is_set():
@@ -352,6 +356,11 @@ class Informer:
         key = object_key(obj)
         view = self._transform(obj)
         with self._cache_lock:
+            if self.names is not None:
+                if kind == "DELETED":
+                    self.names.discard(key)
+                else:
+                    self.names.add(key)
             if view is None:
                 # Not (or no longer) an object of this cache: gone, as far as it is
                 # concerned, and reported as such only if it was held.
@@ -407,10 +416,18 @@ class InformerGroup:
         informer = self._of(key.split("/", 1)[0])
         return informer.get(key) if informer else None
 
-    def synced(self, key: str) -> bool:
-        """Whether the informer of ``key``'s namespace is current: listed, and watching."""
+    def named(self, key: str) -> bool | None:
+        """Whether an object this group's watch sends holds ``key``; None when it cannot tell.
+
+        It cannot when it keeps no names, or while its watch is not current (not yet listed,
+        or broken): the names it holds are then not all there are.
+        """
         informer = self._of(key.split("/", 1)[0])
-        return informer is not None and informer.synced.is_set() and informer.error is None
+        if informer is None or informer.names is None:
+            return None
+        if not informer.synced.is_set() or informer.error is not None:
+            return None
+        return key in informer.names
 
     def put(self, obj: JSON) -> None:
         """Cache the answer to a write in the informer of its namespace."""

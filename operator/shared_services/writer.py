@@ -85,8 +85,9 @@ class Writer:
     ) -> None:
         self.kube = kube
         self.caches = caches
-        # The names every object of each kind holds, whoever made it; without them, or while
-        # their watch is not current, a name outside the caches is asked of the API server.
+        # The names of every object of each kind not labelled as the operator's; without
+        # them, or while a watch is not current, a name outside the caches is asked of the
+        # API server.
         self.names = names if names is not None else {}
 
     def apply(
@@ -147,10 +148,10 @@ class Writer:
 
         Whatever kinds this apply writes, every name is checked, since the Service alone
         already draws in an Endpoints of its name. The caches hold only the imports' own
-        objects; a name they do not hold is free when the names' watch, current, does not
-        hold it either. Only a name that something else holds, or that the names' watch
-        cannot vouch for, is asked of the API server, which tells whose it is: for 10,000
-        new imports, that is no request instead of 30,000.
+        objects; a name they do not hold is free when no object holds it (:meth:`_free`).
+        Only a name that something else holds, or one the watches cannot vouch for, is
+        asked of the API server, which tells whose it is: for 10,000 new imports with free
+        names, that is no request instead of 30,000.
         """
         taken: dict[tuple[str, str], str] = {}
         for obj in desired.objects():
@@ -165,9 +166,17 @@ class Writer:
         return taken
 
     def _free(self, kind: Kind, key: str) -> bool:
-        """Whether no object holds ``key``, by a names' watch that is current."""
+        """Whether no object holds ``key``: neither watch of the kind, both current, sends one.
+
+        The caches' watch sends every object labelled as the operator's, and the names'
+        watch every other, so that between them each name is seen exactly once.
+        """
         names = self.names.get(kind)
-        return names is not None and names.synced(key) and names.get(key) is None
+        return (
+            names is not None
+            and self.caches[kind].named(key) is False
+            and names.named(key) is False
+        )
 
     def _apply_one(
         self, owner: builders.Owner, obj: JSON, outcome: Outcome, *, create: bool = True

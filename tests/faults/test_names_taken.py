@@ -26,8 +26,8 @@ def _services(kit: Kit, name: str) -> list[Any]:
 
 def test_taken_names_stop_every_create(kit: Kit, row: Row) -> None:
     row.injected = (
-        "an Endpoints and an EndpointSlice not made by the operator, holding the names that "
-        "two new imports need"
+        "two Endpoints (one labelled as the operator's) and an EndpointSlice not made by the "
+        "operator, holding the names that three new imports need"
     )
     kit.core.create_namespaced_endpoints(
         kit.namespace,
@@ -45,10 +45,23 @@ def test_taken_names_stop_every_create(kit: Kit, row: Row) -> None:
             "ports": [{"port": 80}],
         },
     )
+    # Labelled as the operator's, with no import that owns it: the operator's caches drop
+    # it, and the watch of others' names is not sent it, yet its name is taken.
+    kit.core.create_namespaced_endpoints(
+        kit.namespace,
+        {
+            "metadata": {
+                "name": "queue",
+                "labels": {"app.kubernetes.io/managed-by": "shared-services-operator"},
+            },
+            "subsets": [{"addresses": [{"ip": "203.0.113.15"}], "ports": [{"port": 80}]}],
+        },
+    )
     kit.create_import("db", {"source": {"addresses": ["192.0.2.13"]}, "ports": PORTS})
     kit.create_import("cache", {"source": {"addresses": ["192.0.2.14"]}, "ports": PORTS})
+    kit.create_import("queue", {"source": {"addresses": ["192.0.2.15"]}, "ports": PORTS})
 
-    for name, kind in (("db", "Endpoints"), ("cache", "EndpointSlice")):
+    for name, kind in (("db", "Endpoints"), ("cache", "EndpointSlice"), ("queue", "Endpoints")):
         ready = kit.wait_condition(name, "Ready", "False", "Conflict", timeout=30)
         assert f"{kind} {kit.namespace}/" in ready["message"], ready["message"]
         # The conflict is reported after the writes: had any create been made, it is there.
@@ -58,9 +71,10 @@ def test_taken_names_stop_every_create(kit: Kit, row: Row) -> None:
     assert [a for e in kept.endpoints for a in e.addresses] == ["203.0.113.14"]
 
     kit.core.delete_namespaced_endpoints("db", kit.namespace)
+    kit.core.delete_namespaced_endpoints("queue", kit.namespace)
     kit.discovery.delete_namespaced_endpoint_slice("cache-ipv4", kit.namespace)
-    for name, address in (("db", "192.0.2.13"), ("cache", "192.0.2.14")):
+    for name, address in (("db", "192.0.2.13"), ("cache", "192.0.2.14"), ("queue", "192.0.2.15")):
         kit.wait_condition(name, "Ready", "True", "Synced", timeout=60)
         kit.wait_addresses(name, {"IPv4": [address]})
     row.figure("objects created while a name was taken", "0")
-    row.happened = "both imports said Conflict and created nothing; served once the names were free"
+    row.happened = "each import said Conflict and created nothing; served once the names were free"

@@ -458,9 +458,9 @@ def test_build_refuses_an_import_name_too_long_for_a_label() -> None:
 
 
 def test_selectors() -> None:
-    assert builders.managed_selector() == (
-        "app.kubernetes.io/managed-by=shared-services-operator,sharedservices.io/import"
-    )
+    # Together they select every object once: a name is in exactly one of two watches.
+    assert builders.managed_selector() == "app.kubernetes.io/managed-by=shared-services-operator"
+    assert builders.others_selector() == "app.kubernetes.io/managed-by!=shared-services-operator"
 
 
 def test_is_managed_and_owned_by() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from shared_services import informer
 from shared_services.api import JSON
-from shared_services.informer import Informer
+from shared_services.informer import Informer, InformerGroup
 from shared_services.kube import Kube, KubeError
 
 
@@ -96,3 +96,27 @@ def test_the_index_finds_one_object_or_many_and_forgets_them() -> None:
     assert informer.indexed("n", "cache") == [_labelled("b", "cache")]
     informer.drop("n/b")
     assert informer.index == {}
+
+
+def test_the_names_of_all_it_is_sent_are_kept_even_of_what_the_view_refuses() -> None:
+    informer = Informer(
+        cast(Kube, None), "/api/v1/services", name="test", transform=_owned_only, keep_names=True
+    )
+    group = InformerGroup({None: informer})
+    # Before its list, it cannot tell: a name it has not been sent may be taken.
+    assert group.named("n/a") is None
+    informer.synced.set()
+    assert group.named("n/a") is False
+    informer._apply("ADDED", _object("1", "no"))
+    assert informer.get("n/a") is None, "cached although the view refuses it"
+    assert group.named("n/a") is True, "a name somebody else's object holds was forgotten"
+    informer._apply("DELETED", _object("2", "no"))
+    assert group.named("n/a") is False
+    # A broken watch misses what is created meanwhile: it cannot tell until it lists again.
+    informer._apply("ADDED", _object("3", "yes"))
+    informer.error = "watch ended"
+    assert group.named("n/a") is None
+    # Without names kept, it never can.
+    plain = Informer(cast(Kube, None), "/api/v1/services", name="plain")
+    plain.synced.set()
+    assert InformerGroup({None: plain}).named("n/a") is None
