@@ -24,12 +24,14 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 from kubernetes import client as k8s
 
+from shared_services import kube as kube_module
 from shared_services.kube import (
     Conflict,
     Fenced,
@@ -61,6 +63,7 @@ class Server:
     answer: bytes
     silent: bool = False  # read the request, then say nothing until the client gives up
     requests: list[str] = field(default_factory=list)
+    heads: list[str] = field(default_factory=list)  # each request's line and headers
     _sock: socket.socket = field(default_factory=lambda: socket.create_server(("127.0.0.1", 0)))
     _stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -94,6 +97,7 @@ class Server:
         if not head:
             return
         self.requests.append(head.split(b"\r\n", 1)[0].decode())
+        self.heads.append(head.decode(errors="replace"))
         if self.silent:
             # Bounded: the client hangs up once its timeout passes.
             while not self._stopped.is_set() and conn.recv(65536):
@@ -249,3 +253,40 @@ def test_a_write_may_take_only_the_time_left(serve: Callable[..., Server]) -> No
     assert waited is not None, failed.value.message
     assert float(waited[1]) <= 0.4
     assert len(server.requests) == 1
+
+
+def test_the_credentials_are_asked_for_once_a_second_and_at_once_after_a_401(
+    serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configuration's refresh runs for the token a request sends, but not every time.
+
+    It reads a token file again once it expired (a projected ServiceAccount token, an exec
+    plugin's), and it costs: asked for every request, it was a hundredth of the CPU.
+    """
+    monkeypatch.setattr(kube_module, "AUTHORIZATION_SECONDS", 0.2)
+    server = serve(_answer("200 OK", b"{}"))
+    kube = _kube(server)
+    refreshed: list[str] = []
+
+    def refresh(configuration: k8s.Configuration) -> None:
+        refreshed.append(f"{TOKEN}-{len(refreshed) + 1}")
+        configuration.api_key["BearerToken"] = refreshed[-1]
+
+    kube.api_client.configuration.refresh_api_key_hook = refresh
+    for _ in range(5):
+        kube.request("GET", "/version")
+    assert len(refreshed) == 1
+    assert all(f"Authorization: Bearer {TOKEN}-1\r\n" in head for head in server.heads)
+
+    time.sleep(0.3)
+    kube.request("GET", "/version")
+    assert len(refreshed) == 2, "not asked again once the second was over"
+    assert f"Bearer {TOKEN}-2\r\n" in server.heads[-1]
+
+    server.answer = _answer("401 Unauthorized", b'{"kind": "Status", "reason": "Unauthorized"}')
+    with pytest.raises(Unauthorized):
+        kube.request("GET", "/version")
+    server.answer = _answer("200 OK", b"{}")
+    kube.request("GET", "/version")
+    assert len(refreshed) == 3, "not asked again after the server refused the token"
+    assert f"Bearer {TOKEN}-3\r\n" in server.heads[-1]
