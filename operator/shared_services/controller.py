@@ -192,9 +192,11 @@ class Controller:
     def _local_informers(self) -> list[Informer]:
         return [i for group in self.caches.values() for i in group.members.values()]
 
+    def _names_informers(self) -> list[Informer]:
+        return [i for group in list(self.names.values()) for i in list(group.members.values())]
+
     def _informers(self) -> list[Informer]:
-        names = [i for group in self.names.values() for i in group.members.values()]
-        return [*self._local_informers(), *names, *self.networks.informers]
+        return [*self._local_informers(), *self._names_informers(), *self.networks.informers]
 
     async def _synced(self) -> None:
         # The informers' threads set these flags; looking at them from the loop, rather
@@ -388,9 +390,5 @@ class Controller:
                 len(i.cache) for i in list(self.remote.secrets.informers.values())
             ),
             "local_cached_objects": sum(len(i.cache) for i in local),
-            "local_names": sum(
-                len(i.names or ())
-                for group in [*self.caches.values(), *self.names.values()]
-                for i in list(group.members.values())
-            ),
+            "local_names": sum(len(i.names or ()) for i in [*local, *self._names_informers()]),
         }

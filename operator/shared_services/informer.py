@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from shared_services.api import JSON
-from shared_services.kube import METADATA, METADATA_LIST, Gone, Kube, KubeError
+from shared_services.kube import JSON_TYPE, METADATA, METADATA_LIST, Gone, Kube, KubeError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ StateCallback = Callable[[bool, str | None], None]
 
 # Objects per page of a list, as kubectl pages them (its --chunk-size default).
 PAGE = 500
-JSON_TYPE = "application/json"
 BACKOFF_START = 0.5
 # A watch that broke, or a server that is down, is tried again within this: imports follow
 # moves soon after the server is back.

@@ -38,6 +38,7 @@ from shared_services.advice import Reason
 from shared_services.api import JSON
 from shared_services.version import FIELD_MANAGER, USER_AGENT
 
+JSON_TYPE: Final = "application/json"
 MERGE_PATCH: Final = "application/merge-patch+json"
 # How long the configuration's Authorization header is used before it is asked again.
 AUTHORIZATION_SECONDS: Final = 1.0
@@ -270,8 +271,8 @@ class Kube:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str | int] | None = None,
-        content_type: str = "application/json",
-        accept: str = "application/json",
+        content_type: str = JSON_TYPE,
+        accept: str = JSON_TYPE,
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> JSON:
         """Send one request; return the decoded body or raise a :class:`KubeError`."""
@@ -373,7 +374,7 @@ class Kube:
         params: Mapping[str, str | int] | None = None,
         timeout_seconds: int = 300,
         opened: Callable[[Any], None] | None = None,
-        accept: str = "application/json",
+        accept: str = JSON_TYPE,
     ) -> Iterator[JSON]:
         """Yield watch events (``{"type", "object"}``) until the server ends the stream.
 
@@ -436,8 +437,8 @@ class Kube:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str | int] | None = None,
-        content_type: str = "application/json",
-        accept: str = "application/json",
+        content_type: str = JSON_TYPE,
+        accept: str = JSON_TYPE,
         timeout: tuple[float, float] = REQUEST_TIMEOUT,
     ) -> urllib3.BaseHTTPResponse:
         if self._closed:
