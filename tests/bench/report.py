@@ -376,7 +376,9 @@ def write_report(results: Results, out: Path) -> str:
         "EndpointSlice (Endpoints, for the baseline). The floor is a bare Python watch-and-patch "
         "loop (`tests/bench/floor.py`); the baseline polls every "
         f"{results.settings.get('baseline_every', 10):g} s and rewrites the Endpoints "
-        "(`tests/bench/baseline.py`). Operator and floor changes are interleaved.",
+        "(`tests/bench/baseline.py`). Operator and floor changes are interleaved, and start "
+        f"{results.settings.get('settle_seconds', 0):g} s after the last import of that size "
+        "is Ready, so that neither meets the end of the start-up.",
         "",
         *_latency_table(results),
         "",
