@@ -234,6 +234,7 @@ class Controller:
             await self.fill()
         self.networks.rebuild()  # what a standby saw of Nodes since it filled its caches
         memory.settle()  # the filled caches
+        memory.hold_full_collections()  # until the start-up syncs are done
         self.active = self.networks.active = self.store.active = True
         self.clusters.start()
         self.catalogs.start()
@@ -258,6 +259,7 @@ class Controller:
         self.active = self.networks.active = self.store.active = False
         for task in self._tasks:
             task.cancel()
+        memory.resume_full_collections()  # a stop before start-up was synced
         self.clusters.stop()
         self.catalogs.stop()
         self.queue.close()

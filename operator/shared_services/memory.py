@@ -119,6 +119,13 @@ async def watch(limit: int | None) -> None:
         await asyncio.sleep(CHECK_SECONDS)
 
 
+# How many younger collections a full one waits for while start-up syncs: ten times the
+# interpreter's default. Garbage in reference cycles waits longer for a full collection; the
+# full collection at the end of start-up (see settle) takes it.
+START_UP_FULL_EVERY = 100
+_held: list[int] = []
+
+
 def settle() -> None:
     """Leave what is alive now out of every later full collection.
 
@@ -126,10 +133,33 @@ def settle() -> None:
     changes, and they hold no reference cycles, so reference counting frees them. Yet each
     full collection walks all of them: at 1,000 imports such a pause came in the middle of
     a sync often enough to be a propagation's p99. Called once the caches are filled and
-    once start-up is synced, after a collection of its own, so that no garbage is frozen.
+    once start-up is synced, after a collection of its own, so that no garbage is frozen;
+    full collections come as often as the interpreter's default again from then on.
     """
+    resume_full_collections()
     gc.collect()
     gc.freeze()
+
+
+def hold_full_collections() -> None:
+    """Make full collections rarer while start-up fills the caches; until :func:`settle`.
+
+    Start-up makes every import's objects and status at once, and the caches grow by tens
+    of thousands of objects a second, which a full collection walks again and again: at
+    10,000 imports about twenty of them, 2 s of CPU, on a machine whose cores the API server
+    needs for the same start-up. One full collection at its end (:func:`settle`) does.
+    """
+    if not _held:
+        first, second, third = gc.get_threshold()
+        _held.append(third)
+        gc.set_threshold(first, second, max(third, START_UP_FULL_EVERY))
+
+
+def resume_full_collections() -> None:
+    """Undo :func:`hold_full_collections`, if it is in force."""
+    if _held:
+        first, second, _ = gc.get_threshold()
+        gc.set_threshold(first, second, _held.pop())
 
 
 # glibc's mallopt parameters (malloc.h).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,15 @@ def test_a_warning_once_past_the_line_and_again_only_after_falling_well_below() 
 def test_glibc_is_told_to_return_large_freed_buffers() -> None:
     # The image and the test plane run on glibc; elsewhere the call does nothing.
     assert memory.return_freed_memory() is True
+
+
+def test_full_collections_are_rarer_until_start_up_settles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # this test process keeps its heap as is
+    before = gc.get_threshold()
+    memory.hold_full_collections()
+    memory.hold_full_collections()  # held once, however often asked
+    assert gc.get_threshold() == (*before[:2], memory.START_UP_FULL_EVERY)
+    memory.settle()
+    assert gc.get_threshold() == before
+    memory.resume_full_collections()  # nothing held: nothing to undo
+    assert gc.get_threshold() == before
