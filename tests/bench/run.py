@@ -95,6 +95,9 @@ class Scale:
     idle_writes_per_minute: float
     # The operator's /debug/memory at this size (tables, types), when it was profiled.
     memory: dict[str, Any] | None = None
+    # Every run's Ready seconds, where a contender ran more than once (the fastest counts).
+    ready_rounds: list[float] = field(default_factory=list)
+    floor_rounds: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -365,7 +368,12 @@ def _memory_report(operator: OperatorProcess) -> dict[str, Any] | None:
 
 
 def scale(
-    *, sizes: list[int], idle_seconds: float, floor: bool = True, profile: str | None = None
+    *,
+    sizes: list[int],
+    idle_seconds: float,
+    floor: bool = True,
+    profile: str | None = None,
+    rounds: int = 1,
 ) -> list[Scale]:
     """Start-up time, memory, watches and requests with N imports, each on fresh clusters.
 
@@ -373,71 +381,104 @@ def scale(
     cold, freshly populated state; without ``floor`` it does not run. With ``profile``
     (``tables`` or ``full``) the operator serves its memory profile, which is read at the
     largest size only after its peak RSS (the walk allocates memory of its own).
+
+    At the largest size, where the start-up target is set, each contender runs ``rounds``
+    times, the order turned round each time, and its faster run counts: from one run to
+    the next on this shared machine the same start-up varies by 5 to 10 %, as much as the
+    difference being measured.
     """
     rows = []
     for size in sizes:
-        floor_ready, floor_apiserver_cpu = _floor_start_up(size) if floor else (0.0, 0.0)
-        with _populated(size) as env:
-            observer = Observer(env.local, endpoints=False).start()
-            operator = env.operator(
-                "operator", *([f"--profile-memory={profile}"] if profile else [])
-            )
-            others = apiserver_metric(
-                env.supervisor, "apiserver_longrunning_requests", resource="services", verb="WATCH"
-            )
-            apiserver = env.workload.pids()["kube-apiserver"]
-            apiserver_cpu = cpu_seconds(apiserver)
-            service_creates = _server_seconds(env.workload, "services", "POST")
-            started = time.monotonic()
-            operator.start(wait=False)
-            try:
-                ready = observer.all_ready(size, timeout=1800) - started
-                apiserver_cpu = cpu_seconds(apiserver) - apiserver_cpu
-                service_create_ms = _mean_ms(
-                    service_creates, _server_seconds(env.workload, "services", "POST")
-                )
-                assert operator.process is not None
-                cpu = cpu_seconds(operator.process.pid)
-                requests = sum(
-                    v
-                    for k, v in operator.metrics().items()
-                    if k.startswith("shared_services_api_requests_total{")
-                )
-                time.sleep(5)  # let the last status events of start-up arrive
-                writes = _writes(operator.metrics())
-                time.sleep(idle_seconds)
-                idle = (_writes(operator.metrics()) - writes) * 60 / idle_seconds
-                rows.append(
-                    Scale(
-                        imports=size,
-                        remote_services=max(1, size // 5),
-                        ready_seconds=ready,
-                        floor_ready_seconds=floor_ready,
-                        cpu_seconds=cpu,
-                        apiserver_cpu_seconds=apiserver_cpu,
-                        floor_apiserver_cpu_seconds=floor_apiserver_cpu,
-                        service_create_ms=service_create_ms,
-                        peak_rss_mb=_vmhwm_mb(operator.process.pid),
-                        remote_watches=operator.metric(
-                            "shared_services_remote_watches", cluster="supervisor", state="up"
-                        ),
-                        supervisor_service_watches=apiserver_metric(
-                            env.supervisor,
-                            "apiserver_longrunning_requests",
-                            resource="services",
-                            verb="WATCH",
-                        )
-                        - others,
-                        requests_per_import=requests / size,
-                        idle_writes_per_minute=idle,
-                    )
-                )
-                if profile and size == max(sizes):
-                    rows[-1].memory = _memory_report(operator)
-            finally:
-                operator.stop()
-                observer.stop()
+        repeats = rounds if size == max(sizes) else 1
+        floors: list[tuple[float, float]] = []
+        runs: list[Scale] = []
+        for round_ in range(repeats):
+            operator_first = round_ % 2 == 1
+            if operator_first:
+                runs.append(_operator_start_up(size, idle_seconds, profile=None))
+            if floor:
+                floors.append(_floor_start_up(size))
+            if not operator_first:
+                profiled = profile if size == max(sizes) and round_ == 0 else None
+                runs.append(_operator_start_up(size, idle_seconds, profile=profiled))
+        rows.append(fastest(runs, floors))
     return rows
+
+
+def fastest(runs: list[Scale], floors: list[tuple[float, float]]) -> Scale:
+    """The operator's fastest run, beside the floor's fastest (its Ready and API server CPU).
+
+    Every run's Ready seconds are kept for the report, and the memory profile of whichever
+    run was profiled.
+    """
+    row = min(runs, key=lambda r: r.ready_seconds)
+    row.memory = next((r.memory for r in runs if r.memory), None)
+    row.ready_rounds = [r.ready_seconds for r in runs]
+    if floors:
+        row.floor_ready_seconds, row.floor_apiserver_cpu_seconds = min(floors)
+        row.floor_rounds = [ready for ready, _ in floors]
+    return row
+
+
+def _operator_start_up(size: int, idle_seconds: float, *, profile: str | None) -> Scale:
+    """The operator's start-up with ``size`` imports on fresh clusters, then its idle writes."""
+    with _populated(size) as env:
+        observer = Observer(env.local, endpoints=False).start()
+        operator = env.operator("operator", *([f"--profile-memory={profile}"] if profile else []))
+        others = apiserver_metric(
+            env.supervisor, "apiserver_longrunning_requests", resource="services", verb="WATCH"
+        )
+        apiserver = env.workload.pids()["kube-apiserver"]
+        apiserver_cpu = cpu_seconds(apiserver)
+        service_creates = _server_seconds(env.workload, "services", "POST")
+        started = time.monotonic()
+        operator.start(wait=False)
+        try:
+            ready = observer.all_ready(size, timeout=1800) - started
+            apiserver_cpu = cpu_seconds(apiserver) - apiserver_cpu
+            service_create_ms = _mean_ms(
+                service_creates, _server_seconds(env.workload, "services", "POST")
+            )
+            assert operator.process is not None
+            cpu = cpu_seconds(operator.process.pid)
+            requests = sum(
+                v
+                for k, v in operator.metrics().items()
+                if k.startswith("shared_services_api_requests_total{")
+            )
+            time.sleep(5)  # let the last status events of start-up arrive
+            writes = _writes(operator.metrics())
+            time.sleep(idle_seconds)
+            idle = (_writes(operator.metrics()) - writes) * 60 / idle_seconds
+            row = Scale(
+                imports=size,
+                remote_services=max(1, size // 5),
+                ready_seconds=ready,
+                floor_ready_seconds=0.0,
+                cpu_seconds=cpu,
+                apiserver_cpu_seconds=apiserver_cpu,
+                floor_apiserver_cpu_seconds=0.0,
+                service_create_ms=service_create_ms,
+                peak_rss_mb=_vmhwm_mb(operator.process.pid),
+                remote_watches=operator.metric(
+                    "shared_services_remote_watches", cluster="supervisor", state="up"
+                ),
+                supervisor_service_watches=apiserver_metric(
+                    env.supervisor,
+                    "apiserver_longrunning_requests",
+                    resource="services",
+                    verb="WATCH",
+                )
+                - others,
+                requests_per_import=requests / size,
+                idle_writes_per_minute=idle,
+            )
+            if profile:
+                row.memory = _memory_report(operator)
+            return row
+        finally:
+            operator.stop()
+            observer.stop()
 
 
 def _writes(samples: dict[str, float]) -> float:
@@ -517,6 +558,7 @@ def _scale_alone(args: argparse.Namespace, settings: dict[str, Any], began: floa
         idle_seconds=settings["idle_seconds"],
         floor=not args.no_floor,
         profile=args.profile,
+        rounds=settings["scale_rounds"],
     )
     results.settings["scale_sizes"] = sizes
     results.settings["scale_seconds"] = round(time.monotonic() - began)
@@ -568,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_every": 0.5,
             "burst": 5,
             "scale_sizes": [20],
+            "scale_rounds": 2,
             "idle_seconds": 1.0,
             "recovery_sizes": [1, 5],
             "recovery_moves": 3,
@@ -579,12 +622,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = {
             "latency_sizes": [1, 100, 1000],
-            "changes": 500,
+            "changes": 1000,
             "settle_seconds": SETTLE_SECONDS,
             "baseline_changes": 12,
             "baseline_every": 10.0,
             "burst": 1000,
             "scale_sizes": [1000, 5000, 10000],
+            "scale_rounds": 2,
             "idle_seconds": 30.0,
             "recovery_sizes": [1, 1000],
             "recovery_moves": 50,
@@ -620,7 +664,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"latency and burst done in {time.monotonic() - began:.0f} s", flush=True)
     results.scale = scale(
-        sizes=settings["scale_sizes"], idle_seconds=settings["idle_seconds"], profile=args.profile
+        sizes=settings["scale_sizes"],
+        idle_seconds=settings["idle_seconds"],
+        profile=args.profile,
+        rounds=settings["scale_rounds"],
     )
     print(f"scale done after {time.monotonic() - began:.0f} s", flush=True)
     recovered = time.monotonic()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from bench.report import rss_fit
+from bench.report import _rounds, rss_fit
+from bench.run import Results, Scale, fastest
 
 
 def test_the_fit_gives_intercept_in_mib_and_slope_in_kib_per_import() -> None:
@@ -18,3 +21,40 @@ def test_the_fit_gives_intercept_in_mib_and_slope_in_kib_per_import() -> None:
 
 def test_no_fit_through_one_size() -> None:
     assert rss_fit([(1000, 100.0), (1000, 101.0)]) is None
+
+
+def _run(ready: float, *, memory: dict[str, Any] | None = None) -> Scale:
+    return Scale(
+        imports=10000,
+        remote_services=2000,
+        ready_seconds=ready,
+        floor_ready_seconds=0.0,
+        cpu_seconds=ready / 2,
+        apiserver_cpu_seconds=ready,
+        floor_apiserver_cpu_seconds=0.0,
+        service_create_ms=1.0,
+        peak_rss_mb=200.0,
+        remote_watches=20,
+        supervisor_service_watches=20,
+        requests_per_import=4.0,
+        idle_writes_per_minute=0.0,
+        memory=memory,
+    )
+
+
+def test_the_faster_run_of_each_contender_counts_and_every_run_is_reported() -> None:
+    row = fastest(
+        [_run(144.0, memory={"tables": {}}), _run(139.5)], [(121.0, 166.0), (115.5, 159.0)]
+    )
+    assert (row.ready_seconds, row.cpu_seconds) == (139.5, 69.75)  # the faster run's own figures
+    assert row.memory == {"tables": {}}  # the profile of the run that was profiled
+    assert (row.floor_ready_seconds, row.floor_apiserver_cpu_seconds) == (115.5, 159.0)
+    text = "\n".join(_rounds(Results(scale=[row])))
+    assert "At 10,000 imports each contender started twice" in text
+    assert "operator 144.0 and 139.5 s, scale floor 121.0 and 115.5 s" in text
+
+
+def test_a_size_run_once_says_nothing_of_rounds() -> None:
+    row = fastest([_run(9.0)], [(7.0, 8.0)])
+    assert row.ready_rounds == [9.0]
+    assert _rounds(Results(scale=[row])) == []
