@@ -228,6 +228,22 @@ def _burst_section(burst: Burst) -> list[str]:
         "",
         *_table(headers, [row], text_first=False),
         "",
+        *_burst_rounds(burst),
+    ]
+
+
+def _burst_rounds(burst: Burst) -> list[str]:
+    """Every burst of each contender, where they met more than one; the table's is the fastest."""
+    if len(burst.rounds) < 2:
+        return []
+    mine = " and ".join(f"{s * 1000:,.0f}" for s in burst.rounds)
+    floors = " and ".join(f"{s * 1000:,.0f}" for s in burst.floor_rounds)
+    return [
+        f"Each contender met the burst {_TIMES.get(len(burst.rounds), 'more than once')}, the "
+        "order turned round the second time (operator then floor, then floor then the "
+        "operator, restarted on the same clusters), and the table shows the fastest of each: "
+        f"every slice right after {mine} ms for the operator, {floors or '—'} ms for the floor.",
+        "",
     ]
 
 

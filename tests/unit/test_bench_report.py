@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bench.report import _rounds, rss_fit
-from bench.run import Results, Scale, fastest
+from bench.report import _burst_rounds, _rounds, rss_fit
+from bench.run import Results, Scale, fastest, fastest_burst
 
 
 def test_the_fit_gives_intercept_in_mib_and_slope_in_kib_per_import() -> None:
@@ -58,3 +58,12 @@ def test_a_size_run_once_says_nothing_of_rounds() -> None:
     row = fastest([_run(9.0)], [(7.0, 8.0)])
     assert row.ready_rounds == [9.0]
     assert _rounds(Results(scale=[row])) == []
+
+
+def test_the_fastest_burst_of_each_contender_counts_and_every_burst_is_reported() -> None:
+    burst = fastest_burst(1000, [(2.7, 2.9), (2.6, 2.8)], [(2.2, 2.3), (2.3, 2.5)])
+    assert (burst.submit_seconds, burst.converged_seconds) == (2.6, 2.8)
+    assert (burst.floor_submit_seconds, burst.floor_converged_seconds) == (2.2, 2.3)
+    text = "\n".join(_burst_rounds(burst))
+    assert "Each contender met the burst twice" in text
+    assert "2,900 and 2,800 ms for the operator, 2,300 and 2,500 ms for the floor" in text
