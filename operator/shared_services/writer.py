@@ -56,9 +56,12 @@ ENDPOINTS: Final = Kind("", "v1", "endpoints", "Endpoints")
 MANAGED_KINDS: Final = (SERVICE, ENDPOINT_SLICE, ENDPOINTS)
 
 
+_BY_KIND: Final = {k.kind: k for k in MANAGED_KINDS}
+
+
 def kind_of(obj: Mapping[str, Any]) -> Kind:
     """The managed kind of a desired object."""
-    return {k.kind: k for k in MANAGED_KINDS}[str(obj["kind"])]
+    return _BY_KIND[str(obj["kind"])]
 
 
 @dataclass
