@@ -85,6 +85,9 @@ class ImportStore:
             self._changed(key)
             return
         old = self.objects.get(key)
+        version = metadata.get("resourceVersion")
+        if old is not None and version is not None and _version(old) == version:
+            return  # the echo of a status write, whose answer the store holds already
         self.objects[key] = body if isinstance(body, dict) else dict(body.items())
         new = self.objects[key]
         # The echo of a status write (ours, or anyone's) changes nothing the sync reads:
@@ -142,6 +145,10 @@ def _collection(namespace: str | None) -> str:
     return collection_path(
         group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
     )
+
+
+def _version(body: Mapping[str, Any]) -> Any:
+    return (body.get("metadata") or {}).get("resourceVersion")
 
 
 def _generation(body: Mapping[str, Any]) -> tuple[Any, Any, Any]:

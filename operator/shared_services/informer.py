@@ -351,15 +351,21 @@ class Informer:
 
         Caching and the check for a write in flight (see :meth:`writing`) are one step
         under the lock, or a writer could finish between them and its echo slip through.
+        The echo of the operator's own write, whose answer :meth:`put` cached, is known by
+        its resourceVersion before its view is made: most events at start-up and in a
+        burst are such echoes, and a view made only to be dropped is CPU for nothing.
         """
         key = object_key(obj)
-        view = self._transform(obj)
         with self._cache_lock:
             if self.names is not None:
                 if kind == "DELETED":
                     self.names.discard(key)
                 else:
                     self.names.add(key)
+            known = self.cache.get(key)
+            if kind != "DELETED" and known is not None and _version(known) == _version(obj):
+                return None  # already cached by put(): the echo of our own write
+            view = self._transform(obj)
             if view is None:
                 # Not (or no longer) an object of this cache: gone, as far as it is
                 # concerned, and reported as such only if it was held.
@@ -373,9 +379,6 @@ class Informer:
                 self._drop(key)
             else:
                 obj = view
-                known = self.cache.get(key)
-                if known is not None and _version(known) == _version(obj):
-                    return None  # already cached by put(): the echo of our own write
                 self._store(key, obj)
             held = self._held.get(key)
             if held is None:

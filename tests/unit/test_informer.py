@@ -120,3 +120,23 @@ def test_the_names_of_all_it_is_sent_are_kept_even_of_what_the_view_refuses() ->
     plain = Informer(cast(Kube, None), "/api/v1/services", name="plain")
     plain.synced.set()
     assert InformerGroup({None: plain}).named("n/a") is None
+
+
+def test_the_echo_of_a_write_is_known_without_making_its_view() -> None:
+    viewed: list[str] = []
+
+    def view(obj: JSON) -> JSON | None:
+        viewed.append(obj["metadata"]["resourceVersion"])
+        return _owned_only(obj)
+
+    informer = Informer(cast(Kube, None), "/api/v1/services", name="test", transform=view)
+    informer.put(_object("5", "yes"))  # the answer to the operator's write
+    assert informer._apply("MODIFIED", _object("5", "yes")) is None  # its echo
+    assert viewed == ["5"]  # the echo's view was never made
+    # Somebody else's change, with another version, is viewed, cached and reported.
+    assert informer._apply("MODIFIED", _object("6", "yes")) == ("MODIFIED", _object("6", "yes"))
+    assert viewed == ["5", "6"]
+    assert informer.get("n/a") == _object("6", "yes")
+    # A deletion is never taken for an echo, whatever its version.
+    assert informer._apply("DELETED", _object("6", "yes")) == ("DELETED", _object("6", "yes"))
+    assert informer.get("n/a") is None
