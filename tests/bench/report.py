@@ -13,7 +13,7 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
-    from bench.run import Burst, Results
+    from bench.run import Burst, Results, Scale
 
 TARGET_P99_MS = 250.0
 TARGET_READY_S = 120.0  # for 10,000 imports
@@ -91,6 +91,18 @@ def _scale_table(results: Results) -> list[str]:
 _TIMES = {1: "once", 2: "twice", 3: "three times"}
 
 
+def _worst_of(row: Scale) -> str:
+    """The runs' peak RSS and idle writes, of which the row shows the highest; if kept."""
+    if len(row.rss_rounds) < 2:
+        return ""
+    rss = " and ".join(f"{mb:.0f}" for mb in row.rss_rounds)
+    idle = " and ".join(f"{n:.0f}" for n in row.idle_rounds)
+    return (
+        f" Peak RSS and idle writes are the highest of the runs: {rss} MB, {idle} writes "
+        "per minute."
+    )
+
+
 def _rounds(results: Results) -> list[str]:
     """Every run of a size that was run more than once, of which the table shows the faster."""
     lines = []
@@ -104,7 +116,8 @@ def _rounds(results: Results) -> list[str]:
             f"{_TIMES.get(len(row.ready_rounds), f'{len(row.ready_rounds)} times')} "
             "on fresh clusters, the order turned round each time (floor then operator, then "
             "operator then floor), and the table shows the faster run of each, with that "
-            f"run's other figures: operator {mine} s, scale floor {floors or '—'} s.",
+            f"run's other figures: operator {mine} s, scale floor {floors or '—'} s."
+            + _worst_of(row),
             "",
         ]
     return lines
