@@ -28,6 +28,7 @@ from typing import Any
 
 from shared_services import api, views
 from shared_services.api import JSON, ImportKey
+from shared_services.informer import resource_version
 from shared_services.kube import Kube, KubeError, collection_path
 from shared_services.listing import Listing, list_all
 
@@ -85,8 +86,8 @@ class ImportStore:
             self._changed(key)
             return
         old = self.objects.get(key)
-        version = metadata.get("resourceVersion")
-        if old is not None and version is not None and _version(old) == version:
+        version = resource_version(body)
+        if old is not None and version is not None and resource_version(old) == version:
             return  # the echo of a status write, whose answer the store holds already
         self.objects[key] = body if isinstance(body, dict) else dict(body.items())
         new = self.objects[key]
@@ -145,10 +146,6 @@ def _collection(namespace: str | None) -> str:
     return collection_path(
         group=api.GROUP, version=api.VERSION, plural=api.IMPORT_PLURAL, namespace=namespace
     )
-
-
-def _version(body: Mapping[str, Any]) -> Any:
-    return (body.get("metadata") or {}).get("resourceVersion")
 
 
 def _generation(body: Mapping[str, Any]) -> tuple[Any, Any, Any]:

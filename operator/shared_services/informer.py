@@ -53,7 +53,8 @@ def object_key(obj: Mapping[str, Any]) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
-def _version(obj: Mapping[str, Any]) -> str | None:
+def resource_version(obj: Mapping[str, Any]) -> str | None:
+    """The object's ``metadata.resourceVersion``, as a string; None if it has none."""
     version = (obj.get("metadata") or {}).get("resourceVersion")
     return None if version is None else str(version)
 
@@ -176,7 +177,7 @@ class Informer:
         view = self._transform(obj)
         with self._cache_lock:  # the writer's threads put() too
             if key in self._held:
-                self._written[key] = _version(obj)
+                self._written[key] = resource_version(obj)
             if view is None:
                 self._drop(key)
             else:
@@ -225,7 +226,7 @@ class Informer:
                 held = self._held.pop(key, [])
                 written = self._written.pop(key, None)
             for kind, obj in held:
-                if _version(obj) != written:
+                if resource_version(obj) != written:
                     self._on_event(kind, obj)
 
     def _drop(self, key: str) -> None:
@@ -285,9 +286,7 @@ class Informer:
             old = previous.get(key)
             if old is None:
                 self._on_event("ADDED", obj)
-            elif old.get("metadata", {}).get("resourceVersion") != obj["metadata"].get(
-                "resourceVersion"
-            ):
+            elif resource_version(old) != resource_version(obj):
                 self._on_event("MODIFIED", obj)
         for key, obj in previous.items():
             if key not in fresh:
@@ -363,7 +362,11 @@ class Informer:
                 else:
                     self.names.add(key)
             known = self.cache.get(key)
-            if kind != "DELETED" and known is not None and _version(known) == _version(obj):
+            if (
+                kind != "DELETED"
+                and known is not None
+                and resource_version(known) == resource_version(obj)
+            ):
                 return None  # already cached by put(): the echo of our own write
             view = self._transform(obj)
             if view is None:
