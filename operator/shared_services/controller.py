@@ -34,7 +34,7 @@ from shared_services.destinations import Destinations
 from shared_services.hostnames import Hostnames
 from shared_services.imports import ImportStore
 from shared_services.informer import Informer, InformerGroup
-from shared_services.kube import Kube
+from shared_services.kube import AsyncKube, Kube
 from shared_services.networks import LocalNetworks
 from shared_services.reconciler import ImportReconciler
 from shared_services.recorder import Recorder
@@ -65,7 +65,9 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
         clusters: dict[str, JSON] = {}
-        self.recorder = Recorder(kube, imports=self.imports, clusters=clusters)
+        # The writes of syncs and of statuses and Events, sent from the loop.
+        self.writes = AsyncKube(kube)
+        self.recorder = Recorder(self.writes, imports=self.imports, clusters=clusters)
         self.remote = RemoteRegistry(
             loop=self._loop,
             kube=kube,
@@ -109,7 +111,7 @@ class Controller:
         )
         self.reconciler = ImportReconciler(
             settings=settings,
-            kube=kube,
+            kube=self.writes,
             imports=self.imports,
             caches=self.caches,
             names=self.names,
@@ -269,6 +271,7 @@ class Controller:
         # Stopped before they were started (a stop during start-up): nothing to stop.
         running = [i for i in self._informers() if i.running]
         await asyncio.gather(*(asyncio.to_thread(i.stop) for i in running))
+        await self.writes.close()
 
     async def _settle_when_synced(self) -> None:
         """Once the start-up syncs are done, take the heap out of full collections."""

@@ -21,7 +21,7 @@ from shared_services.advice import Reason
 from shared_services.api import JSON, ImportKey
 from shared_services.decide import DONE, Plan, Result, Serving
 from shared_services.informer import InformerGroup
-from shared_services.kube import Conflict, Forbidden, Kube, KubeError, NotFound
+from shared_services.kube import AsyncKube, Conflict, Forbidden, KubeError, NotFound
 from shared_services.networks import LocalNetworks
 from shared_services.recorder import Recorder
 from shared_services.records import ImportRecord, Records
@@ -62,7 +62,7 @@ class ImportReconciler:
         self,
         *,
         settings: Settings,
-        kube: Kube,
+        kube: AsyncKube,
         imports: dict[ImportKey, JSON],
         caches: dict[Kind, InformerGroup],
         names: dict[Kind, InformerGroup],
@@ -215,9 +215,7 @@ class ImportReconciler:
         record = self.records.get(key)
         if record is not None:
             self._release(record)
-        outcome = await asyncio.to_thread(
-            self.writer.remove, owner=builders.Owner(key[0], key[1], "")
-        )
+        outcome = await self.writer.remove(owner=builders.Owner(key[0], key[1], ""))
         _count_writes(outcome)
         record = self.sources.drop(key)
         if record is not None:
@@ -340,9 +338,7 @@ class ImportReconciler:
         namespace, name = record.key
         owner = builders.Owner(namespace, name, str(body["metadata"].get("uid")))
         try:
-            outcome = await asyncio.to_thread(
-                self.writer.apply, owner=owner, desired=plan.desired, kinds=kinds
-            )
+            outcome = await self.writer.apply(owner=owner, desired=plan.desired, kinds=kinds)
         except KubeError as error:
             refused = not error.temporary and not isinstance(error, Conflict | NotFound)
             if refused and not _namespace_terminating(error):

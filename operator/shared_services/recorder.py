@@ -8,7 +8,6 @@ import at a time, with no recount.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import MutableMapping
@@ -19,7 +18,7 @@ from shared_services.api import JSON, ImportKey
 from shared_services.correlator import Budget, Correlator, Record
 from shared_services.decide import Event
 from shared_services.informer import slim
-from shared_services.kube import Kube, KubeError, NotFound, collection_path
+from shared_services.kube import AsyncKube, KubeError, NotFound, collection_path
 from shared_services.records import ImportRecord
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ class Recorder:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: AsyncKube,
         *,
         imports: MutableMapping[ImportKey, JSON],
         clusters: MutableMapping[str, JSON],
@@ -98,9 +97,7 @@ class Recorder:
             group=api.GROUP, version=api.VERSION, plural=plural, namespace=namespace
         )
         try:
-            updated = await asyncio.to_thread(
-                self.kube.patch, f"{path}/{name}/status", {"status": new}
-            )
+            updated = await self.kube.patch(f"{path}/{name}/status", {"status": new})
         except NotFound:
             return None  # deleted meanwhile
         metrics.STATUS_WRITES.labels(kind).inc()
@@ -125,25 +122,25 @@ class Recorder:
             return
         stamp = conditions.now()
         try:
-            name = await asyncio.to_thread(self._write_event, body, event, written, stamp)
+            name = await self._write_event(body, event, written, stamp)
         except KubeError as error:
             log.warning("could not record event %s on %s/%s: %s", event.reason, *key, error)
         else:
             self.correlator.recorded(key, written, name)
 
-    def _write_event(self, body: JSON, event: Event, record: Record, stamp: str) -> str:
+    async def _write_event(self, body: JSON, event: Event, record: Record, stamp: str) -> str:
         """Count on the Event ``record`` names, or create one; return the Event's name."""
         namespace = body["metadata"]["namespace"]
         path = collection_path(group="", version="v1", plural="events", namespace=namespace)
         if record.name is not None:
             patch = {"count": record.count, "lastTimestamp": stamp, "message": record.message}
             try:
-                self.kube.patch(f"{path}/{record.name}", patch)
+                await self.kube.patch(f"{path}/{record.name}", patch)
             except NotFound:
                 pass  # expired (the API server keeps Events an hour): a new one follows
             else:
                 return record.name
-        created = self.kube.create(path, self._new_event(body, event, record.message, stamp))
+        created = await self.kube.create(path, self._new_event(body, event, record.message, stamp))
         return str(created["metadata"]["name"])
 
     @staticmethod

@@ -11,8 +11,8 @@ taken nothing is created. A Service created beside somebody else's Endpoints of 
 would have the EndpointSlice mirroring controller copy those Endpoints into slices of the
 Service: traffic to addresses that the address policy never judged.
 
-The methods block (the kubernetes client is synchronous); the controller calls them from
-worker threads.
+The writes are sent from the event loop (:class:`~shared_services.kube.AsyncKube`): a
+sync's writes no longer go through a thread of their own.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Final
 from shared_services import builders, views
 from shared_services.api import JSON
 from shared_services.informer import InformerGroup, object_key
-from shared_services.kube import Conflict, Kube, KubeError, NotFound, collection_path
+from shared_services.kube import AsyncKube, Conflict, KubeError, NotFound, collection_path
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Writer:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: AsyncKube,
         caches: Mapping[Kind, InformerGroup],
         names: Mapping[Kind, InformerGroup] | None = None,
     ) -> None:
@@ -93,7 +93,7 @@ class Writer:
         # API server.
         self.names = names if names is not None else {}
 
-    def apply(
+    async def apply(
         self,
         *,
         owner: builders.Owner,
@@ -106,7 +106,7 @@ class Writer:
         are deleted last, after the new ones exist, so consumers never see a gap.
         """
         outcome = Outcome()
-        taken = self._taken(owner, desired)
+        taken = await self._taken(owner, desired)
         outcome.conflicts.extend(taken.values())
         if (SERVICE.kind, desired.service["metadata"]["name"]) in taken:
             return outcome
@@ -114,7 +114,7 @@ class Writer:
             if kind_of(obj) not in kinds or (kind_of(obj).kind, obj["metadata"]["name"]) in taken:
                 continue
             # Objects of the import that exist are still kept current; none is created.
-            self._apply_one(owner, obj, outcome, create=not taken)
+            await self._apply_one(owner, obj, outcome, create=not taken)
             if outcome.conflicts and obj is desired.service:
                 return outcome
         keep = {(kind_of(o).kind, o["metadata"]["name"]) for o in desired.objects()}
@@ -127,13 +127,13 @@ class Writer:
                 for kind, obj in self.owned(owner)
                 if _service_of(kind, obj) != service
             }
-        self._remove(owner, outcome, keep=keep, kinds=kinds)
+        await self._remove(owner, outcome, keep=keep, kinds=kinds)
         return outcome
 
-    def remove(self, *, owner: builders.Owner) -> Outcome:
+    async def remove(self, *, owner: builders.Owner) -> Outcome:
         """Delete every object of an import that is gone."""
         outcome = Outcome()
-        self._remove(owner, outcome, keep=set(), kinds=MANAGED_KINDS)
+        await self._remove(owner, outcome, keep=set(), kinds=MANAGED_KINDS)
         return outcome
 
     def owned(self, owner: builders.Owner) -> list[tuple[Kind, JSON]]:
@@ -144,7 +144,7 @@ class Writer:
             for obj in cache.indexed(owner.namespace, owner.name)
         ]
 
-    def _taken(
+    async def _taken(
         self, owner: builders.Owner, desired: builders.Desired
     ) -> dict[tuple[str, str], str]:
         """The names the import needs that objects of others hold: the conflict of each.
@@ -163,7 +163,7 @@ class Writer:
             key = f"{owner.namespace}/{name}"
             actual = self.caches[kind].get(key)
             if actual is None and not self._free(kind, key):
-                actual = self.kube.get(kind.path(owner.namespace, name))
+                actual = await self.kube.get(kind.path(owner.namespace, name))
             if actual is not None and not _ours(actual, owner):
                 taken[(kind.kind, name)] = _conflict_message(kind, actual, owner)
         return taken
@@ -181,7 +181,7 @@ class Writer:
             and names.named(key) is False
         )
 
-    def _apply_one(
+    async def _apply_one(
         self, owner: builders.Owner, obj: JSON, outcome: Outcome, *, create: bool = True
     ) -> None:
         kind = kind_of(obj)
@@ -196,7 +196,7 @@ class Writer:
         # afresh and judged again, once.
         for attempt in (1, 2):
             if actual is None:
-                actual = self._create(kind, owner, obj, outcome)
+                actual = await self._create(kind, owner, obj, outcome)
                 if actual is None:
                     return
             if not _ours(actual, owner):
@@ -205,38 +205,38 @@ class Writer:
             change = builders.patch_for(desired=obj, actual=actual)
             if change is not None and _cut_references(actual, change):
                 # The cache left out others' references, which this patch sends back.
-                actual = self.kube.get(path)
+                actual = await self.kube.get(path)
                 if actual is None:
                     return  # deleted meanwhile: its DELETED event brings the import back
                 change = builders.patch_for(desired=obj, actual=actual)
             if change is None:
                 return
             try:
-                self._change(kind, path, actual, change, outcome)
+                await self._change(kind, path, actual, change, outcome)
             except Conflict:
                 if attempt == 2:
                     raise  # replaced again meanwhile: the retry's backoff takes it from here
                 self.caches[kind].drop(key)
-                actual = self.kube.get(path)
+                actual = await self.kube.get(path)
             else:
                 return
 
-    def _create(
+    async def _create(
         self, kind: Kind, owner: builders.Owner, obj: JSON, outcome: Outcome
     ) -> JSON | None:
         """Create ``obj``; return the object that holds its name instead, if there is one."""
         cache = self.caches[kind]
         try:
             with cache.writing(f"{owner.namespace}/{obj['metadata']['name']}"):
-                cache.put(self.kube.create(kind.collection(owner.namespace), obj))
+                cache.put(await self.kube.create(kind.collection(owner.namespace), obj))
         except Conflict:
             # Its name is taken; None when it was deleted meanwhile, and the watch event of
             # that brings the import back here.
-            return self.kube.get(kind.path(owner.namespace, obj["metadata"]["name"]))
+            return await self.kube.get(kind.path(owner.namespace, obj["metadata"]["name"]))
         outcome.writes.append((kind.kind, "create"))
         return None
 
-    def _change(
+    async def _change(
         self, kind: Kind, path: str, actual: JSON, change: builders.Change, outcome: Outcome
     ) -> None:
         """Patch or re-create ``actual``; raises Conflict when it is no longer that object."""
@@ -245,16 +245,16 @@ class Writer:
         with cache.writing(object_key(actual)):
             if change.kind == "patch":
                 try:
-                    cache.put(self.kube.patch(path, change.body, uid=uid))
+                    cache.put(await self.kube.patch(path, change.body, uid=uid))
                 except NotFound:
                     return  # deleted by hand meanwhile: its DELETED event triggers a re-create
                 outcome.writes.append((kind.kind, "patch"))
                 return
-            self.kube.delete(path, uid=uid)
-            cache.put(self.kube.create(path.rsplit("/", 1)[0], change.body))
+            await self.kube.delete(path, uid=uid)
+            cache.put(await self.kube.create(path.rsplit("/", 1)[0], change.body))
         outcome.writes.append((kind.kind, "recreate"))
 
-    def _remove(
+    async def _remove(
         self,
         owner: builders.Owner,
         outcome: Outcome,
@@ -273,7 +273,7 @@ class Writer:
             if not views.owns(obj) and _service_of(kind, obj) not in services:
                 continue  # a slice of somebody else's Service that copied the labels
             try:
-                deleted = self.kube.delete(
+                deleted = await self.kube.delete(
                     kind.path(owner.namespace, metadata["name"]), uid=metadata.get("uid")
                 )
             except Conflict:

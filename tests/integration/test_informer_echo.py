@@ -14,6 +14,7 @@ writer's test writes an import's managed objects with that operator stopped.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -26,8 +27,8 @@ from kit import Kit
 from shared_services import builders
 from shared_services.api import JSON
 from shared_services.informer import Informer, InformerGroup, object_key
-from shared_services.kube import Kube
-from shared_services.writer import MANAGED_KINDS, Kind, Writer
+from shared_services.kube import AsyncKube, Kube
+from shared_services.writer import MANAGED_KINDS, Kind, Outcome, Writer
 
 PORTS = [{"port": 80}]
 
@@ -129,17 +130,26 @@ def test_a_change_made_during_a_write_is_still_reported(
     ]
 
 
-class EchoFirst(Kube):
+class EchoFirst(AsyncKube):
     """A client that hands each write's answer back only once the watch delivered its echo."""
 
     informers: dict[str, Informer]
 
-    def request(self, method: Any, path: str, **options: Any) -> JSON:
-        answer = super().request(method, path, **options)
+    async def request(self, method: Any, path: str, **options: Any) -> JSON:
+        answer = await super().request(method, path, **options)
         if method in ("POST", "PATCH"):
             informer = self.informers[answer["kind"]]
-            _until_cached(informer, object_key(answer), answer["metadata"]["resourceVersion"])
+            version = answer["metadata"]["resourceVersion"]
+            await asyncio.to_thread(_until_cached, informer, object_key(answer), version)
         return answer
+
+
+async def _apply(writer: Writer, **options: Any) -> Outcome:
+    """One apply of the writer, its connections closed after it."""
+    try:
+        return await writer.apply(**options)
+    finally:
+        await writer.kube.close()
 
 
 def test_the_writers_echoes_are_not_reported(kit: Kit, workload: Cluster) -> None:
@@ -147,7 +157,8 @@ def test_the_writers_echoes_are_not_reported(kit: Kit, workload: Cluster) -> Non
     kit.wait_condition("db", "Ready", "True", "Synced")
     kit.wait_addresses("db", {"IPv4": ["203.0.113.10"]})
     kit.operator.stop()  # the writer under test is the only one
-    kube = EchoFirst(workload.api_client())
+    kube = Kube(workload.api_client())
+    writes = EchoFirst(kube)
     recorded = Recorded()
     informers: dict[Kind, Informer] = {
         kind: Informer(
@@ -160,13 +171,13 @@ def test_the_writers_echoes_are_not_reported(kit: Kit, workload: Cluster) -> Non
         ).start()
         for kind in MANAGED_KINDS
     }
-    kube.informers = {kind.kind: informer for kind, informer in informers.items()}
+    writes.informers = {kind.kind: informer for kind, informer in informers.items()}
     try:
         for informer in informers.values():
             assert informer.synced.wait(30), f"{informer.name} did not list"
         listed = list(recorded.events)
         writer = Writer(
-            kube, {kind: InformerGroup({kit.namespace: i}) for kind, i in informers.items()}
+            writes, {kind: InformerGroup({kit.namespace: i}) for kind, i in informers.items()}
         )
         owner = builders.Owner(kit.namespace, "db", created["metadata"]["uid"])
         desired = builders.build(
@@ -176,7 +187,7 @@ def test_the_writers_echoes_are_not_reported(kit: Kit, workload: Cluster) -> Non
             addresses=["203.0.113.20"],
         )
 
-        outcome = writer.apply(owner=owner, desired=desired)
+        outcome = asyncio.run(_apply(writer, owner=owner, desired=desired))
 
         assert ("EndpointSlice", "patch") in outcome.writes, outcome
         foreign = kube.patch(

@@ -12,6 +12,7 @@ only writer is the one under test.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -20,8 +21,16 @@ from harness.cluster import Cluster
 from kit import Kit
 from shared_services import builders, views
 from shared_services.informer import Informer, InformerGroup
-from shared_services.kube import Kube
-from shared_services.writer import ENDPOINT_SLICE, ENDPOINTS, MANAGED_KINDS, SERVICE, Kind, Writer
+from shared_services.kube import AsyncKube, Kube
+from shared_services.writer import (
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    MANAGED_KINDS,
+    SERVICE,
+    Kind,
+    Outcome,
+    Writer,
+)
 
 PORTS = [{"port": 80}]
 
@@ -67,7 +76,16 @@ def _stale_writer(kube: Kube, namespace: str) -> Writer:
     for informer in informers.values():
         informer.stop()
         informer.join()
-    return Writer(kube, {kind: InformerGroup({namespace: i}) for kind, i in informers.items()})
+    groups = {kind: InformerGroup({namespace: i}) for kind, i in informers.items()}
+    return Writer(AsyncKube(kube), groups)
+
+
+async def _apply(writer: Writer, **options: Any) -> Outcome:
+    """One apply of the writer, its connections closed after it."""
+    try:
+        return await writer.apply(**options)
+    finally:
+        await writer.kube.close()
 
 
 @pytest.mark.parametrize(
@@ -103,7 +121,7 @@ def test_a_replaced_object_is_not_taken_over(
             ports=[builders.ResolvedPort(name=None, port=80, target_port=80, protocol="TCP")],
             addresses=["203.0.113.20"],
         )
-        outcome = writer.apply(owner=owner, desired=desired)
+        outcome = asyncio.run(_apply(writer, owner=owner, desired=desired))
 
         for kind in replaced:
             now = kube.get(kind.path(kit.namespace, names[kind]))

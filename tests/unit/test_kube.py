@@ -15,24 +15,34 @@ Pinned:
   nothing on its own, where the fence would not be asked again;
 - a write is refused before it is sent when no time is left, and otherwise may take no
   longer than the time that is left.
+
+Each holds for both ways a request goes: through the kubernetes client's pool from a thread,
+and through aiohttp from the event loop (:class:`AsyncKube`, the operator's writes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
+from harness.pki import write_pki
 from shared_services import kube as kube_module
+from shared_services.api import JSON
 from shared_services.kube import (
+    AsyncKube,
     Conflict,
     Fenced,
     Forbidden,
@@ -133,13 +143,32 @@ def _kube(server: Server, **kwargs: object) -> Kube:
     return Kube(k8s.ApiClient(configuration), secrets=(TOKEN,), **kwargs)  # type: ignore[arg-type]
 
 
+Send = Callable[..., JSON]
+
+
+@pytest.fixture(params=["thread", "loop"])
+def send(request: pytest.FixtureRequest) -> Send:
+    """``kube.request`` as sent from a thread, or from the loop through an AsyncKube."""
+    if request.param == "thread":
+        return lambda kube, *args, **options: kube.request(*args, **options)
+
+    async def from_loop(kube: Kube, *args: Any, **options: Any) -> JSON:
+        client = AsyncKube(kube)
+        try:
+            return await client.request(*args, **options)
+        finally:
+            await client.close()
+
+    return lambda kube, *args, **options: asyncio.run(from_loop(kube, *args, **options))
+
+
 def test_a_body_cut_off_in_the_middle_is_a_connection_error(
-    serve: Callable[..., Server],
+    serve: Callable[..., Server], send: Send
 ) -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
     server = serve(head + b'{"items": [')
     with pytest.raises(KubeError) as failed:
-        _kube(server).request("GET", "/api/v1/services")
+        send(_kube(server), "GET", "/api/v1/services")
     assert failed.value.temporary
     assert failed.value.reason == "ConnectionError"
 
@@ -156,11 +185,11 @@ def test_a_body_cut_off_in_the_middle_is_a_connection_error(
     ids=["html", "list", "string", "nested", "not-utf8"],
 )
 def test_an_answer_that_is_not_a_json_object_is_invalid(
-    serve: Callable[..., Server], body: bytes, content_type: str, said: str
+    serve: Callable[..., Server], send: Send, body: bytes, content_type: str, said: str
 ) -> None:
     server = serve(_answer("200 OK", body, content_type=content_type))
     with pytest.raises(KubeError) as failed:
-        _kube(server).request("GET", "/version")
+        send(_kube(server), "GET", "/version")
     assert failed.value.temporary
     assert failed.value.reason == "InvalidResponse"
     assert said in failed.value.message
@@ -197,12 +226,12 @@ def test_an_error_whose_details_have_another_shape(
     ],
 )
 def test_each_answer_the_code_tells_apart_has_its_class(
-    serve: Callable[..., Server], status: str, kind: type[KubeError], temporary: bool
+    serve: Callable[..., Server], send: Send, status: str, kind: type[KubeError], temporary: bool
 ) -> None:
     refusal = {"kind": "Status", "reason": status.split(" ", 1)[1], "message": "no"}
     server = serve(_answer(status, json.dumps(refusal).encode()))
     with pytest.raises(KubeError) as failed:
-        _kube(server).request("GET", "/api/v1/services")
+        send(_kube(server), "GET", "/api/v1/services")
     assert type(failed.value) is kind
     assert failed.value.status == int(status.split(maxsplit=1)[0])
     assert failed.value.temporary is temporary
@@ -210,7 +239,7 @@ def test_each_answer_the_code_tells_apart_has_its_class(
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["status", "text"])
 def test_a_long_message_is_bounded_and_no_piece_of_a_credential_survives(
-    serve: Callable[..., Server], as_json: bool
+    serve: Callable[..., Server], send: Send, as_json: bool
 ) -> None:
     # Every 75 characters a token: a bound of 500 or 1,024 characters cuts through one.
     text = "".join(f"{'x' * 40} {TOKEN} " for _ in range(60))
@@ -220,28 +249,28 @@ def test_a_long_message_is_bounded_and_no_piece_of_a_credential_survives(
     else:
         server = serve(_answer("403 Forbidden", text.encode(), content_type="text/plain"))
     with pytest.raises(KubeError) as failed:
-        _kube(server).request("GET", "/api/v1/services")
+        send(_kube(server), "GET", "/api/v1/services")
     message = str(failed.value)
     assert len(message) <= 1100
     assert not any(TOKEN[:n] in message for n in range(6, len(TOKEN) + 1))
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_a_write_is_sent_once(serve: Callable[..., Server], method: str) -> None:
+def test_a_write_is_sent_once(serve: Callable[..., Server], send: Send, method: str) -> None:
     server = serve(b"")  # hangs up without an answer
     with pytest.raises(KubeError) as failed:
-        _kube(server).request(method, "/api/v1/namespaces/web/services/db", body={})
+        send(_kube(server), method, "/api/v1/namespaces/web/services/db", body={})
     assert failed.value.temporary
     assert len(server.requests) == 1, server.requests
 
 
-def test_a_write_with_no_time_left_is_not_sent(serve: Callable[..., Server]) -> None:
+def test_a_write_with_no_time_left_is_not_sent(serve: Callable[..., Server], send: Send) -> None:
     server = serve(_answer("200 OK", b"{}"))
     kube = _kube(server, may_write=lambda: True, time_left=lambda: 0.0)
     with pytest.raises(Fenced):
-        kube.request("PATCH", "/api/v1/namespaces/web/services/db", body={})
+        send(kube, "PATCH", "/api/v1/namespaces/web/services/db", body={})
     assert server.requests == []
-    assert kube.request("GET", "/api/v1/namespaces/web/services/db") == {}
+    assert send(kube, "GET", "/api/v1/namespaces/web/services/db") == {}
 
 
 def test_a_write_may_take_only_the_time_left(serve: Callable[..., Server]) -> None:
@@ -252,6 +281,28 @@ def test_a_write_may_take_only_the_time_left(serve: Callable[..., Server]) -> No
     waited = re.search(r"read timeout=([0-9.]+)", failed.value.message)
     assert waited is not None, failed.value.message
     assert float(waited[1]) <= 0.4
+    assert len(server.requests) == 1
+
+
+def test_a_write_from_the_loop_may_take_only_the_time_left(serve: Callable[..., Server]) -> None:
+    """aiohttp does not say the timeout in its error: the write ends long before its own."""
+    server = serve(silent=True)
+    kube = _kube(server, may_write=lambda: True, time_left=lambda: 0.4)
+
+    async def write() -> float:
+        client = AsyncKube(kube)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            with pytest.raises(KubeError) as failed:
+                await client.request("PUT", "/api/v1/namespaces/web/services/db", body={})
+        finally:
+            await client.close()
+        assert failed.value.temporary
+        return loop.time() - started
+
+    # The read timeout would be 30 seconds; a bound far from 0.4 keeps a slow machine out.
+    assert asyncio.run(write()) < kube_module.REQUEST_TIMEOUT[1] / 3
     assert len(server.requests) == 1
 
 
@@ -293,3 +344,49 @@ def test_the_credentials_are_asked_for_once_a_second_and_at_once_after_a_401(
     kube.request("GET", "/version")
     assert len(refreshed) == 3, "not asked again after the server refused the token"
     assert f"Bearer {TOKEN}-3\r\n" in server.heads[-1]
+
+
+def _configuration(host: str, **settings: Any) -> k8s.Configuration:
+    configuration = k8s.Configuration(host=host)
+    for name, value in settings.items():
+        setattr(configuration, name, value)
+    return configuration
+
+
+@pytest.mark.parametrize(
+    ("settings", "direct"),
+    [
+        ({"proxy": "http://127.0.0.1:3128"}, False),
+        ({"proxy": "http://127.0.0.1:3128", "no_proxy": "127.0.0.0/8"}, True),
+        ({"assert_hostname": "api.example"}, False),
+        ({"ssl_ca_cert": None}, False),
+    ],
+    ids=["proxy", "proxy-bypassed", "pinned-host-name", "no-ca"],
+)
+def test_what_only_the_kubernetes_client_honours_stays_with_it(
+    tmp_path: Path, settings: dict[str, Any], direct: bool
+) -> None:
+    """A proxy, a host name to check or the client's own CA bundle: sent from a thread."""
+    ca = write_pki(tmp_path, cluster_name="unit").ca_cert
+    configuration = _configuration("https://127.0.0.1:6443", **{"ssl_ca_cert": str(ca), **settings})
+    tls = kube_module.direct_tls(configuration)
+    assert (tls is not None) is direct
+    if tls:
+        assert tls.verify_mode == ssl.CERT_REQUIRED
+        assert tls.check_hostname
+
+
+def test_the_loop_verifies_the_server_as_the_configuration_says(tmp_path: Path) -> None:
+    """Verified against the configured CA; not at all only where the kubeconfig said so."""
+    ca = write_pki(tmp_path, cluster_name="unit").ca_cert
+    verified = kube_module.direct_tls(_configuration("https://127.0.0.1:6443", ssl_ca_cert=str(ca)))
+    assert isinstance(verified, ssl.SSLContext)
+    assert verified.verify_mode == ssl.CERT_REQUIRED
+    assert verified.check_hostname
+    assert verified.get_ca_certs()  # the configured CA, and nothing else loaded
+    skipped = kube_module.direct_tls(
+        _configuration("https://127.0.0.1:6443", ssl_ca_cert=str(ca), verify_ssl=False)
+    )
+    assert isinstance(skipped, ssl.SSLContext)
+    assert skipped.verify_mode == ssl.CERT_NONE
+    assert kube_module.direct_tls(_configuration("http://127.0.0.1:8080")) is False
