@@ -85,7 +85,8 @@ class Manager:
         if self.controller is not None:
             return  # kopf retries a start-up that raised; what started stays started
         loop = asyncio.get_running_loop()
-        # Every worker, and every worker that serves only moves, may block in a request.
+        # Every worker, and every worker that serves only moves, may block in a request
+        # where the configuration has its writes sent from threads (see kube.AsyncKube).
         threads = 2 * self.settings.workers + _SPARE_THREADS
         loop.set_default_executor(
             concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync")
