@@ -7,10 +7,11 @@ Services, no status, no retry. The slices it owns name their remote Service in a
 so the benchmark alone decides which Services are mirrored and where.
 
 Two choices keep it a floor rather than a straw man. Bodies stay JSON, through the
-operator's own thin layer over the kubernetes client (as in scale_floor.py): the generated
-models would cost this script more per event than the operator pays. And each namespace's
-thread patches as it reads, so a burst spread over 20 namespaces has 20 patches in flight
-while the changes of one Service stay in order. The operator may have more (its 16 workers
+operator's own thin layer over the kubernetes client (as in scale_floor.py), and the patches
+go the operator's way, from an event loop through :class:`AsyncKube`: the generated models
+would cost this script more per event than the operator pays. And each namespace's thread
+patches as it reads, so a burst spread over 20 namespaces has 20 patches in flight while
+the changes of one Service stay in order. The operator may have more (its 16 workers
 and 16 that serve only moves), but neither limit binds: this script's slices follow the
 moves as fast as they are sent.
 """
@@ -18,16 +19,19 @@ moves as fast as they are sent.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from kubernetes import client, config
 
 from shared_services.api import JSON
-from shared_services.kube import Gone, Kube, collection_path
+from shared_services.kube import AsyncKube, Gone, Kube, collection_path
 
 # Which local EndpointSlices are this script's, and the remote Service each one mirrors.
 OWNED_BY = ("app.kubernetes.io/managed-by", "burst-floor")
@@ -46,6 +50,19 @@ def _client(path: str) -> Kube:
     return Kube(client.ApiClient(configuration))
 
 
+class Patches:
+    """Patches sent from an event loop of their own, each waited for by the thread sending it."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.writes = AsyncKube(kube)
+        threading.Thread(target=self.loop.run_forever, name="patches", daemon=True).start()
+
+    def patch(self, path: str, body: Mapping[str, Any]) -> None:
+        """Send one patch and wait for its answer."""
+        asyncio.run_coroutine_threadsafe(self.writes.patch(path, body), self.loop).result()
+
+
 def _ips(service: JSON) -> list[str]:
     ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return [i["ip"] for i in ingress if i.get("ip")]
@@ -54,7 +71,7 @@ def _ips(service: JSON) -> list[str]:
 def _mirror(
     *,
     remote: Kube,
-    local: Kube,
+    local: Patches,
     namespace: str,
     slices: dict[str, str],
     local_namespace: str,
@@ -108,6 +125,7 @@ def main() -> int:
     args = parser.parse_args()
     deadline = time.monotonic() + args.lifetime
     remote, local = _client(args.remote_kubeconfig), _client(args.local_kubeconfig)
+    patches = Patches(local)
     owned = local.request(
         "GET",
         collection_path(
@@ -127,7 +145,7 @@ def main() -> int:
             target=_mirror,
             kwargs={
                 "remote": remote,
-                "local": local,
+                "local": patches,
                 "namespace": namespace,
                 "slices": slices,
                 "local_namespace": args.local,
