@@ -319,13 +319,15 @@ class Kube:
     ) -> JSON:
         """Send one request; return the decoded body or raise a :class:`KubeError`."""
         response = self._send(
-            method,
-            path,
-            body=body,
-            params=params,
-            content_type=content_type,
-            accept=accept,
-            timeout=timeout,
+            self.prepare(
+                method,
+                path,
+                body=body,
+                params=params,
+                content_type=content_type,
+                accept=accept,
+                timeout=timeout,
+            )
         )
         data = self._body(response, reason="ConnectionError", what=f"{method} {path}")
         content = response.headers.get("Content-Type")
@@ -431,7 +433,9 @@ class Kube:
             "timeoutSeconds": timeout_seconds,
         }
         raw = self._send(
-            "GET", path, params=query, accept=accept, timeout=(5.0, timeout_seconds + 30.0)
+            self.prepare(
+                "GET", path, params=query, accept=accept, timeout=(5.0, timeout_seconds + 30.0)
+            )
         )
         if raw.status >= 300:
             data = self._body(raw, reason="WatchBroken", what="watch refused")
@@ -534,26 +538,9 @@ class Kube:
         said = str(error) or type(error).__name__
         return self._scrubbed(KubeError(0, "ConnectionError", f"{self.origin}: {said}"))
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str | int] | None = None,
-        content_type: str = JSON_TYPE,
-        accept: str = JSON_TYPE,
-        timeout: tuple[float, float] = REQUEST_TIMEOUT,
-    ) -> urllib3.BaseHTTPResponse:
-        prepared = self.prepare(
-            method,
-            path,
-            body=body,
-            params=params,
-            content_type=content_type,
-            accept=accept,
-            timeout=timeout,
-        )
+    def _send(self, prepared: Prepared) -> urllib3.BaseHTTPResponse:
+        """Send a prepared request through the kubernetes client's pool; its answer's head."""
+        method = prepared.method
         limit = urllib3.Timeout(connect=prepared.connect, read=prepared.read)
         if prepared.total is not None:
             limit = urllib3.Timeout(
