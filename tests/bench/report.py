@@ -233,7 +233,8 @@ def _burst_section(burst: Burst) -> list[str]:
         f"{burst.changes:,} remote VIPs moved at once, the moves sent by 16 threads; from the "
         "first move sent until the independent watcher saw every local EndpointSlice hold its "
         "new address. The burst floor (`tests/bench/burst_floor.py`) is the propagation "
-        "floor's watch-and-patch loop once per remote namespace, each patching as it reads; "
+        "floor's watch-and-patch loop once per remote namespace, each patching as it reads, "
+        "through an event loop as the operator does; "
         "it meets the same burst in the same clusters, right after the operator's, on as many "
         "remote Services of its own, with the operator stopped and the script started only "
         "for its burst, so neither works during the other's. Target: operator / floor at most "
@@ -455,8 +456,9 @@ def write_report(results: Results, out: Path) -> str:
             "were Ready; idle writes are objects and statuses written over "
             f"{results.settings.get('idle_seconds', 30):g} s after start-up settled. The "
             "scale floor (`tests/bench/scale_floor.py`) lists once and then makes the same "
-            "four writes per import (Service, EndpointSlice, Endpoints, status) from 16 "
-            "threads, with no watch, cache or retry, on fresh clusters of its own.",
+            "four writes per import (Service, EndpointSlice, Endpoints, status), 16 imports at "
+            "a time from an event loop as the operator sends its writes, with no watch, cache "
+            "or retry, on fresh clusters of its own.",
             "",
             *_scale_table(results),
             "",
