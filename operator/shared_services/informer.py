@@ -175,7 +175,7 @@ class Informer:
         """
         key = object_key(obj)
         view = self._transform(obj)
-        with self._cache_lock:  # the writer's threads put() too
+        with self._cache_lock:  # the writer put()s from the loop, the watch from its thread
             if key in self._held:
                 self._written[key] = resource_version(obj)
             if view is None:
